@@ -1,0 +1,38 @@
+# attnscope: `make run` serves the built-in model, `make test` runs the whole suite.
+# Both create .venv on first use and are quick on a second run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_PIN := torch==2.13.0
+DATA ?= ../shared/data/small_parallel_enja
+
+.PHONY: run test install install-dev train evaluate bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e . $(TORCH_PIN)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]' $(TORCH_PIN)
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+test: install-dev
+	$(PY) -m pytest -q
+
+train: install
+	$(PY) -m model.train --data $(DATA) --out model/checkpoints/en-ja.pt
+
+evaluate: install
+	$(PY) -m model.evaluate --data $(DATA) --checkpoint model/checkpoints/en-ja.pt
+
+lint: install-dev
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""attnscope's English→Japanese transformer: architecture, tokenization, decoding, training."""

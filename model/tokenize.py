@@ -1,0 +1,59 @@
+"""Turn what people type into the corpus's tokenization.
+
+The corpus (small_parallel_enja) is lowercased, Stanford-tokenized English (`don 't`, `o 'clock`,
+quotes as `''`) and KyTea-segmented Japanese. Users type `Don't go!` or `これは例です。`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Container
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "`": "'", "´": "'"})
+_ENGLISH_TOKEN = re.compile(
+    r"""
+      \.\.\.                          # ellipsis
+    | ''                              # the corpus's quote mark
+    | (?:[a-z]\.){2,}                 # u.s. p.m. o.k.
+    | (?:mr|mrs|ms|dr|st|jr)\.(?=\s|$)
+    | \d+(?:[.,]\d+)*                 # 1,000 and 3.5
+    | [^\W_]+(?:-[^\W_]+)*            # words, hyphenated words
+    | '[^\W_]+                        # clitics: 't 's 'll 'clock
+    | \S                              # any other single character
+    """,
+    re.VERBOSE,
+)
+# Characters with no meaning to the model (controls, format marks, surrogates) are dropped.
+_DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+def _clean(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(" " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in _DROPPED_CATEGORIES or ch.isspace())
+
+
+def tokenize_english(text: str) -> list[str]:
+    """`Don't go!` -> ['don', "'t", 'go', '!'];  `This is an example.` -> [..., 'example', '.']."""
+    text = _clean(text).translate(_QUOTES).lower().replace('"', " '' ")
+    return _ENGLISH_TOKEN.findall(text)
+
+
+def segment_japanese(text: str, vocabulary: Container[str], max_word_length: int = 16) -> list[str]:
+    """Split Japanese into vocabulary words.
+
+    Text that already has spaces is taken as pre-segmented words. Plain text is segmented greedily
+    by the longest vocabulary word at each position; a character no word covers becomes a token
+    of its own (and so reaches the model as <unk> if it is not in the vocabulary either).
+    """
+    text = _clean(text).strip()
+    if any(ch.isspace() for ch in text):
+        return text.split()
+    tokens, i = [], 0
+    while i < len(text):
+        for j in range(min(len(text), i + max_word_length), i, -1):
+            if text[i:j] in vocabulary or j == i + 1:
+                tokens.append(text[i:j])
+                i = j
+                break
+    return tokens

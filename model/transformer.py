@@ -1,0 +1,246 @@
+"""An encoder-decoder transformer that returns every attention map it computes.
+
+The architecture follows "Attention Is All You Need" with pre-layer normalisation (which trains
+stably at high learning rates on small data). Every attention module returns its weights next to
+its output, detached, so the maps shown by attnscope are exactly the ones the model used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class ModelConfig:
+    src_vocab_size: int
+    tgt_vocab_size: int
+    d_model: int = 256
+    n_heads: int = 4
+    n_encoder_layers: int = 3
+    n_decoder_layers: int = 3
+    d_ff: int = 1024
+    dropout: float = 0.1
+    max_positions: int = 256
+    positional_encoding: str = "sinusoidal"  # "sinusoidal" | "learned"
+    tie_target_embeddings: bool = True
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.positional_encoding not in ("sinusoidal", "learned"):
+            raise ValueError(f"unknown positional_encoding {self.positional_encoding!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Scaled dot-product attention, softmax(QKᵀ/√d_k)·V.
+
+    q: (B, H, Tq, d_k), k and v: (B, H, Tk, d_k); mask broadcasts to (B, H, Tq, Tk) and is True
+    where a query may attend. Masked scores become -inf before the softmax, so their weights are
+    exactly 0. Returns (out (B, H, Tq, d_k), weights (B, H, Tq, Tk)).
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)
+    return weights @ v, weights
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        b, t, d = x.shape
+        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, d_k)
+
+    def forward(self, query: Tensor, key_value: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """query: (B, Tq, D), key_value: (B, Tk, D) -> (out (B, Tq, D), weights (B, H, Tq, Tk))."""
+        q = self._split_heads(self.q_proj(query))
+        k = self._split_heads(self.k_proj(key_value))
+        v = self._split_heads(self.v_proj(key_value))
+        out, weights = attention(q, k, v, mask)
+        b, h, t, d_k = out.shape
+        out = out.transpose(1, 2).reshape(b, t, h * d_k)  # (B, Tq, D)
+        return self.out_proj(out), weights.detach()
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn_norm = nn.LayerNorm(cfg.d_model)
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads)
+        self.ff_norm = nn.LayerNorm(cfg.d_model)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, S, D), src_mask: (B, 1, 1, S) -> (x, self-attention weights (B, H, S, S))."""
+        h = self.self_attn_norm(x)
+        attn_out, weights = self.self_attn(h, h, src_mask)
+        x = x + self.dropout(attn_out)
+        x = x + self.dropout(self.ff(self.ff_norm(x)))
+        return x, weights
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn_norm = nn.LayerNorm(cfg.d_model)
+        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads)
+        self.cross_attn_norm = nn.LayerNorm(cfg.d_model)
+        self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.n_heads)
+        self.ff_norm = nn.LayerNorm(cfg.d_model)
+        self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S)
+        -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
+        h = self.self_attn_norm(y)
+        attn_out, self_weights = self.self_attn(h, h, tgt_mask)
+        y = y + self.dropout(attn_out)
+        attn_out, cross_weights = self.cross_attn(self.cross_attn_norm(y), memory, src_mask)
+        y = y + self.dropout(attn_out)
+        y = y + self.dropout(self.ff(self.ff_norm(y)))
+        return y, self_weights, cross_weights
+
+
+def sinusoidal_table(max_positions: int, d_model: int) -> Tensor:
+    position = torch.arange(max_positions).unsqueeze(1)
+    div = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(max_positions, d_model)
+    table[:, 0::2] = torch.sin(position * div)
+    table[:, 1::2] = torch.cos(position * div)
+    return table  # (P, D)
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding scaled by √d_model plus positional encoding."""
+
+    def __init__(self, vocab_size: int, cfg: ModelConfig):
+        super().__init__()
+        self.scale = math.sqrt(cfg.d_model)
+        self.tokens = nn.Embedding(vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+        if cfg.positional_encoding == "learned":
+            self.positions = nn.Embedding(cfg.max_positions, cfg.d_model)
+        else:
+            self.register_buffer("table", sinusoidal_table(cfg.max_positions, cfg.d_model), persistent=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        t = ids.size(1)
+        if hasattr(self, "positions"):
+            pos = self.positions(torch.arange(t, device=ids.device))
+        else:
+            pos = self.table[:t]
+        return self.dropout(self.tokens(ids) * self.scale + pos)  # (B, T, D)
+
+
+class Seq2SeqTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.src_embed = TokenEmbedding(cfg.src_vocab_size, cfg)
+        self.tgt_embed = TokenEmbedding(cfg.tgt_vocab_size, cfg)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        self.encoder_norm = nn.LayerNorm(cfg.d_model)
+        self.decoder_norm = nn.LayerNorm(cfg.d_model)
+        self.generator = nn.Linear(cfg.d_model, cfg.tgt_vocab_size, bias=False)
+        self.apply(self._init_weights)
+        if cfg.tie_target_embeddings:
+            self.generator.weight = self.tgt_embed.tokens.weight
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=module.embedding_dim**-0.5)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def source_mask(self, src: Tensor) -> Tensor:
+        return (src != self.cfg.pad_id)[:, None, None, :]  # (B, 1, 1, S)
+
+    def target_mask(self, tgt_in: Tensor) -> Tensor:
+        t = tgt_in.size(1)
+        causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).tril()
+        return causal[None, None] & (tgt_in != self.cfg.pad_id)[:, None, None, :]  # (B, 1, T, T)
+
+    def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """src: (B, S) ids -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
+        mask = self.source_mask(src)
+        x = self.src_embed(src)
+        weights = []
+        for layer in self.encoder_layers:
+            x, w = layer(x, mask)
+            weights.append(w)
+        return self.encoder_norm(x), weights
+
+    def decode(
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}), memory: (B, S, D), src: (B, S)
+        -> (logits (B, T, V), self weights [(B, H, T, T)], cross weights [(B, H, T, S)]).
+
+        Row t of every map belongs to the token produced at position t (y_{t+1} predicted from
+        inputs up to t); columns of self-attention are the decoder inputs, of cross-attention the
+        source tokens.
+        """
+        tgt_mask = self.target_mask(tgt_in)
+        src_mask = self.source_mask(src)
+        y = self.tgt_embed(tgt_in)
+        self_weights, cross_weights = [], []
+        for layer in self.decoder_layers:
+            y, sw, cw = layer(y, memory, tgt_mask, src_mask)
+            self_weights.append(sw)
+            cross_weights.append(cw)
+        return self.generator(self.decoder_norm(y)), self_weights, cross_weights
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        memory, _ = self.encode(src)
+        logits, _, _ = self.decode(tgt_in, memory, src)
+        return logits  # (B, T, V)
+
+
+def label_smoothed_loss(logits: Tensor, targets: Tensor, smoothing: float, pad_id: int) -> Tensor:
+    """Mean cross-entropy over non-pad target tokens."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)),
+        targets.reshape(-1),
+        ignore_index=pad_id,
+        label_smoothing=smoothing,
+    )
