@@ -1,0 +1,72 @@
+import torch
+
+from model.decoding import beam_search, forced_attention, greedy_decode, next_token_logprobs
+from model.vocab import Vocab
+
+
+def collect_maps_step_by_step(model, src, max_steps=12):
+    """Greedy decoding that records, at every step, the attention rows of the new position."""
+    memory, enc = model.encode(src)
+    ys = torch.tensor([[Vocab.bos_id]])
+    produced, dec_rows, cross_rows = [], [], []
+    for _ in range(max_steps):
+        logits, dec, cross = model.decode(ys, memory, src)
+        token = int(next_token_logprobs(logits[0, -1]).argmax())
+        produced.append(token)
+        dec_rows.append(torch.stack(dec)[:, 0, :, -1])  # (L, H, t)
+        cross_rows.append(torch.stack(cross)[:, 0, :, -1])  # (L, H, S)
+        if token == Vocab.eos_id:
+            break
+        ys = torch.cat([ys, torch.tensor([[token]])], dim=1)
+    return produced, torch.stack(enc)[:, 0], dec_rows, cross_rows
+
+
+def test_single_forced_pass_equals_maps_collected_during_greedy_decoding(tiny_model):
+    model = tiny_model.model
+    src = torch.tensor([[4, 9, 12, 7, Vocab.eos_id]])
+    produced, enc, dec_rows, cross_rows = collect_maps_step_by_step(model, src)
+    assert produced == greedy_decode(model, src, max_length=12)[0].ids
+    maps, _ = forced_attention(model, src, produced)
+    torch.testing.assert_close(maps.encoder, enc, atol=1e-5, rtol=0)
+    for t, (dec_row, cross_row) in enumerate(zip(dec_rows, cross_rows)):
+        torch.testing.assert_close(maps.decoder[:, :, t, : t + 1], dec_row, atol=1e-5, rtol=0)
+        torch.testing.assert_close(maps.cross[:, :, t], cross_row, atol=1e-5, rtol=0)
+
+
+def test_beam_of_one_equals_greedy(tiny_model):
+    model = tiny_model.model
+    for seed in range(5):
+        torch.manual_seed(seed)
+        src = torch.cat([torch.randint(4, model.cfg.src_vocab_size, (1, 6)), torch.tensor([[Vocab.eos_id]])], 1)
+        assert beam_search(model, src, beam_size=1, max_length=15)[0].ids == greedy_decode(model, src, max_length=15)[0].ids
+
+
+def test_beam_search_returns_sorted_n_best(tiny_model):
+    src = torch.tensor([[4, 5, 6, Vocab.eos_id]])
+    hyps = beam_search(tiny_model.model, src, beam_size=4, max_length=10, n_best=3)
+    assert 1 <= len(hyps) <= 3
+    scores = [h.score for h in hyps]
+    assert scores == sorted(scores, reverse=True)
+    assert all(len(h.ids) <= 10 for h in hyps)
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_model):
+    model = tiny_model.model
+    a = [4, 5, 6, 7, Vocab.eos_id]
+    b = [8, 9, Vocab.eos_id]
+    batch = torch.tensor([a, b + [Vocab.pad_id] * 2])
+    together = greedy_decode(model, batch, max_length=10)
+    assert together[0].ids == greedy_decode(model, torch.tensor([a]), max_length=10)[0].ids
+    assert together[1].ids == greedy_decode(model, torch.tensor([b]), max_length=10)[0].ids
+
+
+def test_max_length_guard_cuts_decoding(tiny_model):
+    hyp = greedy_decode(tiny_model.model, torch.tensor([[4, 5, Vocab.eos_id]]), max_length=2)[0]
+    assert len(hyp.ids) <= 2
+
+
+def test_padding_and_bos_are_never_produced():
+    logits = torch.zeros(2, 6)
+    logits[:, Vocab.pad_id] = 100
+    logits[:, Vocab.bos_id] = 100
+    assert set(next_token_logprobs(logits).argmax(-1).tolist()) <= {1, 3, 4, 5}

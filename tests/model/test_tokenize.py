@@ -1,0 +1,48 @@
+import pytest
+
+from model.tokenize import segment_japanese, tokenize_english
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("This is an example.", "this is an example ."),
+        ("this is an example .", "this is an example ."),
+        ("Don't go!", "don 't go !"),
+        ("I CAN'T tell who'll arrive first?", "i can 't tell who 'll arrive first ?"),
+        ("It's nine o'clock.", "it 's nine o 'clock ."),
+        ("He said, \"Stop.\"", "he said , '' stop . ''"),
+        ("He said, “Stop.” ", "he said , '' stop . ''"),
+        ("I’m here…", "i 'm here ..."),
+        ("Wait... what?", "wait ... what ?"),
+        ("Mr. Smith paid 1,000 dollars in the U.S.", "mr. smith paid 1,000 dollars in the u.s."),
+        ("a part-time job", "a part-time job"),
+        ("  tabs\tand\nnewlines  ", "tabs and newlines"),
+        ("ＦＵＬＬＷＩＤＴＨ text", "fullwidth text"),
+        ("nul\x00 and bell\x07 go", "nul and bell go"),
+        ("", ""),
+        ("   ", ""),
+    ],
+)
+def test_english_is_normalised_into_the_corpus_tokenization(text, tokens):
+    assert tokenize_english(text) == tokens.split()
+
+
+def test_unknown_scripts_and_emoji_survive_as_tokens():
+    assert tokenize_english("I love 🍣 and שלום") == ["i", "love", "🍣", "and", "שלום"]
+
+
+VOCAB = {"これ", "は", "例", "で", "す", "。", "例え", "私"}
+
+
+def test_plain_japanese_is_segmented_by_longest_match():
+    assert segment_japanese("これは例です。", VOCAB) == ["これ", "は", "例", "で", "す", "。"]
+    assert segment_japanese("例えば", VOCAB) == ["例え", "ば"]
+
+
+def test_characters_no_word_covers_fall_back_to_single_characters():
+    assert segment_japanese("私猫", VOCAB) == ["私", "猫"]
+
+
+def test_spaced_japanese_is_taken_as_words():
+    assert segment_japanese(" これ は  例 です ", VOCAB) == ["これ", "は", "例", "です"]

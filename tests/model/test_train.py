@@ -1,0 +1,47 @@
+import json
+
+import torch
+
+from model import train
+from model.checkpoint import load_checkpoint
+
+PAIRS = [
+    ("the cat .", "猫 。"), ("the dog .", "犬 。"), ("a cat runs .", "猫 が 走 る 。"), ("a dog runs .", "犬 が 走 る 。"),
+    ("i like the cat .", "私 は 猫 が 好き 。"), ("i like the dog .", "私 は 犬 が 好き 。"),
+] * 8
+
+
+def write_corpus(folder):
+    for split, pairs in (("train", PAIRS), ("dev", PAIRS[:6]), ("test", PAIRS[:6])):
+        (folder / f"{split}.en").write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
+        (folder / f"{split}.ja").write_text("".join(t + "\n" for _, t in pairs), encoding="utf-8")
+
+
+def test_a_few_training_steps_lower_the_loss_and_write_checkpoint_and_card(tmp_path, capsys):
+    write_corpus(tmp_path)
+    out = tmp_path / "out" / "m.pt"
+    card = train.main([
+        "--data", str(tmp_path), "--out", str(out), "--epochs", "6", "--batch-tokens", "64", "--warmup", "5",
+        "--lr", "3e-3", "--d-model", "32", "--heads", "2", "--encoder-layers", "1", "--decoder-layers", "1", "--ffn", "64",
+        "--min-freq", "1", "--average-last", "2", "--beam", "2", "--threads", "1",
+    ])
+    history = card["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.5
+    assert json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["test_bleu"] == card["test_bleu"]
+    loaded = load_checkpoint(out)
+    assert loaded.metadata["corpus"].startswith("small_parallel_enja")
+    assert loaded.model.cfg.d_model == 32
+    assert "dev BLEU" in capsys.readouterr().out
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    lrs = [train.lr_at(s, 1.0, 10, 100) for s in range(101)]
+    assert lrs[9] == 1.0 and lrs[0] < lrs[5] < lrs[9]
+    assert lrs[50] > lrs[90] > lrs[100] == 0.0
+
+
+def test_averaging_state_dicts():
+    a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(2)}
+    b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(2)}
+    avg = train.average_state_dicts([a, b])
+    assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and avg["n"] == 2

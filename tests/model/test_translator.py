@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from model.translator import InputError
+
+
+def test_unknown_words_keep_their_surface_form(tiny_translator):
+    tokens = tiny_translator.source_tokens("This is a Zebra.")
+    assert [t.text for t in tokens] == ["this", "is", "a", "zebra", ".", "</s>"]
+    assert [t.unknown for t in tokens] == [False, False, True, True, False, False]
+    assert tokens[3].id == tiny_translator.src_vocab.unk_id
+    assert tokens[-1].special and not tokens[0].special
+
+
+def test_attention_labels_rows_by_produced_tokens(tiny_translator):
+    result = tiny_translator.attention("this is an example .", max_length=8)
+    n_src, n_tgt = len(result.source_tokens), len(result.target_tokens)
+    assert result.maps.encoder.shape[-2:] == (n_src, n_src)
+    assert result.maps.cross.shape[-2:] == (n_tgt, n_src)
+    assert result.maps.decoder.shape[-2:] == (n_tgt, n_tgt)
+    assert result.decoder_input_tokens[0].text == "<s>"
+    assert [t.text for t in result.decoder_input_tokens[1:]] == [t.text for t in result.target_tokens[:-1]]
+    assert not result.forced
+
+
+def test_forced_target_is_segmented_and_scored(tiny_translator):
+    result = tiny_translator.attention("this is an example .", target="これは例です。")
+    assert [t.text for t in result.target_tokens] == ["これ", "は", "例", "で", "す", "。", "</s>"]
+    assert result.translation == "これは例です。"
+    assert result.forced
+    assert result.score < 0
+
+
+def test_forced_target_with_unknown_characters_is_flagged(tiny_translator):
+    result = tiny_translator.attention("the cat .", target="猫 魚")
+    assert [(t.text, t.unknown) for t in result.target_tokens] == [("猫", False), ("魚", True), ("</s>", False)]
+
+
+@pytest.mark.parametrize("source", ["", "   ", "\x00\x07"])
+def test_empty_source_is_refused(tiny_translator, source):
+    with pytest.raises(InputError, match="empty"):
+        tiny_translator.attention(source)
+
+
+def test_over_long_source_is_refused_with_the_limit(tiny_translator):
+    limit = tiny_translator.config.max_positions
+    with pytest.raises(InputError, match=f"at most {limit - 1}"):
+        tiny_translator.source_tokens("word " * limit)
+
+
+def test_batch_translation_keeps_input_order(tiny_translator):
+    texts = ["this is an example .", "i like tea !", "the cat", "do n't go ?"]
+    batch = tiny_translator.translate(texts, max_length=6)
+    one_by_one = [tiny_translator.translate([t], max_length=6)[0] for t in texts]
+    assert [r.translation for r in batch] == [r.translation for r in one_by_one]
+
+
+def test_beam_translation_returns_n_best(tiny_translator):
+    result = tiny_translator.translate(["i like tea !"], beam_size=3, n_best=3, max_length=6)[0]
+    assert 1 <= len(result.n_best) <= 3
+    assert result.n_best[0][0] == result.translation
+
+
+def test_results_are_deterministic(tiny_translator):
+    a = tiny_translator.attention("the dog", max_length=5)
+    b = tiny_translator.attention("the dog", max_length=5)
+    assert torch.equal(a.maps.cross, b.maps.cross)
