@@ -1,0 +1,51 @@
+"""The FastAPI application: `create_app()` wires settings, models, middleware and routers together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from app.errors import install_error_handlers
+from app.middleware import BodySizeLimit
+from app.routes import attention, health, models, pages, translate
+from app.service import InferenceRunner, ModelRegistry, configure_torch
+from app.settings import REPO_ROOT, Settings, get_settings
+
+DESCRIPTION = """
+See what a transformer translation model attends to. `POST /api/v1/attention` returns every
+attention map (encoder self-attention, decoder masked self-attention, encoder-decoder cross-attention)
+for each layer and head; `POST /api/v1/translate` translates. Errors are JSON `{"detail": "..."}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_torch(settings)
+    app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model)
+    app.state.runner = InferenceRunner(settings.concurrency, settings.cache_size)
+    yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="attnscope", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.registry = None  # set by the lifespan; /readyz says 503 until then
+
+    install_error_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type"])
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    for module in (models, translate, attention, health, pages):
+        app.include_router(module.router)
+    # check_dir=False: the app (and its API) still starts from a checkout without the front end.
+    app.mount("/static", StaticFiles(directory=REPO_ROOT / "static", check_dir=False), name="static")
+    return app

@@ -1,0 +1,20 @@
+"""One router per noun; the documented error responses they share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.schemas import ErrorResponse
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        404: "Unknown model; the message lists the available ones",
+        413: "Request body over the size limit (64 KiB by default)",
+        422: "Bad input: empty or over-long text, an index out of range, a limit exceeded, wrong types or malformed JSON",
+        503: "Not ready: the models are not loaded",
+    }
+    return {status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses}
+
+
+POST_ERRORS = error_responses(404, 413, 422)

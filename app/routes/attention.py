@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app import service
+from app.dependencies import RegistryDep, RunnerDep, SettingsDep
+from app.routes import POST_ERRORS
+from app.schemas import AttentionRequest, AttentionResponse
+
+router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
+
+
+@router.post("", response_model=AttentionResponse, responses=POST_ERRORS, summary="Every attention map of a translation")
+async def attention(body: AttentionRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep) -> Response:
+    """Translate `source` (or force `target`) and return the requested attention maps.
+
+    Each map's `weights` are indexed `[layer][head][query][key]`:
+
+    - **encoder** self-attention: rows and columns are `source_tokens`;
+    - **decoder** masked self-attention (`causal: true`): rows are the produced `target_tokens`,
+      columns the `decoder_input_tokens` (`<s>` then the target shifted right); cells above the
+      diagonal are masked and exactly 0;
+    - **cross** (encoder-decoder) attention: rows are `target_tokens`, columns `source_tokens`.
+    """
+    served = registry.get(body.model)
+    key = ("attention", served.name, repr(body.model_dump(exclude={"model"})))
+    content = await runner.json(key, lambda: service.attention(served, body, settings))
+    return Response(content, media_type="application/json")

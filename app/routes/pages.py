@@ -1,0 +1,33 @@
+"""The browser page. Its scripts and styles come from /static; Plotly from the installed package at /vendor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app import service
+from app.dependencies import RegistryDep, SettingsDep
+from app.settings import REPO_ROOT
+
+templates = Jinja2Templates(directory=REPO_ROOT / "templates")
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTMLResponse:
+    models = [service.model_info(served, registry, settings).model_dump() for served in registry.models.values()]
+    return templates.TemplateResponse(request, "index.html", {"models": models, "default_model": registry.default})
+
+
+# Plotly ships its browser bundle in the Python package, so the page needs no CDN.
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@router.get("/vendor/plotly.min.js")
+def plotly_js() -> FileResponse:
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app import service
+from app.dependencies import RegistryDep, RunnerDep, SettingsDep
+from app.routes import POST_ERRORS
+from app.schemas import TranslateRequest, TranslateResponse
+
+router = APIRouter(prefix="/api/v1/translate", tags=["translate"])
+
+
+@router.post("", response_model=TranslateResponse, responses=POST_ERRORS, summary="Translate English to the target language")
+async def translate(body: TranslateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep) -> Response:
+    """Greedy decoding by default; with `beam_size` > 1, `n_best` holds every finished hypothesis, best first."""
+    served = registry.get(body.model)
+    key = ("translate", served.name, repr(body.model_dump(exclude={"model"})))
+    content = await runner.json(key, lambda: service.translate(served, body, settings))
+    return Response(content, media_type="application/json")

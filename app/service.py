@@ -1,0 +1,264 @@
+"""The bridge between HTTP handlers and model/: a registry of loaded models, request limits,
+the shaping of attention maps into the response schema, and an LRU-cached, bounded runner.
+
+Nothing here knows about FastAPI; handlers call in, and errors come out as the exceptions below.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import torch
+from pydantic import BaseModel
+
+from app.schemas import (
+    AttentionMap,
+    AttentionRequest,
+    AttentionResponse,
+    Hypothesis,
+    ModelInfo,
+    ModelLimits,
+    Token,
+    TranslateRequest,
+    TranslateResponse,
+    VocabSizes,
+)
+from app.settings import Settings
+from model.checkpoint import CheckpointError
+from model.tokenize import tokenize_english
+from model.translator import InputError, Translator
+from model.translator import Token as ModelToken
+
+PREFERRED_DEFAULT = "en-ja"
+
+
+class InvalidRequest(InputError):
+    """A well-formed request the model cannot answer as asked; the message says what to change."""
+
+
+class UnknownModel(LookupError):
+    def __init__(self, name: str, available: list[str]):
+        super().__init__(f"unknown model {name!r}; available models: {', '.join(available)}")
+
+
+class RegistryError(RuntimeError):
+    """The model folder cannot be served: empty, or holding a checkpoint that does not load."""
+
+
+@dataclass
+class ServedModel:
+    name: str
+    translator: Translator
+    card: dict  # the NAME.json model card next to the checkpoint ({} when there is none yet)
+
+    @property
+    def config(self):
+        return self.translator.config
+
+    def limits(self, settings: Settings) -> ModelLimits:
+        # The model cannot place more tokens than its position table holds (one is </s>).
+        positions = self.config.max_positions - 1
+        return ModelLimits(
+            max_source_tokens=min(settings.max_source_tokens, positions),
+            max_target_tokens=min(settings.max_target_tokens, positions),
+            max_beam_size=settings.max_beam_size,
+        )
+
+
+class ModelRegistry:
+    def __init__(self, models: dict[str, ServedModel], default: str):
+        self.models = models
+        self.default = default
+
+    @classmethod
+    def load(cls, model_dir: Path, device: str = "auto", default: str | None = None) -> ModelRegistry:
+        """Load every NAME.pt in `model_dir` (with its NAME.json card when present)."""
+        paths = sorted(Path(model_dir).glob("*.pt"))
+        if not paths:
+            raise RegistryError(f"no model checkpoints (*.pt) in {model_dir}: train one with `make train` or set ATTNSCOPE_MODEL_DIR")
+        models = {}
+        for path in paths:
+            try:
+                translator = Translator.from_checkpoint(path, device)
+            except CheckpointError as exc:
+                raise RegistryError(str(exc)) from None
+            card_path = path.with_suffix(".json")
+            card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+            models[path.stem] = ServedModel(path.stem, translator, card)
+        if default is None:
+            default = PREFERRED_DEFAULT if PREFERRED_DEFAULT in models else next(iter(models))
+        elif default not in models:
+            raise RegistryError(f"default model {default!r} is not in {model_dir}; found: {', '.join(models)}")
+        return cls(models, default)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    def get(self, name: str | None) -> ServedModel:
+        name = self.default if name is None else name
+        if name not in self.models:
+            raise UnknownModel(name, self.names)
+        return self.models[name]
+
+
+def model_info(served: ServedModel, registry: ModelRegistry, settings: Settings) -> ModelInfo:
+    cfg, card, translator = served.config, served.card, served.translator
+    return ModelInfo(
+        name=served.name,
+        description=card.get("description", ""),
+        source_language=card.get("source_language"),
+        target_language=card.get("target_language"),
+        encoder_layers=cfg.n_encoder_layers,
+        decoder_layers=cfg.n_decoder_layers,
+        heads=cfg.n_heads,
+        d_model=cfg.d_model,
+        parameters=card.get("parameters", translator.model.num_parameters()),
+        vocab_sizes=VocabSizes(source=len(translator.src_vocab), target=len(translator.tgt_vocab)),
+        test_bleu=card.get("test_bleu"),
+        default=served.name == registry.default,
+        limits=served.limits(settings),
+    )
+
+
+def _check_decoding_limits(request: TranslateRequest, limits: ModelLimits) -> int:
+    """Validate source length, beam size and max_length against the limits; returns the max_length to use."""
+    count = len(tokenize_english(request.source))
+    if count > limits.max_source_tokens:
+        raise InvalidRequest(f"the source has {count} tokens; the limit is {limits.max_source_tokens}: shorten it")
+    if request.beam_size > limits.max_beam_size:
+        raise InvalidRequest(f"beam_size {request.beam_size} is over the limit: use 1 to {limits.max_beam_size}")
+    if request.max_length is not None and request.max_length > limits.max_target_tokens:
+        raise InvalidRequest(f"max_length {request.max_length} is over the limit: use 1 to {limits.max_target_tokens}")
+    return request.max_length or limits.max_target_tokens
+
+
+def _tokens(tokens: list[ModelToken]) -> list[Token]:
+    return [Token(text=t.text, id=t.id, unknown=t.unknown, special=t.special) for t in tokens]
+
+
+def translate(served: ServedModel, request: TranslateRequest, settings: Settings) -> TranslateResponse:
+    max_length = _check_decoding_limits(request, served.limits(settings))
+    result = served.translator.translate([request.source], request.beam_size, max_length, n_best=request.beam_size)[0]
+    return TranslateResponse(
+        model=served.name,
+        translation=result.translation,
+        score=result.score,
+        source_tokens=_tokens(result.source_tokens),
+        target_tokens=_tokens(result.target_tokens),
+        n_best=[Hypothesis(translation=text, tokens=tokens, score=score) for text, tokens, score in result.n_best],
+    )
+
+
+def _indices(requested: list[int] | None, count: int, what: str) -> list[int]:
+    if requested is None:
+        return list(range(count))
+    wrong = sorted({i for i in requested if not 0 <= i < count})
+    if wrong:
+        raise InvalidRequest(f"{what} {', '.join(map(str, wrong))} out of range: valid {what} are 0 to {count - 1}")
+    return sorted(set(requested))
+
+
+def attention(served: ServedModel, request: AttentionRequest, settings: Settings) -> AttentionResponse:
+    limits = served.limits(settings)
+    max_length = _check_decoding_limits(request, limits)
+    cfg = served.config
+    kinds = list(dict.fromkeys(request.kinds))
+    layer_counts = {"encoder": cfg.n_encoder_layers, "decoder": cfg.n_decoder_layers, "cross": cfg.n_decoder_layers}
+    # Validate everything before the (slow) model call, so a bad index fails fast.
+    layers = {kind: _indices(request.layers, layer_counts[kind], f"{kind} layers") for kind in kinds}
+    heads = _indices(request.heads, cfg.n_heads, "heads")
+    if request.target is not None:
+        target_count = len(served.translator.target_tokens(request.target)) - 1  # without </s>
+        if target_count > limits.max_target_tokens:
+            raise InvalidRequest(f"the target has {target_count} tokens; the limit is {limits.max_target_tokens}: shorten it")
+
+    result = served.translator.attention(request.source, request.target, request.beam_size, max_length)
+    axes = {
+        "source_tokens": result.source_tokens,
+        "target_tokens": result.target_tokens,
+        "decoder_input_tokens": result.decoder_input_tokens,
+    }
+    layout = {  # kind -> (rows, columns, causal), as labelled in model.decoding.AttentionMaps
+        "encoder": ("source_tokens", "source_tokens", False),
+        "decoder": ("target_tokens", "decoder_input_tokens", True),
+        "cross": ("target_tokens", "source_tokens", False),
+    }
+    maps = {}
+    for kind in kinds:
+        query_axis, key_axis, causal = layout[kind]
+        weights = getattr(result.maps, kind)[layers[kind]][:, heads]
+        maps[kind] = AttentionMap(
+            causal=causal,
+            query_axis=query_axis,
+            key_axis=key_axis,
+            query_tokens=[t.text for t in axes[query_axis]],
+            key_tokens=[t.text for t in axes[key_axis]],
+            layers=layers[kind],
+            heads=heads,
+            # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
+            weights=weights.double().round(decimals=request.precision).tolist(),
+        )
+    return AttentionResponse(
+        model=served.name,
+        translation=result.translation,
+        forced=result.forced,
+        score=result.score,
+        source_tokens=_tokens(result.source_tokens),
+        target_tokens=_tokens(result.target_tokens),
+        decoder_input_tokens=_tokens(result.decoder_input_tokens),
+        attention=maps,
+    )
+
+
+class ResponseCache:
+    """Least-recently-used serialized responses. Used from the event loop only, so it needs no lock."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable) -> bytes | None:
+        body = self._entries.get(key)
+        if body is not None:
+            self._entries.move_to_end(key)
+        return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        if self.size == 0:
+            return
+        self._entries[key] = body
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class InferenceRunner:
+    """Runs model calls in worker threads, `concurrency` at a time, and caches their JSON bodies.
+
+    The model call and the serialization both run off the event loop: for a 128-token source the
+    JSON of every map is megabytes, and writing it would otherwise stall every other request.
+    """
+
+    def __init__(self, concurrency: int, cache_size: int):
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.cache = ResponseCache(cache_size)
+
+    async def json(self, key: Hashable, compute: Callable[[], BaseModel]) -> bytes:
+        body = self.cache.get(key)
+        if body is None:
+            body = await anyio.to_thread.run_sync(lambda: compute().model_dump_json().encode(), limiter=self.limiter)
+            self.cache.put(key, body)
+        return body
+
+
+def configure_torch(settings: Settings) -> None:
+    torch.set_num_threads(settings.torch_threads)

@@ -1,0 +1,40 @@
+"""All configuration in one place; every field can be set by an ATTNSCOPE_* environment variable."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUILT_IN_MODEL_DIR = REPO_ROOT / "model" / "checkpoints"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTNSCOPE_", env_file=None, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    model_dir: Path = BUILT_IN_MODEL_DIR
+    default_model: str | None = Field(None, description="name of the default model; None picks en-ja, else the first by name")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
+    max_source_tokens: int = Field(128, ge=1)
+    max_target_tokens: int = Field(160, ge=1)
+    max_beam_size: int = Field(8, ge=1)
+    cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://example.org"]; none by default')
+    cache_size: int = Field(256, ge=0, description="responses kept in the LRU cache; 0 disables it")
+    max_body_bytes: int = Field(64 * 1024, ge=1)
+    concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once")
+
+    @property
+    def torch_threads(self) -> int:
+        """Threads per model call, so that `concurrency` calls together use each core once."""
+        return max(1, (os.cpu_count() or 1) // self.concurrency)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
