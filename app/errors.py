@@ -62,7 +62,9 @@ async def _unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's body parsing answers 400 for bytes that are not UTF-8
-        return error_response(422, f"the body is not valid JSON: JSON must be UTF-8 encoded ({exc.__cause__.reason} at byte {exc.__cause__.start})")
+        return error_response(
+            422, f"the body is not valid JSON: JSON must be UTF-8 encoded ({exc.__cause__.reason} at byte {exc.__cause__.start})"
+        )
     return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 

@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type"])
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type"]
+        )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     for module in (models, translate, attention, health, pages):

@@ -122,7 +122,9 @@ class ValidationIssue(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    detail: str = Field(description="what went wrong and what to change", examples=["the source is empty: type an English sentence"])
+    detail: str = Field(
+        description="what went wrong and what to change", examples=["the source is empty: type an English sentence"]
+    )
     errors: list[ValidationIssue] | None = Field(None, description="for malformed requests: each offending field")
 
 

@@ -80,7 +80,9 @@ class ModelRegistry:
         """Load every NAME.pt in `model_dir` (with its NAME.json card when present)."""
         paths = sorted(Path(model_dir).glob("*.pt"))
         if not paths:
-            raise RegistryError(f"no model checkpoints (*.pt) in {model_dir}: train one with `make train` or set ATTNSCOPE_MODEL_DIR")
+            raise RegistryError(
+                f"no model checkpoints (*.pt) in {model_dir}: train one with `make train` or set ATTNSCOPE_MODEL_DIR"
+            )
         models = {}
         for path in paths:
             try:

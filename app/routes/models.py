@@ -15,6 +15,6 @@ def list_models(registry: RegistryDep, settings: SettingsDep) -> list[ModelInfo]
     return [service.model_info(served, registry, settings) for served in registry.models.values()]
 
 
-@router.get("/{name}", summary="Describe one model", responses=error_responses(404))
+@router.get("/{name}", summary="Describe one model", responses=error_responses(404, 422))
 def get_model(name: str, registry: RegistryDep, settings: SettingsDep) -> ModelInfo:
     return service.model_info(registry.get(name), registry, settings)

@@ -1,0 +1,128 @@
+"""The `attnscope` command: `serve` runs the web service; `attention` prints one sentence's maps without a server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import unicodedata
+from pathlib import Path
+
+from app.settings import Settings, get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # Worker processes build their own app from the environment, so options travel as ATTNSCOPE_* variables.
+    overrides = {"ATTNSCOPE_HOST": args.host, "ATTNSCOPE_PORT": args.port, "ATTNSCOPE_MODEL_DIR": args.model_dir}
+    if args.workers > 1 and "ATTNSCOPE_CONCURRENCY" not in os.environ:
+        overrides["ATTNSCOPE_CONCURRENCY"] = max(1, (os.cpu_count() or 1) // args.workers)
+    os.environ.update({key: str(value) for key, value in overrides.items() if value is not None})
+    get_settings.cache_clear()
+    settings = get_settings()
+    if not any(Path(settings.model_dir).glob("*.pt")):
+        print(
+            f"attnscope: no model checkpoints (*.pt) in {settings.model_dir}: run `make train` or pass --model-dir",
+            file=sys.stderr,
+        )
+        return 2
+    uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, workers=args.workers)
+    return 0
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-align in a terminal, where CJK characters take two columns."""
+    columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return text + " " * max(0, width - columns)
+
+
+def _summary(response) -> str:
+    lines = [
+        f"model:       {response.model}",
+        f"source:      {' '.join(t.text for t in response.source_tokens)}",
+        f"target:      {' '.join(t.text for t in response.target_tokens)}{'  (forced)' if response.forced else ''}",
+        f"translation: {response.translation}",
+        f"log-prob:    {response.score:.3f}",
+    ]
+    unknown = [t.text for t in response.source_tokens if t.unknown]
+    if unknown:
+        lines.append(f"unknown:     {' '.join(unknown)}")
+    for kind, m in response.attention.items():
+        shape = f"{len(m.layers)} layers × {len(m.heads)} heads × {len(m.query_tokens)} × {len(m.key_tokens)}"
+        lines.append(f"{kind + ':':<12} {shape}{'  (causal)' if m.causal else ''}")
+    cross = response.attention.get("cross")
+    if cross is not None:
+        # The last layer's head average is what most readers take as the alignment.
+        last = cross.weights[-1]
+        lines.append(f"alignment (cross attention, layer {cross.layers[-1]}, mean of heads):")
+        for q, query in enumerate(cross.query_tokens):
+            row = [sum(head[q][k] for head in last) / len(last) for k in range(len(cross.key_tokens))]
+            best = max(range(len(row)), key=row.__getitem__)
+            lines.append(f"  {_pad(query, 8)} → {_pad(cross.key_tokens[best], 12)} {row[best]:.2f}")
+    return "\n".join(lines)
+
+
+def _attention(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from app import service
+    from app.schemas import AttentionRequest
+    from model.translator import InputError
+
+    settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
+    service.configure_torch(settings.model_copy(update={"concurrency": 1}))
+    try:
+        registry = service.ModelRegistry.load(settings.model_dir, settings.device, settings.default_model)
+        request = AttentionRequest(
+            model=args.model,
+            source=args.text,
+            target=args.target,
+            beam_size=args.beam,
+            kinds=args.kinds,
+            layers=args.layers,
+            heads=args.heads,
+        )
+        response = service.attention(registry.get(request.model), request, settings)
+    except (service.RegistryError, service.UnknownModel, InputError) as exc:
+        print(f"attnscope: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"attnscope: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
+        return 2
+    print(response.model_dump_json(indent=2) if args.json else _summary(response))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="attnscope", description="See what a transformer translation model attends to.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the web service (page at /, API at /api/v1, docs at /docs)")
+    serve.add_argument("--host", help="default 127.0.0.1 (ATTNSCOPE_HOST)")
+    serve.add_argument("--port", type=int, help="default 8000 (ATTNSCOPE_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes, each with its own copy of the models")
+    serve.add_argument("--model-dir", help="folder of NAME.pt checkpoints (ATTNSCOPE_MODEL_DIR; default the built-in model)")
+    serve.set_defaults(run=_serve)
+
+    attention = commands.add_parser("attention", help="translate TEXT and print its attention maps, without a server")
+    attention.add_argument("text", help='English text, e.g. "This is an example."')
+    attention.add_argument("--target", help="Japanese translation to force instead of decoding")
+    attention.add_argument("--model", help="model name (default: the default model)")
+    attention.add_argument("--model-dir", help="folder of NAME.pt checkpoints (default the built-in model)")
+    attention.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy")
+    attention.add_argument("--kinds", nargs="+", default=["encoder", "decoder", "cross"], choices=["encoder", "decoder", "cross"])
+    attention.add_argument("--layers", nargs="+", type=int, help="layer indices (default all)")
+    attention.add_argument("--heads", nargs="+", type=int, help="head indices (default all)")
+    attention.add_argument("--json", action="store_true", help="print the full JSON, as POST /api/v1/attention returns it")
+    attention.set_defaults(run=_attention)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.run(args))
+
+
+if __name__ == "__main__":
+    main()

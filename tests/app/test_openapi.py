@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+ENDPOINTS = {
+    ("/api/v1/models", "get"),
+    ("/api/v1/models/{name}", "get"),
+    ("/api/v1/translate", "post"),
+    ("/api/v1/attention", "post"),
+    ("/healthz", "get"),
+    ("/readyz", "get"),
+}
+
+
+def test_the_schema_lists_every_endpoint(client):
+    schema = client.get("/openapi.json").json()
+    listed = {(path, method) for path, operations in schema["paths"].items() for method in operations}
+    assert listed == ENDPOINTS
+
+
+def test_every_error_status_is_documented_with_the_error_schema(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    expected = {
+        ("/api/v1/models/{name}", "get"): {"404", "422"},
+        ("/api/v1/translate", "post"): {"404", "413", "422"},
+        ("/api/v1/attention", "post"): {"404", "413", "422"},
+        ("/readyz", "get"): {"503"},
+    }
+    for (path, method), statuses in expected.items():
+        responses = paths[path][method]["responses"]
+        assert {s for s in responses if s >= "400"} == statuses
+        for status in statuses:
+            assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_the_attention_request_has_examples_and_the_response_its_schema(client):
+    schema = client.get("/openapi.json").json()
+    request = schema["components"]["schemas"]["AttentionRequest"]
+    assert {"source": "This is an example."} in request["examples"]
+    assert request["additionalProperties"] is False
+    ok = schema["paths"]["/api/v1/attention"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/AttentionResponse"}
+
+
+def test_interactive_docs_are_served(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert "/openapi.json" in response.text
