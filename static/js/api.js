@@ -1,0 +1,32 @@
+// Talking to /api/v1. Every failure becomes an ApiError whose message can be shown as is.
+
+export class ApiError extends Error {}
+
+export async function fetchModels() {
+  return request("/api/v1/models");
+}
+
+export async function fetchAttention({ model, source, target, beam }) {
+  const body = { source, beam_size: beam };
+  if (model) body.model = model;
+  if (target.trim()) body.target = target;
+  return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+async function request(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch {
+    throw new ApiError("The server cannot be reached. Is it still running?");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(errorMessage(response.status, body));
+  return body;
+}
+
+export function errorMessage(status, body) {
+  if (typeof body?.detail === "string" && body.detail) return body.detail;
+  if (status === 413) return "The request is too large.";
+  return `The server answered ${status} without an explanation.`;
+}

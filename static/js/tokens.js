@@ -1,0 +1,40 @@
+// Token labels. Token text is typed by users: everything that reaches Plotly's pseudo-HTML
+// (axis labels, hovers, titles) goes through escapePlotly, and the DOM only ever gets textContent.
+
+const PLOTLY_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
+
+// Plotly decodes these entities back to plain text nodes, so markup in a token shows as text.
+export function escapePlotly(text) {
+  return String(text).replace(/[&<>"]/g, (ch) => PLOTLY_ENTITIES[ch]);
+}
+
+// A token as a reader sees it, with its reading: 例 (rei).
+export function plainName(token) {
+  return token.reading ? `${token.text} (${token.reading})` : token.text;
+}
+
+// Axis tick label in Plotly pseudo-HTML. Unknown words are italic with a "?" (the legend says why);
+// readings go under the token on the x axis and beside it on the y axis.
+export function axisLabel(token, showReading, axis) {
+  let label = escapePlotly(token.text);
+  if (token.unknown) label = `<i>${label}?</i>`;
+  if (showReading && token.reading) {
+    const reading = escapePlotly(token.reading);
+    label = axis === "x" ? `${label}<br>${reading}` : `${label}  ${reading}`;
+  }
+  return label;
+}
+
+export function hoverName(token) {
+  const name = escapePlotly(plainName(token));
+  return token.unknown ? `${name} — unknown to the model` : name;
+}
+
+// Positions of the tokens a view shows: all, or all but <s> and </s>.
+export function visibleIndices(tokens, showSpecial) {
+  const keep = [];
+  tokens.forEach((token, i) => {
+    if (showSpecial || !token.special) keep.push(i);
+  });
+  return keep;
+}

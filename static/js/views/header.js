@@ -1,0 +1,35 @@
+// The result header: translation and both token lists. DOM built with textContent only.
+
+export function drawHeader(elements, response, beam) {
+  elements.translation.textContent = response.translation || "(empty translation)";
+  elements.mode.textContent = response.forced ? "forced target" : beam > 1 ? `beam search (${beam})` : "greedy decoding";
+  elements.mode.classList.toggle("forced", response.forced);
+  elements.score.textContent = `log-probability ${response.score.toFixed(2)}`;
+  elements.sourceTokens.replaceChildren(...response.source_tokens.map((token, i) => chip(token, "source_tokens", i)));
+  elements.targetTokens.replaceChildren(...response.target_tokens.map((token, i) => chip(token, "target_tokens", i)));
+  const unknown = response.source_tokens.filter((t) => t.unknown).map((t) => t.text);
+  elements.unknownNote.hidden = unknown.length === 0;
+  elements.unknownNote.textContent = unknown.length
+    ? `Unknown to the model (it reads them as <unk>): ${unknown.join(", ")}`
+    : "";
+}
+
+// A token chip; a target token carries its reading as ruby text, like 例 with "rei" above it.
+function chip(token, axis, index) {
+  const element = document.createElement("span");
+  element.className = ["token", token.special ? "special" : "", token.unknown ? "unknown" : ""].filter(Boolean).join(" ");
+  element.dataset.axis = axis;
+  element.dataset.index = String(index);
+  element.tabIndex = 0;
+  if (token.unknown) element.title = "not in the model's vocabulary: the model sees <unk>";
+  if (token.reading) {
+    const ruby = document.createElement("ruby");
+    const reading = document.createElement("rt");
+    reading.textContent = token.reading;
+    ruby.append(document.createTextNode(token.text), reading);
+    element.append(ruby);
+  } else {
+    element.textContent = token.text;
+  }
+  return element;
+}

@@ -1,0 +1,70 @@
+// View 5: per layer × head entropy and mean attention distance, as two small heatmaps.
+// A sharp head (low entropy) that looks far (high distance) stands out at a glance.
+
+import { plotlyScale } from "../colors.js";
+import { headStatistics } from "../matrices.js";
+import { displayedMap } from "../selection.js";
+import { KIND_NAMES } from "../state.js";
+import { axisTitle, FONT, PLOT_CONFIG } from "./heatmap.js";
+
+// Statistics of the matrices as shown (special tokens hidden or not, renormalised or not).
+export function statisticsOf(response, options, kind) {
+  const matrices = response.attention[kind].weights.map((heads, layer) =>
+    heads.map((_, head) => displayedMap(response, options, kind, layer, head).matrix),
+  );
+  return headStatistics(matrices, kind === "cross");
+}
+
+export function drawStatistics(element, response, options, kind, selected) {
+  const { entropy, distance } = statisticsOf(response, options, kind);
+  const layers = entropy.map((_, l) => l);
+  const heads = entropy[0].map((_, h) => h);
+  const panel = (z, axes, name, unit, colorbarX) => ({
+    type: "heatmap",
+    x: heads,
+    y: layers,
+    z,
+    xaxis: `x${axes}`,
+    yaxis: `y${axes}`,
+    colorscale: plotlyScale(options.scale),
+    text: z.map((row, l) => row.map((v, h) => `layer ${l}, head ${h}<br>${name} <b>${v.toFixed(2)}</b> ${unit}<br>click to open`)),
+    hovertemplate: "%{text}<extra></extra>",
+    colorbar: { x: colorbarX, thickness: 12, len: 0.9, outlinewidth: 0, title: { text: unit, side: "right" } },
+  });
+  const axis = (title) => ({ title: axisTitle(title), tickmode: "array", fixedrange: true, showgrid: false, zeroline: false });
+  const selection = typeof selected.head === "number" ? selectedShapes(selected) : [];
+  const layout = {
+    font: FONT,
+    title: { text: `${KIND_NAMES[kind]}: how spread out and how far each head looks`, x: 0, xanchor: "left", font: { size: 15 } },
+    height: Math.max(260, layers.length * 46 + 170),
+    margin: { t: 80, r: 30, b: 60, l: 70 },
+    xaxis: { ...axis("head"), domain: [0, 0.4], tickvals: heads },
+    yaxis: { ...axis("layer"), autorange: "reversed", tickvals: layers },
+    xaxis2: { ...axis("head"), domain: [0.56, 0.96], tickvals: heads },
+    yaxis2: { ...axis(""), autorange: "reversed", tickvals: layers, anchor: "x2" },
+    annotations: [
+      subtitle("Entropy of each query's weights (bits): low = focused", 0.2),
+      subtitle(kind === "cross" ? "Mean distance from the diagonal (tokens)" : "Mean attention distance (tokens)", 0.76),
+    ],
+    shapes: selection,
+  };
+  return Plotly.react(element, [panel(entropy, "", "entropy", "bits", 0.42), panel(distance, "2", "distance", "tokens", 0.98)], layout, PLOT_CONFIG);
+}
+
+function subtitle(text, x) {
+  return { text, x, xref: "paper", y: 1.02, yref: "paper", yanchor: "bottom", showarrow: false, font: { size: 12, color: "#52606d" } };
+}
+
+function selectedShapes({ layer, head }) {
+  const box = (axes) => ({
+    type: "rect",
+    xref: `x${axes}`,
+    yref: `y${axes}`,
+    x0: head - 0.5,
+    x1: head + 0.5,
+    y0: layer - 0.5,
+    y1: layer + 0.5,
+    line: { color: "#ff3b6b", width: 3 },
+  });
+  return [box(""), box("2")];
+}
