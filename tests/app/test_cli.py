@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+import pytest
+
+from app.cli import main
+from app.settings import Settings
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_attention_prints_a_summary(capsys, tiny_model_dir):
+    code, out, _ = run(
+        capsys, "attention", "This is an example.", "--target", "これ は 例 で す 。", "--model-dir", str(tiny_model_dir)
+    )
+    assert code == 0
+    assert "source:      this is an example . </s>" in out
+    assert "translation: これは例です。" in out
+    assert "decoder:     2 layers × 4 heads × 7 × 7  (causal)" in out
+    assert "cross:       2 layers × 4 heads × 7 × 6" in out
+    assert out.count("→") == 7  # one alignment line per produced token
+
+
+def test_attention_json_is_what_the_api_returns(capsys, client, tiny_model_dir):
+    code, out, _ = run(
+        capsys, "attention", "i like tea", "--json", "--kinds", "cross", "--heads", "1", "--model-dir", str(tiny_model_dir)
+    )
+    assert code == 0
+    api = client.post("/api/v1/attention", json={"source": "i like tea", "kinds": ["cross"], "heads": [1]}).json()
+    assert json.loads(out) == api
+
+
+def test_attention_reports_bad_input_in_one_line(capsys, tiny_model_dir):
+    code, out, err = run(capsys, "attention", "   ", "--model-dir", str(tiny_model_dir))
+    assert (code, out, err) == (2, "", "attnscope: the source is empty: type an English sentence\n")
+    code, _, err = run(capsys, "attention", "hi", "--layers", "9", "--model-dir", str(tiny_model_dir))
+    assert code == 2 and "out of range" in err
+
+
+def test_serve_refuses_a_folder_without_models(capsys, tmp_path, monkeypatch):
+    # serve passes its options on through the environment: keep them out of the other tests
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    monkeypatch.setattr("app.cli.get_settings", lru_cache(Settings))
+    code, _, err = run(capsys, "serve", "--model-dir", str(tmp_path), "--port", "0")
+    assert code == 2
+    assert err == f"attnscope: no model checkpoints (*.pt) in {tmp_path}: run `make train` or pass --model-dir\n"

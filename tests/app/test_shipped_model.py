@@ -1,0 +1,50 @@
+"""The API over the trained checkpoint that ships in model/checkpoints/."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.app.conftest import attention, make_client
+from tests.conftest import SHIPPED_CHECKPOINT
+
+pytestmark = pytest.mark.skipif(not SHIPPED_CHECKPOINT.exists(), reason=f"{SHIPPED_CHECKPOINT} is absent")
+
+
+@pytest.fixture(scope="module")
+def shipped_client():
+    with make_client(SHIPPED_CHECKPOINT.parent) as client:
+        yield client
+
+
+def test_the_classic_example_has_every_map_shaped_by_its_tokens(shipped_client):
+    body = attention(shipped_client, source="This is an example.")
+    assert body["model"] == "en-ja"
+    source, target = body["source_tokens"], body["target_tokens"]
+    assert [t["text"] for t in source] == ["this", "is", "an", "example", ".", "</s>"]
+    assert not any(t["unknown"] for t in source)
+    info = shipped_client.get("/api/v1/models/en-ja").json()
+    rows = {"encoder": len(source), "decoder": len(target), "cross": len(target)}
+    columns = {"encoder": len(source), "decoder": len(body["decoder_input_tokens"]), "cross": len(source)}
+    for kind, layers in (
+        ("encoder", info["encoder_layers"]),
+        ("decoder", info["decoder_layers"]),
+        ("cross", info["decoder_layers"]),
+    ):
+        weights = torch.tensor(body["attention"][kind]["weights"])
+        assert weights.shape == (layers, info["heads"], rows[kind], columns[kind])
+        # each of the row's weights is rounded to 4 places, so the sum may be off by half a unit per cell
+        assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=columns[kind] * 5e-5)
+    decoder = torch.tensor(body["attention"]["decoder"]["weights"])
+    assert body["attention"]["decoder"]["causal"] is True
+    assert (decoder[..., torch.ones(decoder.shape[-2:], dtype=torch.bool).triu(1)] == 0).all()
+
+
+@pytest.mark.skipif(not SHIPPED_CHECKPOINT.with_suffix(".json").exists(), reason="training has not finished (no model card yet)")
+def test_the_trained_model_translates_the_classic_example(shipped_client):
+    body = attention(shipped_client, source="This is an example.")
+    assert [t["text"] for t in body["target_tokens"]] == ["これ", "は", "例", "で", "す", "。", "</s>"]
+    assert body["translation"] == "これは例です。"
+    info = shipped_client.get("/api/v1/models/en-ja").json()
+    assert info["default"] is True
+    assert info["test_bleu"]["greedy"] > 0
