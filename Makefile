@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
 DATA ?= ../shared/data/small_parallel_enja
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test install install-dev train evaluate bench lint clean
 
@@ -22,8 +24,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+run: install
+	$(VENV)/bin/attnscope serve --host $(HOST) --port $(PORT)
+
 test: install-dev
 	$(PY) -m pytest -q
+
+bench: install-dev
+	set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
 train: install
 	$(PY) -m model.train --data $(DATA) --out model/checkpoints/en-ja.pt

@@ -1,0 +1,172 @@
+"""Latency and throughput of POST /api/v1/attention over real HTTP, against the model alone.
+
+    python bench/api_latency.py [--model-dir model/checkpoints] [--requests 48]
+
+Starts `attnscope serve` on a free port with the response cache disabled, then prints:
+- p50/p99 latency and requests/s at concurrency 1, 8 and 32, each request a distinct 10-word sentence;
+- the in-process time of the same sentences through the model alone (Translator.attention, with the
+  server's torch thread count) and the ratio HTTP p50 / in-process p50 (target <= 1.3);
+- response bytes, raw and gzip, for sources of 10, 40 and 128 tokens;
+- the error count (target 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app.settings import Settings  # noqa: E402
+from model.translator import Translator  # noqa: E402
+
+# Everyday words from the training vocabulary, so the sentences look like the corpus's.
+WORDS = (
+    "i you he she we they the a my his her this that old new good big small book house car dog cat tea water "
+    "school friend teacher mother father city train letter story is was likes reads wants sees gives makes "
+    "very quite often never always today yesterday here there with from to in on at and but"
+).split()
+CONCURRENCY = (1, 8, 32)
+
+
+def distinct_sentences(count: int, words: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    sentences: set[str] = set()
+    while len(sentences) < count:
+        sentences.add(" ".join(rng.choice(WORDS) for _ in range(words - 1)) + " .")
+    return sorted(sentences)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "ATTNSCOPE_CACHE_SIZE": "0"}
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited: {server.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("the server did not become ready in 120 s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def load(base: str, sentences: list[str], concurrency: int) -> tuple[list[float], float, int]:
+    """Send every sentence once with `concurrency` clients; returns (latencies s, wall s, errors)."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for s in sentences:
+        queue.put_nowait(s)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while not queue.empty():
+                source = queue.get_nowait()
+                start = time.perf_counter()
+                try:
+                    response = await client.post("/api/v1/attention", json={"source": source})
+                    await response.aread()
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - start)
+                errors += not ok
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - start, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
+    parser.add_argument("--model", default=None, help="checkpoint name in the folder (default: en-ja, else the first)")
+    parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
+    args = parser.parse_args()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(args.model_dir, port)
+    errors = 0
+    try:
+        info = next(m for m in httpx.get(f"{base}/api/v1/models").json() if m["name"] == args.model or (args.model is None and m["default"]))
+        print(f"model {info['name']} ({info['parameters'] / 1e6:.2f} M parameters), {os.cpu_count()} CPUs, cache disabled")
+        httpx.post(f"{base}/api/v1/attention", json={"source": "warm up ."}, timeout=120)
+
+        print("\nHTTP POST /api/v1/attention, distinct 10-word sentences")
+        print(f"{'concurrency':>11} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}")
+        http_p50 = {}
+        for level, concurrency in enumerate(CONCURRENCY):
+            sentences = distinct_sentences(args.requests, 10, seed=level)
+            latencies, wall, failed = asyncio.run(load(base, sentences, concurrency))
+            errors += failed
+            http_p50[concurrency] = percentile(latencies, 50)
+            print(
+                f"{concurrency:>11} {len(latencies):>8} {http_p50[concurrency] * 1e3:>8.1f} "
+                f"{percentile(latencies, 99) * 1e3:>8.1f} {len(latencies) / wall:>7.1f}"
+            )
+
+        # The model alone, with the thread count one server call gets, on the concurrency-1 sentences.
+        torch.set_num_threads(Settings().torch_threads)
+        checkpoint = args.model_dir / f"{info['name']}.pt"
+        translator = Translator.from_checkpoint(checkpoint, "cpu")
+        translator.attention("warm up .", max_length=info["limits"]["max_target_tokens"])
+        in_process = []
+        for source in distinct_sentences(args.requests, 10, seed=0):
+            start = time.perf_counter()
+            translator.attention(source, max_length=info["limits"]["max_target_tokens"])
+            in_process.append(time.perf_counter() - start)
+        model_p50 = percentile(in_process, 50)
+        print(f"\nin-process Translator.attention p50 {model_p50 * 1e3:.1f} ms (torch threads {torch.get_num_threads()})")
+        print(f"ratio HTTP p50 (concurrency 1) / in-process p50 = {http_p50[1] / model_p50:.2f} (target <= 1.3)")
+
+        print("\nresponse size of /api/v1/attention (all maps, 4 decimals)")
+        print(f"{'source tokens':>13} {'raw bytes':>10} {'gzip bytes':>10} {'ratio':>6}")
+        for tokens in (10, 40, 128):
+            if tokens > info["limits"]["max_source_tokens"]:
+                print(f"{tokens:>13}  over this model's limit of {info['limits']['max_source_tokens']} tokens")
+                continue
+            source = distinct_sentences(1, tokens, seed=100 + tokens)[0]
+            raw = httpx.post(f"{base}/api/v1/attention", json={"source": source}, headers={"accept-encoding": "identity"}, timeout=300)
+            zipped = httpx.post(f"{base}/api/v1/attention", json={"source": source}, headers={"accept-encoding": "gzip"}, timeout=300)
+            errors += (raw.status_code != 200) + (zipped.status_code != 200) + (zipped.headers.get("content-encoding") != "gzip")
+            wire = int(zipped.headers["content-length"])
+            print(f"{tokens:>13} {len(raw.content):>10} {wire:>10} {len(raw.content) / wire:>6.1f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"\nerrors: {errors} (target 0)")
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
