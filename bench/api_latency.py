@@ -17,7 +17,6 @@ import asyncio
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -118,7 +117,8 @@ def main() -> None:
     server = start_server(args.model_dir, port)
     errors = 0
     try:
-        info = next(m for m in httpx.get(f"{base}/api/v1/models").json() if m["name"] == args.model or (args.model is None and m["default"]))
+        models = httpx.get(f"{base}/api/v1/models").json()
+        info = next(m for m in models if m["name"] == args.model or (args.model is None and m["default"]))
         print(f"model {info['name']} ({info['parameters'] / 1e6:.2f} M parameters), {os.cpu_count()} CPUs, cache disabled")
         httpx.post(f"{base}/api/v1/attention", json={"source": "warm up ."}, timeout=120)
 
@@ -156,8 +156,9 @@ def main() -> None:
                 print(f"{tokens:>13}  over this model's limit of {info['limits']['max_source_tokens']} tokens")
                 continue
             source = distinct_sentences(1, tokens, seed=100 + tokens)[0]
-            raw = httpx.post(f"{base}/api/v1/attention", json={"source": source}, headers={"accept-encoding": "identity"}, timeout=300)
-            zipped = httpx.post(f"{base}/api/v1/attention", json={"source": source}, headers={"accept-encoding": "gzip"}, timeout=300)
+            url, body = f"{base}/api/v1/attention", {"source": source}
+            raw = httpx.post(url, json=body, headers={"accept-encoding": "identity"}, timeout=300)
+            zipped = httpx.post(url, json=body, headers={"accept-encoding": "gzip"}, timeout=300)
             errors += (raw.status_code != 200) + (zipped.status_code != 200) + (zipped.headers.get("content-encoding") != "gzip")
             wire = int(zipped.headers["content-length"])
             print(f"{tokens:>13} {len(raw.content):>10} {wire:>10} {len(raw.content) / wire:>6.1f}")
