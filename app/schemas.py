@@ -14,8 +14,8 @@ EXAMPLE_SOURCE = "This is an example."
 
 
 class RequestBody(BaseModel):
-    # A misspelt field name is a mistake the caller wants to hear about, not silently ignore.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt field name or a "4" for 4 is a mistake the caller wants to hear about, not have silently guessed.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TranslateRequest(RequestBody):
@@ -28,6 +28,7 @@ class TranslateRequest(RequestBody):
 class AttentionRequest(TranslateRequest):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"source": EXAMPLE_SOURCE},

@@ -76,6 +76,9 @@ def test_unknown_model_lists_the_available_ones(strict_client):
         ({"source": 5}, ["source", "valid string"]),
         ({"source": ["hi"]}, ["source", "valid string"]),
         ({"beam_size": "many"}, ["beam_size", "valid integer"]),
+        ({"beam_size": "4"}, ["beam_size", "valid integer"]),  # no guessing at types
+        ({"precision": False}, ["precision", "valid integer"]),
+        ({"max_length": 2.5}, ["max_length", "valid integer"]),
         ({"layers": "0"}, ["layers", "valid list"]),
         ({"colour": "red"}, ["colour", "Extra inputs are not permitted"]),
     ],
