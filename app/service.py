@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -30,6 +30,7 @@ from app.schemas import (
 )
 from app.settings import Settings
 from model.checkpoint import CheckpointError
+from model.readings import load_readings
 from model.tokenize import tokenize_english
 from model.translator import InputError, Translator
 from model.translator import Token as ModelToken
@@ -55,6 +56,7 @@ class ServedModel:
     name: str
     translator: Translator
     card: dict  # the NAME.json model card next to the checkpoint ({} when there is none yet)
+    readings: dict[str, str] = field(default_factory=dict)  # target token -> romaji, from NAME.readings.json
 
     @property
     def config(self):
@@ -91,7 +93,11 @@ class ModelRegistry:
                 raise RegistryError(str(exc)) from None
             card_path = path.with_suffix(".json")
             card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-            models[path.stem] = ServedModel(path.stem, translator, card)
+            try:
+                readings = load_readings(path)
+            except ValueError as exc:
+                raise RegistryError(f"readings table of {path.name} cannot be used: {exc}") from None
+            models[path.stem] = ServedModel(path.stem, translator, card, readings)
         if default is None:
             default = PREFERRED_DEFAULT if PREFERRED_DEFAULT in models else next(iter(models))
         elif default not in models:
@@ -140,8 +146,10 @@ def _check_decoding_limits(request: TranslateRequest, limits: ModelLimits) -> in
     return request.max_length or limits.max_target_tokens
 
 
-def _tokens(tokens: list[ModelToken]) -> list[Token]:
-    return [Token(text=t.text, id=t.id, unknown=t.unknown, special=t.special) for t in tokens]
+def _tokens(tokens: list[ModelToken], readings: dict[str, str] | None = None) -> list[Token]:
+    """`readings` is given for target-language tokens: each gets its romaji when the table has one."""
+    readings = readings or {}
+    return [Token(text=t.text, id=t.id, unknown=t.unknown, special=t.special, reading=readings.get(t.text)) for t in tokens]
 
 
 def translate(served: ServedModel, request: TranslateRequest, settings: Settings) -> TranslateResponse:
@@ -152,7 +160,7 @@ def translate(served: ServedModel, request: TranslateRequest, settings: Settings
         translation=result.translation,
         score=result.score,
         source_tokens=_tokens(result.source_tokens),
-        target_tokens=_tokens(result.target_tokens),
+        target_tokens=_tokens(result.target_tokens, served.readings),
         n_best=[Hypothesis(translation=text, tokens=tokens, score=score) for text, tokens, score in result.n_best],
     )
 
@@ -212,8 +220,8 @@ def attention(served: ServedModel, request: AttentionRequest, settings: Settings
         forced=result.forced,
         score=result.score,
         source_tokens=_tokens(result.source_tokens),
-        target_tokens=_tokens(result.target_tokens),
-        decoder_input_tokens=_tokens(result.decoder_input_tokens),
+        target_tokens=_tokens(result.target_tokens, served.readings),
+        decoder_input_tokens=_tokens(result.decoder_input_tokens, served.readings),
         attention=maps,
     )
 
