@@ -52,7 +52,8 @@ class Token(BaseModel):
     unknown: bool = Field(description="not in the model's vocabulary: the model saw <unk>")
     special: bool = Field(description="<s>, </s> and the like")
     reading: str | None = Field(
-        None, description="Latin-letter reading of a target token (例 -> rei), from the model's readings table; null when it has none"
+        None,
+        description="Latin-letter reading of a target token (例 -> rei), from the model's readings table; null when it has none",
     )
 
 

@@ -16,9 +16,11 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,21 +114,46 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
     args = parser.parse_args()
 
+    checkpoint = next(
+        (p for p in sorted(args.model_dir.glob("*.pt")) if p.stem == (args.model or "en-ja")),
+        next(args.model_dir.glob("*.pt"), None),
+    )
+    if checkpoint is None:
+        sys.exit(f"no checkpoint in {args.model_dir}")
+    # Server and in-process timing must load the same weights, even if training rewrites the file meanwhile.
+    served_dir = Path(tempfile.mkdtemp(prefix="attnscope-bench-"))
+    for sibling in checkpoint.parent.glob(f"{checkpoint.stem}.*"):
+        shutil.copy(sibling, served_dir)
+
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(args.model_dir, port)
+    server = start_server(served_dir, port)
     errors = 0
     try:
-        models = httpx.get(f"{base}/api/v1/models").json()
-        info = next(m for m in models if m["name"] == args.model or (args.model is None and m["default"]))
-        print(f"model {info['name']} ({info['parameters'] / 1e6:.2f} M parameters), {os.cpu_count()} CPUs, cache disabled")
+        info = httpx.get(f"{base}/api/v1/models/{checkpoint.stem}").json()
+        limits = info["limits"]
+        print(
+            f"model {info['name']} ({info['parameters'] / 1e6:.2f} M parameters), {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} before the run, cache disabled"
+        )
         httpx.post(f"{base}/api/v1/attention", json={"source": "warm up ."}, timeout=120)
+
+        # The model alone, with the thread count one server call gets, while the server is idle.
+        torch.set_num_threads(Settings().torch_threads)
+        translator = Translator.from_checkpoint(served_dir / checkpoint.name, "cpu")
+        translator.attention("warm up .", max_length=limits["max_target_tokens"])
+        in_process = []
+        for source in distinct_sentences(args.requests, 10, seed=0):
+            start = time.perf_counter()
+            translator.attention(source, max_length=limits["max_target_tokens"])
+            in_process.append(time.perf_counter() - start)
+        model_p50 = percentile(in_process, 50)
 
         print("\nHTTP POST /api/v1/attention, distinct 10-word sentences")
         print(f"{'concurrency':>11} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}")
         http_p50 = {}
         for level, concurrency in enumerate(CONCURRENCY):
-            sentences = distinct_sentences(args.requests, 10, seed=level)
+            sentences = distinct_sentences(args.requests, 10, seed=level)  # level 0 = the in-process sentences
             latencies, wall, failed = asyncio.run(load(base, sentences, concurrency))
             errors += failed
             http_p50[concurrency] = percentile(latencies, 50)
@@ -135,25 +162,15 @@ def main() -> None:
                 f"{percentile(latencies, 99) * 1e3:>8.1f} {len(latencies) / wall:>7.1f}"
             )
 
-        # The model alone, with the thread count one server call gets, on the concurrency-1 sentences.
-        torch.set_num_threads(Settings().torch_threads)
-        checkpoint = args.model_dir / f"{info['name']}.pt"
-        translator = Translator.from_checkpoint(checkpoint, "cpu")
-        translator.attention("warm up .", max_length=info["limits"]["max_target_tokens"])
-        in_process = []
-        for source in distinct_sentences(args.requests, 10, seed=0):
-            start = time.perf_counter()
-            translator.attention(source, max_length=info["limits"]["max_target_tokens"])
-            in_process.append(time.perf_counter() - start)
-        model_p50 = percentile(in_process, 50)
-        print(f"\nin-process Translator.attention p50 {model_p50 * 1e3:.1f} ms (torch threads {torch.get_num_threads()})")
+        threads = torch.get_num_threads()
+        print(f"\nin-process Translator.attention p50 {model_p50 * 1e3:.1f} ms (torch threads {threads}), same sentences")
         print(f"ratio HTTP p50 (concurrency 1) / in-process p50 = {http_p50[1] / model_p50:.2f} (target <= 1.3)")
 
         print("\nresponse size of /api/v1/attention (all maps, 4 decimals)")
         print(f"{'source tokens':>13} {'raw bytes':>10} {'gzip bytes':>10} {'ratio':>6}")
         for tokens in (10, 40, 128):
-            if tokens > info["limits"]["max_source_tokens"]:
-                print(f"{tokens:>13}  over this model's limit of {info['limits']['max_source_tokens']} tokens")
+            if tokens > limits["max_source_tokens"]:
+                print(f"{tokens:>13}  over this model's limit of {limits['max_source_tokens']} tokens")
                 continue
             source = distinct_sentences(1, tokens, seed=100 + tokens)[0]
             url, body = f"{base}/api/v1/attention", {"source": source}
@@ -165,6 +182,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(served_dir)
     print(f"\nerrors: {errors} (target 0)")
     sys.exit(1 if errors else 0)
 
