@@ -13,11 +13,11 @@ export function plainName(token) {
   return token.reading ? `${token.text} (${token.reading})` : token.text;
 }
 
-// Axis tick label in Plotly pseudo-HTML. Unknown words are italic with a "?" (the legend says why);
+// Axis tick label in Plotly pseudo-HTML. Unknown words carry a "?" (the legend says why);
 // readings go under the token on the x axis and beside it on the y axis.
 export function axisLabel(token, showReading, axis) {
   let label = escapePlotly(token.text);
-  if (token.unknown) label = `<i>${label}?</i>`;
+  if (token.unknown) label = `${label}?`;
   if (showReading && token.reading) {
     const reading = escapePlotly(token.reading);
     label = axis === "x" ? `${label}<br>${reading}` : `${label}  ${reading}`;

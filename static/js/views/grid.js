@@ -8,6 +8,8 @@ import { displayedMap, headName } from "../selection.js";
 import { headCount, layerCount } from "../state.js";
 import { maskColour } from "./heatmap.js";
 
+const THUMB_BOX = 112; // px
+
 export function drawGrid(element, response, options, kind, selected) {
   const heads = headCount(response, kind);
   const columns = [...Array.from({ length: heads }, (_, h) => h), "mean", "max"];
@@ -53,7 +55,10 @@ function thumbnail(view, table, mask, selected) {
   const cols = view.cols.length;
   canvas.width = Math.max(cols, 1);
   canvas.height = Math.max(rows, 1);
-  canvas.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
+  // Scaled to fit a square box, keeping the map's shape.
+  const scale = THUMB_BOX / Math.max(canvas.width, canvas.height);
+  canvas.style.width = `${Math.round(canvas.width * scale)}px`;
+  canvas.style.height = `${Math.round(canvas.height * scale)}px`;
   const context = canvas.getContext("2d");
   const image = context.createImageData(canvas.width, canvas.height);
   const top = matrixMax(view.matrix) || 1;

@@ -3,31 +3,17 @@
 import { KIND_NAMES } from "../state.js";
 import { selectionName } from "../selection.js";
 import { escapePlotly } from "../tokens.js";
-import { attentionTraces, axisTitle, FONT, highlightShapes, PLOT_CONFIG, tokenAxes } from "./heatmap.js";
+import { attentionFigure, axisTitle, highlightShapes, PLOT_CONFIG } from "./heatmap.js";
 
 const AXIS_NAMES = { source_tokens: "source tokens", target_tokens: "produced tokens", decoder_input_tokens: "decoder inputs" };
 
-export function cellSize(rows, cols) {
-  return Math.max(14, Math.min(64, 640 / Math.max(rows, cols, 1)));
-}
-
 export function drawHeadView(element, view, options, highlight) {
-  const cell = cellSize(view.rows.length, view.cols.length);
-  const axes = tokenAxes(view, options);
-  axes.xaxis.title = axisTitle(`keys: ${AXIS_NAMES[view.keyAxis]}`);
-  axes.yaxis.title = axisTitle(`queries: ${AXIS_NAMES[view.queryAxis]}`);
-  const layout = {
-    ...axes,
-    title: { text: escapePlotly(`${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`), x: 0, xanchor: "left", font: { size: 15 } },
-    font: FONT,
-    height: Math.round(view.rows.length * cell + 190 + (options.showReadings ? 20 : 0)),
-    margin: { t: 110, r: 20, b: 20, l: 20 },
-    paper_bgcolor: "#ffffff",
-    plot_bgcolor: "#ffffff",
-    shapes: highlightShapes(view, highlight),
-    hoverlabel: { font: { family: FONT.family, size: 13 } },
-  };
-  return Plotly.react(element, attentionTraces(view, options), layout, PLOT_CONFIG);
+  const title = escapePlotly(`${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`);
+  const { traces, layout } = attentionFigure([view], options, { width: element.clientWidth, xSide: "top", title });
+  layout.xaxis.title = { ...axisTitle(`keys: ${AXIS_NAMES[view.keyAxis]}`), standoff: 6 };
+  layout.yaxis.title = { ...axisTitle(`queries: ${AXIS_NAMES[view.queryAxis]}`), standoff: 6 };
+  layout.shapes = highlightShapes(view, highlight);
+  return Plotly.react(element, traces, layout, PLOT_CONFIG);
 }
 
 export function drawHighlight(element, view, highlight) {
@@ -40,7 +26,7 @@ export function bindAxisLabelHover(element, currentView, onToken) {
   element.addEventListener("mouseover", (event) => {
     const tick = event.target.closest?.(".xtick, .ytick");
     const view = currentView();
-    if (!tick || !view || tick.__data__ === undefined) return;
+    if (!tick || !view || tick.__data__ === undefined || tick.closest(".xy") === null) return;
     const position = Math.round(tick.__data__.x);
     if (tick.classList.contains("xtick")) onToken(view.keyAxis, view.cols[position]);
     else onToken(view.queryAxis, view.rows[position]);

@@ -19,17 +19,23 @@ export function drawStatistics(element, response, options, kind, selected) {
   const { entropy, distance } = statisticsOf(response, options, kind);
   const layers = entropy.map((_, l) => l);
   const heads = entropy[0].map((_, h) => h);
-  const panel = (z, axes, name, unit, colorbarX) => ({
+  // Values are printed in the cells, so no colour bar is needed (and the 2 px gaps keep Plotly off
+  // the style-attribute path the page's CSP refuses; see heatmap.js).
+  const panel = (z, axes, name, unit) => ({
     type: "heatmap",
     x: heads,
     y: layers,
     z,
     xaxis: `x${axes}`,
     yaxis: `y${axes}`,
+    xgap: 2,
+    ygap: 2,
     colorscale: plotlyScale(options.scale),
-    text: z.map((row, l) => row.map((v, h) => `layer ${l}, head ${h}<br>${name} <b>${v.toFixed(2)}</b> ${unit}<br>click to open`)),
+    showscale: false,
+    texttemplate: "%{z:.2f}",
+    textfont: { size: 12 },
+    text: z.map((row, l) => row.map((v, h) => `layer ${l}, head ${h}<br>${name}: ${v.toFixed(2)} ${unit}<br>click to open`)),
     hovertemplate: "%{text}<extra></extra>",
-    colorbar: { x: colorbarX, thickness: 12, len: 0.9, outlinewidth: 0, title: { text: unit, side: "right" } },
   });
   const axis = (title) => ({ title: axisTitle(title), tickmode: "array", fixedrange: true, showgrid: false, zeroline: false });
   const selection = typeof selected.head === "number" ? selectedShapes(selected) : [];
@@ -38,17 +44,17 @@ export function drawStatistics(element, response, options, kind, selected) {
     title: { text: `${KIND_NAMES[kind]}: how spread out and how far each head looks`, x: 0, xanchor: "left", font: { size: 15 } },
     height: Math.max(260, layers.length * 46 + 170),
     margin: { t: 80, r: 30, b: 60, l: 70 },
-    xaxis: { ...axis("head"), domain: [0, 0.4], tickvals: heads },
+    xaxis: { ...axis("head"), domain: [0, 0.45], tickvals: heads },
     yaxis: { ...axis("layer"), autorange: "reversed", tickvals: layers },
-    xaxis2: { ...axis("head"), domain: [0.56, 0.96], tickvals: heads },
+    xaxis2: { ...axis("head"), domain: [0.55, 1], tickvals: heads },
     yaxis2: { ...axis(""), autorange: "reversed", tickvals: layers, anchor: "x2" },
     annotations: [
-      subtitle("Entropy of each query's weights (bits): low = focused", 0.2),
-      subtitle(kind === "cross" ? "Mean distance from the diagonal (tokens)" : "Mean attention distance (tokens)", 0.76),
+      subtitle("Entropy of each query's weights (bits): low = focused", 0.225),
+      subtitle(kind === "cross" ? "Mean distance from the diagonal (tokens)" : "Mean attention distance (tokens)", 0.775),
     ],
     shapes: selection,
   };
-  return Plotly.react(element, [panel(entropy, "", "entropy", "bits", 0.42), panel(distance, "2", "distance", "tokens", 0.98)], layout, PLOT_CONFIG);
+  return Plotly.react(element, [panel(entropy, "", "entropy", "bits"), panel(distance, "2", "distance", "tokens")], layout, PLOT_CONFIG);
 }
 
 function subtitle(text, x) {

@@ -1,7 +1,7 @@
 // View 6: walk through the produced tokens one by one; for each step, the cross-attention row
 // shows which source tokens the decoder weighed while producing that token.
 
-import { plotlyScale } from "../colors.js";
+import { lookupTable } from "../colors.js";
 import { topIndices } from "../matrices.js";
 import { displayedMap, selectionName } from "../selection.js";
 import { escapePlotly, hoverName, plainName } from "../tokens.js";
@@ -46,8 +46,8 @@ export function drawSteps(elements, view, options, step) {
     type: "bar",
     x,
     y: weights,
-    marker: { color: weights, colorscale: plotlyScale(options.scale), cmin: 0, cmax: 1, line: { color: x.map((j) => (j === best[0] ? "#ff3b6b" : "rgba(0,0,0,0)")), width: 3 } },
-    text: weights.map((w, j) => `source <b>${hoverName(view.colTokens[j])}</b><br>weight <b>${w.toFixed(4)}</b>`),
+    marker: { color: weights.map((w) => barColour(options.scale, w)), line: { color: x.map((j) => (j === best[0] ? "#ff3b6b" : "rgba(0,0,0,0)")), width: 3 } },
+    text: weights.map((w, j) => `source: ${hoverName(view.colTokens[j])}<br>weight: ${w.toFixed(4)}`),
     hovertemplate: "%{text}<extra></extra>",
     textposition: "none",
   };
@@ -61,4 +61,10 @@ export function drawSteps(elements, view, options, step) {
     bargap: 0.25,
   };
   return Plotly.react(elements.figure, [trace], layout, PLOT_CONFIG);
+}
+
+function barColour(scale, weight) {
+  const k = Math.max(0, Math.min(255, Math.round(weight * 255))) * 3;
+  const table = lookupTable(scale);
+  return `rgb(${table[k]},${table[k + 1]},${table[k + 2]})`;
 }

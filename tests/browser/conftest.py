@@ -1,0 +1,142 @@
+"""The real app on a free port and headless Debian Chromium driven by Playwright.
+
+`make test` installs /usr/bin/chromium (Playwright cannot download browsers here). The app serves
+the tiny random model, with a readings table, since these tests are about the page, not the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from app.main import create_app
+from app.settings import Settings
+from model.readings import readings_path
+from tests.conftest import write_model_dir
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TINY_READINGS = {"これ": "kore", "は": "wa", "例": "rei", "で": "de", "す": "su", "私": "watashi", "猫": "neko", "犬": "inu"}
+CLASSIC_TARGET = "これ は 例 で す 。"
+# What the page must run under (issue 6): only its own scripts and styles, nothing inline.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory) -> Iterator[str]:
+    model_dir = tmp_path_factory.mktemp("models")
+    checkpoint = write_model_dir(model_dir)
+    blob = {"format": 1, "language": "ja", "readings": TINY_READINGS}
+    readings_path(checkpoint).write_text(json.dumps(blob, ensure_ascii=False), encoding="utf-8")
+    port = free_port()
+    app = create_app(Settings(model_dir=model_dir, device="cpu", cache_size=0))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the app did not start for the browser tests")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+class PageWatch:
+    """What a page did that it must not: console errors, uncaught exceptions, dialogs, requests off 127.0.0.1."""
+
+    def __init__(self, page: Page):
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.foreign_requests: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("dialog", self._dialog)
+        page.route("**/*", self._route)
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _route(self, route) -> None:
+        url = urlparse(route.request.url)
+        if url.scheme in ("data", "blob") or url.hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            self.foreign_requests.append(route.request.url)
+            route.abort()
+
+
+@pytest.fixture
+def page(browser, base_url) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, base_url=base_url)
+    page = context.new_page()
+    page.watch = PageWatch(page)
+    yield page
+    context.close()
+
+
+def submit(page: Page, source: str, target: str = "") -> None:
+    """Type a sentence (and target) and press Enter, then wait for the head view of the answer."""
+    page.fill("#source", source)
+    page.fill("#target", target)
+    page.press("#source", "Enter")
+    wait_for_figure(page)
+
+
+def wait_for_figure(page: Page) -> None:
+    page.wait_for_function("() => document.querySelector('#query').getAttribute('aria-busy') === 'false'")
+    page.wait_for_function("() => !document.querySelector('#result').hidden")
+
+
+def head_title(page: Page) -> str:
+    return page.evaluate("() => document.getElementById('head-figure').layout.title.text")
+
+
+def axis_labels(page: Page, axis: str, figure: str = "head-figure") -> list[str]:
+    """The tick labels as the browser drew them (one string per label, lines and gaps joined by one space)."""
+    labels = page.evaluate(
+        """([figure, axis]) => [...document.querySelectorAll(`#${figure} .${axis}tick text`)].map((t) => {
+            const lines = t.querySelectorAll('tspan.line');
+            return lines.length ? [...lines].map((l) => l.textContent).join(' ') : t.textContent;
+        })""",
+        [figure, axis],
+    )
+    return [" ".join(label.split()) for label in labels]

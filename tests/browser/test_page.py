@@ -1,0 +1,287 @@
+"""The page in real Chromium against the real app: what a reader does, and what must never happen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.browser.conftest import CLASSIC_TARGET, STRICT_CSP, axis_labels, head_title, submit, wait_for_figure
+
+XSS_INPUTS = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>']
+
+
+def test_page_loads_without_errors_or_requests_leaving_localhost(page):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto("/")
+    page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+    submit(page, "This is an example.")
+    assert page.watch.errors == []
+    assert page.watch.foreign_requests == []
+    assert any(url.endswith("/vendor/plotly.min.js") for url in requests)
+    assert all(urlparse(url).hostname == "127.0.0.1" for url in requests if not url.startswith(("data:", "blob:")))
+
+
+def test_typing_the_classic_example_draws_a_labelled_head_view(page):
+    page.goto("/")
+    with page.expect_response("**/api/v1/attention") as answer:
+        submit(page, "This is an example.")
+    produced = [t["text"] for t in answer.value.json()["target_tokens"] if not t["special"]]
+    assert head_title(page).startswith("Cross-attention")
+    assert axis_labels(page, "x") == ["this", "is", "an", "example", "."]
+    assert [label.split(" ")[0] for label in axis_labels(page, "y")] == produced
+    assert page.locator("#source-tokens .token").all_inner_texts() == ["this", "is", "an", "example", ".", "</s>"]
+
+
+def test_readings_show_on_axes_in_hovers_and_in_the_header_and_toggle_off(page):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert axis_labels(page, "y") == ["これ kore", "は wa", "例 rei", "で de", "す su", "。"]
+    assert page.locator("#target-tokens .token rt").all_inner_texts() == ["kore", "wa", "rei", "de", "su"]
+    hovers = page.evaluate("() => document.getElementById('head-figure').data.at(-2).text[2][3]")
+    assert "例 (rei)" in hovers and "example" in hovers
+    page.uncheck("#show-readings")
+    page.wait_for_function("() => !document.getElementById('head-figure').layout.yaxis.ticktext.join().includes('rei')")
+    assert axis_labels(page, "y") == ["これ", "は", "例", "で", "す", "。"]
+
+
+def test_switching_kind_layer_and_head_changes_the_figure_without_refetching(page):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    calls = []
+    page.on("request", lambda r: "/api/" in r.url and calls.append(r.url))
+    weights = "() => JSON.stringify(document.getElementById('head-figure').data.map((t) => t.z))"
+    seen = {page.evaluate(weights)}
+    for action, title in [
+        (lambda: page.check('input[name="kind"][value="encoder"]', force=True), "Encoder self-attention · layer 0, head 0"),
+        (lambda: page.select_option("#layer", "1"), "Encoder self-attention · layer 1, head 0"),
+        (lambda: page.select_option("#head", "3"), "Encoder self-attention · layer 1, head 3"),
+        (lambda: page.check('input[name="kind"][value="decoder"]', force=True), "Decoder masked self-attention · layer 1, head 3"),
+        (lambda: page.select_option("#head", "mean"), "Decoder masked self-attention · layer 1, mean of heads"),
+    ]:
+        action()
+        page.wait_for_function("(title) => document.getElementById('head-figure').layout.title.text === title", arg=title)
+        seen.add(page.evaluate(weights))
+    assert len(seen) == 6
+    assert axis_labels(page, "x") == ["これ kore", "は wa", "例 rei", "で de", "す su", "。"]  # decoder inputs, <s> hidden
+    assert calls == []
+    assert page.watch.errors == []
+
+
+def test_keyboard_arrows_move_through_heads_and_layers(page):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.locator("#head-figure").click(position={"x": 5, "y": 5})
+    for key, title in [("ArrowRight", "layer 0, head 1"), ("ArrowDown", "layer 1, head 1"), ("ArrowLeft", "layer 1, head 0"), ("ArrowLeft", "layer 1, head 3"), ("ArrowUp", "layer 0, head 3")]:
+        page.keyboard.press(key)
+        page.wait_for_function("(t) => document.getElementById('head-figure').layout.title.text.endsWith(t)", arg=title)
+
+
+def test_decoder_future_cells_are_drawn_as_masked_not_as_zero(page):
+    page.goto("/?kind=decoder&special=1")  # with <s> shown, row i may see columns 0..i
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    mask, weights = page.evaluate("() => document.getElementById('head-figure').data.slice(0, 2).map((t) => t.z)")
+    for i, row in enumerate(weights):
+        for j, w in enumerate(row):
+            assert (w is None) == (j > i)
+            assert (mask[i][j] == 1) == (j > i)
+
+
+def test_overview_click_opens_that_head_and_marks_it_selected(page):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.click("#tab-grid")
+    assert page.locator("#grid button.thumb").count() == 2 * (4 + 2)  # 2 layers × (4 heads, mean, max)
+    page.click('#grid button.thumb[data-layer="1"][data-head="2"]')
+    page.wait_for_function("() => document.getElementById('head-figure').layout.title.text.endsWith('layer 1, head 2')")
+    assert page.locator("#view-head").is_visible()
+    assert page.input_value("#layer") == "1" and page.input_value("#head") == "2"
+    page.click("#tab-grid")
+    selected = page.locator("#grid button.thumb.selected")
+    assert selected.count() == 1 and selected.get_attribute("data-layer") == "1" and selected.get_attribute("data-head") == "2"
+
+
+def test_head_statistics_click_selects_a_head(page):
+    page.goto("/?view=stats")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.wait_for_selector("#stats-figure .heatmaplayer")
+    box = page.locator("#stats-figure .nsewdrag").first.bounding_box()
+    # the entropy panel has 4 heads × 2 layers: the cell of layer 1, head 3 is bottom right
+    page.mouse.click(box["x"] + box["width"] * 7 / 8, box["y"] + box["height"] * 3 / 4)
+    page.wait_for_function("() => document.getElementById('head-figure').layout?.title.text.endsWith('layer 1, head 3')")
+
+
+def test_aggregates_match_the_definitions(page):
+    page.goto("/?kind=encoder")
+    with page.expect_response("**/api/v1/attention") as answer:
+        submit(page, "This is an example.", CLASSIC_TARGET)
+    layers = answer.value.json()["attention"]["encoder"]["weights"]
+    matrices = page.evaluate(
+        """async () => {
+            const m = await import('/static/js/matrices.js');
+            const map = { weights: %s };
+            return { mean: m.selectMatrix(map, 1, 'mean'), max: m.selectMatrix(map, 1, 'max'), rollout: m.selectMatrix(map, 1, 'rollout') };
+        }"""
+        % json.dumps(layers)
+    )
+    np = pytest.importorskip("numpy")
+    w = np.array(layers)
+    assert np.allclose(matrices["mean"], w[1].mean(0))
+    assert np.allclose(matrices["max"], w[1].max(0))
+    flow = [0.5 * w[layer].mean(0) + 0.5 * np.eye(w.shape[-1]) for layer in range(2)]
+    flow = [a / a.sum(-1, keepdims=True) for a in flow]
+    assert np.allclose(matrices["rollout"], flow[1] @ flow[0])
+
+
+def test_special_tokens_can_be_shown_and_rows_renormalised(page):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert "</s>" not in axis_labels(page, "x")
+    page.check("#show-special")
+    page.wait_for_function("() => document.getElementById('head-figure').layout.xaxis.ticktext.length === 6")
+    assert axis_labels(page, "x")[-1] == "</s>"
+    page.uncheck("#show-special")
+    page.check("#renormalise")
+    page.wait_for_function("() => document.getElementById('head-figure').layout.xaxis.ticktext.length === 5")
+    rows = page.evaluate("() => document.getElementById('head-figure').data.at(-2).z")
+    assert all(abs(sum(row) - 1) < 1e-6 for row in rows)
+
+
+def test_hovering_a_token_outlines_its_row_and_column(page):
+    page.goto("/?kind=encoder")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.hover('#source-tokens .token[data-index="3"]')
+    page.wait_for_function("() => document.getElementById('head-figure').layout.shapes.length === 2")
+    shapes = page.evaluate("() => document.getElementById('head-figure').layout.shapes.map((s) => [s.x0, s.x1, s.y0, s.y1])")
+    assert [2.5, 3.5] in [s[:2] for s in shapes] and [2.5, 3.5] in [s[2:] for s in shapes]
+    page.mouse.move(5, 5)
+    page.wait_for_function("() => document.getElementById('head-figure').layout.shapes.length === 0")
+    page.locator("#head-figure .xtick text").nth(1).hover()
+    page.wait_for_function("() => document.getElementById('head-figure').layout.shapes.length === 2")
+    assert page.locator('#source-tokens .token.active[data-index="1"]').count() == 1
+
+
+def test_decoding_steps_slider_walks_through_the_produced_tokens(page):
+    page.goto("/?view=steps")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.wait_for_function("() => document.querySelector('#step-summary').textContent.includes('これ (kore)')")
+    page.click("#step-forward")
+    page.click("#step-forward")
+    page.wait_for_function("() => document.querySelector('#step-summary').textContent.includes('例 (rei)')")
+    assert page.locator(".step-token.current").inner_text() == "例 (rei)"
+    assert "step=2" in page.url
+
+
+@pytest.mark.parametrize("hostile", XSS_INPUTS)
+def test_markup_in_input_shows_as_text_and_runs_nothing(page, hostile):
+    page.goto("/")
+    submit(page, hostile, hostile)
+    assert page.watch.dialogs == []
+    assert page.locator("img[src='x'], #result script").count() == 0
+    chips = page.locator("#source-tokens .token").all_inner_texts() + page.locator("#target-tokens .token").all_inner_texts()
+    assert "<" in chips and ">" in chips
+    for view in ["grid", "panels", "stats", "steps", "head"]:
+        page.click(f"#tab-{view}")
+        page.wait_for_timeout(100)
+    labels = " ".join(axis_labels(page, "x") + axis_labels(page, "y"))
+    assert "<" in labels and ">" in labels
+    assert page.evaluate("() => document.querySelectorAll('#head-figure img, #head-figure script').length") == 0
+    assert page.watch.dialogs == [] and page.watch.errors == []
+
+
+def test_an_over_long_input_shows_the_apis_message_and_keeps_the_input(page):
+    page.goto("/")
+    page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+    long_source = "word " * 300
+    page.fill("#source", long_source)
+    page.press("#source", "Enter")
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "300 tokens" in error.inner_text()
+    assert page.input_value("#source") == long_source
+    page.fill("#source", "   ")
+    page.press("#source", "Enter")
+    page.wait_for_function("() => document.querySelector('#error').textContent.includes('empty')")
+
+
+def test_a_shared_url_restores_the_view(page, browser, base_url):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.check('input[name="kind"][value="decoder"]', force=True)
+    page.select_option("#layer", "1")
+    page.select_option("#head", "2")
+    page.check("#show-special")
+    page.click("#tab-panels")
+    shared = page.url
+    assert parse_qs(urlparse(shared).query)["view"] == ["panels"]
+
+    other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    other.goto(shared)
+    wait_for_figure(other)
+    assert other.input_value("#source") == "This is an example."
+    assert other.input_value("#target") == CLASSIC_TARGET
+    assert other.is_checked('input[name="kind"][value="decoder"]')
+    assert other.input_value("#layer") == "1" and other.input_value("#head") == "2"
+    assert other.is_checked("#show-special")
+    assert other.locator("#view-panels").is_visible() and other.get_attribute("#tab-panels", "aria-selected") == "true"
+    other.wait_for_selector("#panels-figure .heatmaplayer")
+    other.context.close()
+
+
+@pytest.mark.parametrize("view", ["head", "grid", "panels", "stats", "steps"])
+def test_png_export_downloads_an_image_of_the_current_figure(page, view, tmp_path):
+    page.goto(f"/?view={view}")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    page.wait_for_timeout(200)
+    with page.expect_download() as download:
+        page.click('[data-export="png"]')
+    path = Path(tmp_path / "figure.png")
+    download.value.save_as(path)
+    assert download.value.suggested_filename.endswith(".png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_svg_json_and_csv_exports(page, tmp_path):
+    page.goto("/")
+    with page.expect_response("**/api/v1/attention") as answer:
+        submit(page, "This is an example.", CLASSIC_TARGET)
+    files = {}
+    for fmt in ["svg", "json", "csv"]:
+        with page.expect_download() as download:
+            page.click(f'[data-export="{fmt}"]')
+        files[fmt] = tmp_path / download.value.suggested_filename
+        download.value.save_as(files[fmt])
+    assert files["svg"].read_text().lstrip().startswith("<svg")
+    assert json.loads(files["json"].read_text()) == answer.value.json()
+    lines = files["csv"].read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "query \\ key,this,is,an,example,."
+    assert [line.split(",")[0] for line in lines[1:]] == ["これ", "は", "例", "で", "す", "。"]
+    cross = answer.value.json()["attention"]["cross"]["weights"][0][0]
+    assert float(lines[3].split(",")[4]) == pytest.approx(cross[2][3], abs=1e-6)
+
+
+def test_every_view_works_under_a_strict_content_security_policy(page):
+    violations = []
+    page.expose_function("reportViolation", lambda text: violations.append(text))
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => window.reportViolation(`${e.violatedDirective} ${e.sourceFile}:${e.lineNumber}`))"
+    )
+
+    def with_csp(route):
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_CSP})
+
+    page.route(lambda url: urlparse(url).path == "/", with_csp)
+    page.goto("/?kind=decoder")
+    submit(page, XSS_INPUTS[0], CLASSIC_TARGET)
+    for view in ["grid", "panels", "stats", "steps", "head"]:
+        page.click(f"#tab-{view}")
+        page.wait_for_timeout(150)
+    page.hover('#target-tokens .token[data-index="2"]')
+    with page.expect_download():
+        page.click('[data-export="png"]')
+    assert violations == []
+    assert page.watch.errors == [] and page.watch.dialogs == []
