@@ -8,7 +8,7 @@ DATA ?= ../shared/data/small_parallel_enja
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev train evaluate bench lint clean
+.PHONY: run test install install-dev install-train train evaluate bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]' $(TORCH_PIN)
 	touch $@
 
+$(VENV)/.installed-train: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[train]' $(TORCH_PIN)
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-train: $(VENV)/.installed-train
 
 run: install
 	$(VENV)/bin/attnscope serve --host $(HOST) --port $(PORT)
@@ -33,10 +38,10 @@ test: install-dev
 bench: install-dev
 	set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
-train: install
+train: install-train
 	$(PY) -m model.train --data $(DATA) --out model/checkpoints/en-ja.pt
 
-evaluate: install
+evaluate: install-train
 	$(PY) -m model.evaluate --data $(DATA) --checkpoint model/checkpoints/en-ja.pt
 
 lint: install-dev
