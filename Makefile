@@ -32,10 +32,16 @@ install-train: $(VENV)/.installed-train
 run: install
 	$(VENV)/bin/attnscope serve --host $(HOST) --port $(PORT)
 
-test: install-dev
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here); the CJK font
+# lets Japanese tokens render. CI runs as root, so no sudo.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk
+
+test: install-dev $(CHROMIUM)
 	$(PY) -m pytest -q
 
-bench: install-dev
+bench: install-dev $(CHROMIUM)
 	set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
 train: install-train

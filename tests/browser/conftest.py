@@ -107,6 +107,9 @@ class PageWatch:
 @pytest.fixture
 def page(browser, base_url) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, base_url=base_url)
+    # Generous: the suite may share two cores with a training run, and the page loads 4.8 MB of Plotly.
+    context.set_default_timeout(60_000)
+    context.set_default_navigation_timeout(90_000)
     page = context.new_page()
     page.watch = PageWatch(page)
     yield page

@@ -1,0 +1,152 @@
+"""How fast the page draws, measured in headless Chromium with the Performance API.
+
+    python bench/frontend_speed.py [--model-dir model/checkpoints] [--runs 7]
+
+Starts `attnscope serve` with the shipped model on a free port, opens the page in /usr/bin/chromium
+and prints, as median and worst of --runs:
+- response -> rendered head view for a 40×40 cross-attention map (target <= 100 ms): from the page's
+  mark when the API answer is parsed to its mark when Plotly has drawn the figure, and to the next
+  painted frame;
+- the overview grid (target <= 500 ms): click on the tab to the next painted frame, for cross-attention
+  (its layers × heads, plus mean and max), and summed over all three kinds (every head of the model);
+- switching layer/head in the head view (no request is made), click to next painted frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# 39 words + </s> = 40 source tokens; 39 target tokens + </s> = 40 produced: a 40×40 cross map.
+SOURCE = " ".join(("this is an example of a long sentence , and i like it very much .".split() * 3)[:39])
+TARGET = " ".join(("これ は 例 で す 。 私 は 猫 が 好き で す 。".split() * 3)[:39])
+
+# The overview of cross-attention, then of the encoder's and the decoder's heads: every head of the model.
+GRID_CLICKS = ["#tab-grid", "input[name=kind][value=encoder]", "input[name=kind][value=decoder]"]
+
+# Runs in the page: clicks `selector`, resolves after the next painted frame.
+TO_NEXT_FRAME = """async (selector) => {
+    const start = performance.now();
+    document.querySelector(selector).click();
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    return performance.now() - start;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
+    server = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited: {server.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("the server did not become ready in 120 s")
+
+
+def summary(name: str, values: list[float], target: float | None = None) -> str:
+    verdict = "" if target is None else ("  ok" if statistics.median(values) <= target else f"  OVER the {target:.0f} ms target")
+    return f"{name:<52} median {statistics.median(values):7.1f} ms   worst {max(values):7.1f} ms{verdict}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=REPO / "model" / "checkpoints")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    port = free_port()
+    server = start_server(args.model_dir, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        info = httpx.get(f"{base}/api/v1/models").json()
+        model = next(m for m in info if m["default"])
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{base}/?kind=cross&special=1")
+            page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+            drawn, painted, grid, every, switch = [], [], [], [], []
+            for run in range(args.runs + 1):  # the first run warms up Plotly and the JIT
+                page.evaluate("() => { performance.clearMarks(); document.querySelector('#tab-head').click(); }")
+                page.fill("#source", SOURCE)
+                page.fill("#target", TARGET if run % 2 == 0 else TARGET.replace("猫", "犬"))
+                page.press("#source", "Enter")
+                page.wait_for_function("() => performance.getEntriesByName('attnscope:head-view').length > 0")
+                shape = page.evaluate("() => { const d = document.getElementById('head-figure').data.at(-2).z; return [d.length, d[0].length]; }")
+                assert shape == [40, 40], f"expected a 40×40 map, got {shape}"
+                head_ms = page.evaluate(
+                    """() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(() => {
+                        const response = performance.getEntriesByName('attnscope:response')[0].startTime;
+                        const drawn = performance.getEntriesByName('attnscope:head-view')[0].startTime;
+                        resolve([drawn - response, performance.now() - response]);
+                    }, 0)))"""
+                )
+                grid_ms = [page.evaluate(TO_NEXT_FRAME, selector) for selector in GRID_CLICKS]
+                page.evaluate("() => { document.querySelector('input[name=kind][value=cross]').click(); document.querySelector('#tab-head').click(); }")
+                page.wait_for_timeout(50)
+                switch_ms = page.evaluate(
+                    """async () => {
+                        const start = performance.now();
+                        const select = document.querySelector('#layer');
+                        select.value = String((Number(select.value) + 1) % select.options.length);
+                        select.dispatchEvent(new Event('change'));
+                        await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+                        return performance.now() - start;
+                    }"""
+                )
+                if run == 0:
+                    continue
+                drawn.append(head_ms[0])
+                painted.append(head_ms[1])
+                grid.append(grid_ms[0])
+                every.append(sum(grid_ms))
+                switch.append(switch_ms)
+            heads = (model["encoder_layers"] + 2 * model["decoder_layers"]) * model["heads"]
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    print(f"model {model['name']}: {model['encoder_layers']}+{model['decoder_layers']} layers × {model['heads']} heads ({heads} maps); {args.runs} runs, Chromium headless, {os.cpu_count()} cores")
+    print(summary("40×40 head view: response -> drawn", drawn, 100))
+    print(summary("40×40 head view: response -> next painted frame", painted, 100))
+    per_kind = model["decoder_layers"] * (model["heads"] + 2)
+    print(summary(f"overview grid of cross-attention ({per_kind} maps) -> painted", grid, 500))
+    print(summary("overview grids of all three kinds, one after another", every, 500))
+    print(summary("switch layer in the head view (no refetch) -> painted", switch))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Save docs/screenshot.png: the page with the classic example, drawn by the shipped model.
+
+    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--out docs/screenshot.png]
+
+Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
+a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the end of the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from playwright.sync_api import sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CLASSIC = "This is an example."
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
+    server = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited: {server.stderr.read()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("the server did not become ready in 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=REPO / "model" / "checkpoints")
+    parser.add_argument("--view", default="kind=cross&layer=2&head=mean", help="URL parameters of the view to capture")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
+    parser.add_argument("--width", type=int, default=1280)
+    args = parser.parse_args()
+
+    port = free_port()
+    server = start_server(args.model_dir, port)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
+            page.set_default_timeout(120_000)
+            page.goto(f"http://127.0.0.1:{port}/?s={quote(CLASSIC)}&{args.view}")
+            page.wait_for_function("() => !document.querySelector('#result').hidden && document.querySelector('#head-figure .heatmaplayer')")
+            page.wait_for_timeout(300)
+            bottom = page.evaluate("() => document.querySelector('.actions').getBoundingClientRect().bottom + window.scrollY + 16")
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(args.out), clip={"x": 0, "y": 0, "width": args.width, "height": bottom})
+            translation = page.inner_text("#translation")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"{args.out}: {CLASSIC} -> {translation}")
+
+
+if __name__ == "__main__":
+    main()
