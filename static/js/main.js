@@ -361,7 +361,7 @@ function bindEvents() {
   let resizeTimer = 0;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => state.response && state.view === "panels" && renderView(), 150);
+    resizeTimer = setTimeout(() => state.response && state.view !== "grid" && renderView(), 150);
   });
 }
 

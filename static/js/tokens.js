@@ -30,11 +30,10 @@ export function hoverName(token) {
   return token.unknown ? `${name} — unknown to the model` : name;
 }
 
-// Positions of the tokens a view shows: all, or all but <s> and </s>.
+// Positions of the tokens a view shows: all, or all but <s> and </s> (unless that would leave none,
+// as for an empty translation, which is only </s>).
 export function visibleIndices(tokens, showSpecial) {
-  const keep = [];
-  tokens.forEach((token, i) => {
-    if (showSpecial || !token.special) keep.push(i);
-  });
-  return keep;
+  const all = tokens.map((_, i) => i);
+  const plain = all.filter((i) => !tokens[i].special);
+  return showSpecial || plain.length === 0 ? all : plain;
 }
