@@ -21,7 +21,15 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 CLASSIC = "This is an example."
 
 
@@ -33,7 +41,9 @@ def free_port() -> int:
 
 def start_server(model_dir: Path, port: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
-    server = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        command, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -63,9 +73,13 @@ def main() -> None:
             page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
             page.set_default_timeout(120_000)
             page.goto(f"http://127.0.0.1:{port}/?s={quote(CLASSIC)}&{args.view}")
-            page.wait_for_function("() => !document.querySelector('#result').hidden && document.querySelector('#head-figure .heatmaplayer')")
+            page.wait_for_function(
+                "() => !document.querySelector('#result').hidden && document.querySelector('#head-figure .heatmaplayer')"
+            )
             page.wait_for_timeout(300)
-            bottom = page.evaluate("() => document.querySelector('.actions').getBoundingClientRect().bottom + window.scrollY + 16")
+            bottom = page.evaluate(
+                "() => document.querySelector('.actions').getBoundingClientRect().bottom + window.scrollY + 16"
+            )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out), clip={"x": 0, "y": 0, "width": args.width, "height": bottom})
             translation = page.inner_text("#translation")

@@ -59,7 +59,9 @@ def cutlet_romanizer() -> Callable[[str], str]:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    p = argparse.ArgumentParser(prog="python -m model.readings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.readings", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", default="model/checkpoints/en-ja.pt")
     args = p.parse_args(argv)
     from model.checkpoint import load_checkpoint

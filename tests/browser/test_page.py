@@ -59,7 +59,10 @@ def test_switching_kind_layer_and_head_changes_the_figure_without_refetching(pag
         (lambda: page.check('input[name="kind"][value="encoder"]', force=True), "Encoder self-attention · layer 0, head 0"),
         (lambda: page.select_option("#layer", "1"), "Encoder self-attention · layer 1, head 0"),
         (lambda: page.select_option("#head", "3"), "Encoder self-attention · layer 1, head 3"),
-        (lambda: page.check('input[name="kind"][value="decoder"]', force=True), "Decoder masked self-attention · layer 1, head 3"),
+        (
+            lambda: page.check('input[name="kind"][value="decoder"]', force=True),
+            "Decoder masked self-attention · layer 1, head 3",
+        ),
         (lambda: page.select_option("#head", "mean"), "Decoder masked self-attention · layer 1, mean of heads"),
     ]:
         action()
@@ -75,7 +78,13 @@ def test_keyboard_arrows_move_through_heads_and_layers(page):
     page.goto("/")
     submit(page, "This is an example.", CLASSIC_TARGET)
     page.locator("#head-figure").click(position={"x": 5, "y": 5})
-    for key, title in [("ArrowRight", "layer 0, head 1"), ("ArrowDown", "layer 1, head 1"), ("ArrowLeft", "layer 1, head 0"), ("ArrowLeft", "layer 1, head 3"), ("ArrowUp", "layer 0, head 3")]:
+    for key, title in [
+        ("ArrowRight", "layer 0, head 1"),
+        ("ArrowDown", "layer 1, head 1"),
+        ("ArrowLeft", "layer 1, head 0"),
+        ("ArrowLeft", "layer 1, head 3"),
+        ("ArrowUp", "layer 0, head 3"),
+    ]:
         page.keyboard.press(key)
         page.wait_for_function("(t) => document.getElementById('head-figure').layout.title.text.endsWith(t)", arg=title)
 
@@ -120,12 +129,13 @@ def test_aggregates_match_the_definitions(page):
         submit(page, "This is an example.", CLASSIC_TARGET)
     layers = answer.value.json()["attention"]["encoder"]["weights"]
     matrices = page.evaluate(
-        """async () => {
+        """async (weights) => {
             const m = await import('/static/js/matrices.js');
-            const map = { weights: %s };
-            return { mean: m.selectMatrix(map, 1, 'mean'), max: m.selectMatrix(map, 1, 'max'), rollout: m.selectMatrix(map, 1, 'rollout') };
-        }"""
-        % json.dumps(layers)
+            const map = { weights };
+            return { mean: m.selectMatrix(map, 1, 'mean'), max: m.selectMatrix(map, 1, 'max'),
+                     rollout: m.selectMatrix(map, 1, 'rollout') };
+        }""",
+        layers,
     )
     np = pytest.importorskip("numpy")
     w = np.array(layers)
@@ -267,7 +277,8 @@ def test_every_view_works_under_a_strict_content_security_policy(page):
     violations = []
     page.expose_function("reportViolation", lambda text: violations.append(text))
     page.add_init_script(
-        "document.addEventListener('securitypolicyviolation', (e) => window.reportViolation(`${e.violatedDirective} ${e.sourceFile}:${e.lineNumber}`))"
+        "document.addEventListener('securitypolicyviolation', "
+        "(e) => window.reportViolation(`${e.violatedDirective} ${e.sourceFile}:${e.lineNumber}`))"
     )
 
     def with_csp(route):
