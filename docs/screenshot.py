@@ -1,6 +1,6 @@
 """Save docs/screenshot.png: the page with the classic example, drawn by the shipped model.
 
-    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--out docs/screenshot.png]
+    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot.png]
 
 Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
 a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the end of the figure.
@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=REPO / "model" / "checkpoints")
     parser.add_argument("--view", default="kind=cross&layer=2&head=mean", help="URL parameters of the view to capture")
+    parser.add_argument("--target", default="", help="a Japanese translation to force instead of the model's own")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--width", type=int, default=1280)
     args = parser.parse_args()
@@ -72,7 +73,8 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
             page.set_default_timeout(120_000)
-            page.goto(f"http://127.0.0.1:{port}/?s={quote(CLASSIC)}&{args.view}")
+            forced = f"&t={quote(args.target)}" if args.target else ""
+            page.goto(f"http://127.0.0.1:{port}/?s={quote(CLASSIC)}{forced}&{args.view}")
             page.wait_for_function(
                 "() => !document.querySelector('#result').hidden && document.querySelector('#head-figure .heatmaplayer')"
             )
@@ -81,7 +83,7 @@ def main() -> None:
                 "() => document.querySelector('.actions').getBoundingClientRect().bottom + window.scrollY + 16"
             )
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(args.out), clip={"x": 0, "y": 0, "width": args.width, "height": bottom})
+            page.screenshot(path=str(args.out), full_page=True, clip={"x": 0, "y": 0, "width": args.width, "height": bottom})
             translation = page.inner_text("#translation")
             browser.close()
     finally:

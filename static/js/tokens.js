@@ -31,9 +31,9 @@ export function hoverName(token) {
 }
 
 // Positions of the tokens a view shows: all, or all but <s> and </s> (unless that would leave none,
-// as for an empty translation, which is only </s>).
+// as for an empty translation, which is only </s>). A produced <unk> is a prediction: it stays.
 export function visibleIndices(tokens, showSpecial) {
   const all = tokens.map((_, i) => i);
-  const plain = all.filter((i) => !tokens[i].special);
+  const plain = all.filter((i) => !tokens[i].special || tokens[i].text === "<unk>");
   return showSpecial || plain.length === 0 ? all : plain;
 }

@@ -9,7 +9,7 @@ const AXIS_NAMES = { source_tokens: "source tokens", target_tokens: "produced to
 
 export function drawHeadView(element, view, options, highlight) {
   const title = escapePlotly(`${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`);
-  const { traces, layout } = attentionFigure([view], options, { width: element.clientWidth, xSide: "top", title });
+  const { traces, layout } = attentionFigure([view], options, { width: element.clientWidth, xSide: "top", title, maxCell: 80 });
   layout.xaxis.title = { ...axisTitle(`keys: ${AXIS_NAMES[view.keyAxis]}`), standoff: 6 };
   layout.yaxis.title = { ...axisTitle(`queries: ${AXIS_NAMES[view.queryAxis]}`), standoff: 6 };
   layout.shapes = highlightShapes(view, highlight);
