@@ -27,6 +27,15 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Load once here, so a truncated or incompatible checkpoint is one clear line and exit status 2,
+    # not a lifespan traceback from every worker.
+    from app.service import ModelRegistry, RegistryError
+
+    try:
+        ModelRegistry.load(settings.model_dir, "cpu", settings.default_model)
+    except RegistryError as exc:
+        print(f"attnscope: cannot serve {settings.model_dir}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, workers=args.workers)
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,6 +23,17 @@ def inference_runner(request: Request) -> InferenceRunner:
     return request.app.state.runner
 
 
+def client_gone(request: Request) -> Callable[[], Awaitable[None]]:
+    """Something to await that returns when the client disconnects (the body has been read by then)."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(model_registry)]
 RunnerDep = Annotated[InferenceRunner, Depends(inference_runner)]
+ClientGoneDep = Annotated[Callable[[], Awaitable[None]], Depends(client_gone)]

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app.schemas import ErrorResponse, ValidationIssue
-from app.service import UnknownModel
+from app.service import RequestCancelled, ServerBusy, UnknownModel
 from model.translator import InputError
 
 log = logging.getLogger("attnscope")
@@ -60,16 +60,34 @@ async def _unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:
     return error_response(404, str(exc))
 
 
+async def _server_busy(request: Request, exc: ServerBusy) -> JSONResponse:
+    return error_response(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _request_cancelled(request: Request, exc: RequestCancelled) -> JSONResponse:
+    # Nobody reads this: the client has gone. 499 is what access logs conventionally call it.
+    return error_response(499, "the client closed the connection before the answer was ready")
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's body parsing answers 400 for bytes that are not UTF-8
         return error_response(
             422, f"the body is not valid JSON: JSON must be UTF-8 encoded ({exc.__cause__.reason} at byte {exc.__cause__.start})"
         )
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    if exc.status_code == 400 and exc.__cause__ is not None:  # any other failure of FastAPI's body parsing
+        reason = "nested too deeply" if isinstance(exc.__cause__, RecursionError) else "it cannot be parsed"
+        return error_response(422, f"the body is not valid JSON: {reason}")
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "Not Found: nothing is at this path; the API's paths are listed at /docs"
+    elif exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+        detail = f"Method Not Allowed: this path takes {exc.headers['Allow']}"
+    return error_response(exc.status_code, detail, headers=exc.headers)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+def unexpected_error_response(request_line: str) -> JSONResponse:
+    """The 500 for an exception nothing else handled; app.middleware.UnexpectedErrors sends it."""
+    log.exception("unexpected error on %s", request_line)
     return error_response(500, "internal error: the server could not answer this request; it has been logged")
 
 
@@ -77,5 +95,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(UnknownModel, _unknown_model)
+    app.add_exception_handler(ServerBusy, _server_busy)
+    app.add_exception_handler(RequestCancelled, _request_cancelled)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)

@@ -11,8 +11,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimit
-from app.routes import attention, health, models, pages, translate
+from app.middleware import BodySizeLimit, SecurityHeaders, UnexpectedErrors
+from app.routes import attention, docs, health, models, pages, translate
 from app.service import InferenceRunner, ModelRegistry, configure_torch
 from app.settings import REPO_ROOT, Settings, get_settings
 
@@ -28,13 +28,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_torch(settings)
     app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model)
-    app.state.runner = InferenceRunner(settings.concurrency, settings.cache_size)
+    app.state.runner = InferenceRunner(
+        settings.concurrency, settings.cache_size, settings.cache_max_bytes, settings.max_queue, settings.queue_timeout
+    )
     yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="attnscope", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    # The docs pages come from app.routes.docs, which gives them a Content-Security-Policy of their own.
+    app = FastAPI(title="attnscope", version="1.0.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.registry = None  # set by the lifespan; /readyz says 503 until then
 
@@ -47,8 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type"]
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers, 413 and 500 included
 
-    for module in (models, translate, attention, health, pages):
+    for module in (models, translate, attention, health, pages, docs):
         app.include_router(module.router)
     # check_dir=False: the app (and its API) still starts from a checkout without the front end.
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static", check_dir=False), name="static")

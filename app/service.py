@@ -7,8 +7,10 @@ Nothing here knows about FastAPI; handlers call in, and errors come out as the e
 from __future__ import annotations
 
 import json
+import math
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 from pydantic import BaseModel
 
 from app.schemas import (
+    AttentionKind,
     AttentionMap,
     AttentionRequest,
     AttentionResponse,
@@ -51,12 +54,41 @@ class RegistryError(RuntimeError):
     """The model folder cannot be served: empty, or holding a checkpoint that does not load."""
 
 
+class ServerBusy(RuntimeError):
+    """Every model slot is taken and the queue is full, or a request waited too long for a slot."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestCancelled(Exception):
+    """The client went away: the model call stops at its next layer and its slot goes to the next request."""
+
+
+# The cancel flag of the request whose model call runs on this worker thread (None outside of one).
+_current_call = threading.local()
+
+
+def _stop_if_cancelled(module, args) -> None:
+    cancel: threading.Event | None = getattr(_current_call, "cancel", None)
+    if cancel is not None and cancel.is_set():
+        raise RequestCancelled
+
+
 @dataclass
 class ServedModel:
     name: str
     translator: Translator
     card: dict  # the NAME.json model card next to the checkpoint ({} when there is none yet)
     readings: dict[str, str] = field(default_factory=dict)  # target token -> romaji, from NAME.readings.json
+
+    def __post_init__(self) -> None:
+        # Every encoder pass and every decoding step goes through the first layer of its stack: a request whose
+        # client has gone stops there instead of decoding to the end.
+        model = self.translator.model
+        for layer in (model.encoder_layers[0], model.decoder_layers[0]):
+            layer.register_forward_pre_hook(_stop_if_cancelled)
 
     @property
     def config(self):
@@ -92,7 +124,10 @@ class ModelRegistry:
             except CheckpointError as exc:
                 raise RegistryError(str(exc)) from None
             card_path = path.with_suffix(".json")
-            card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+            try:
+                card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+            except (ValueError, OSError) as exc:
+                raise RegistryError(f"model card {card_path.name} cannot be read: {exc}") from None
             try:
                 readings = load_readings(path)
             except ValueError as exc:
@@ -137,6 +172,8 @@ def model_info(served: ServedModel, registry: ModelRegistry, settings: Settings)
 def _check_decoding_limits(request: TranslateRequest, limits: ModelLimits) -> int:
     """Validate source length, beam size and max_length against the limits; returns the max_length to use."""
     count = len(tokenize_english(request.source))
+    if count == 0:
+        raise InvalidRequest("the source is empty: type an English sentence")
     if count > limits.max_source_tokens:
         raise InvalidRequest(f"the source has {count} tokens; the limit is {limits.max_source_tokens}: shorten it")
     if request.beam_size > limits.max_beam_size:
@@ -153,7 +190,7 @@ def _tokens(tokens: list[ModelToken], readings: dict[str, str] | None = None) ->
 
 
 def translate(served: ServedModel, request: TranslateRequest, settings: Settings) -> TranslateResponse:
-    max_length = _check_decoding_limits(request, served.limits(settings))
+    max_length = check_translate(served, request, settings)
     result = served.translator.translate([request.source], request.beam_size, max_length, n_best=request.beam_size)[0]
     return TranslateResponse(
         model=served.name,
@@ -174,20 +211,32 @@ def _indices(requested: list[int] | None, count: int, what: str) -> list[int]:
     return sorted(set(requested))
 
 
-def attention(served: ServedModel, request: AttentionRequest, settings: Settings) -> AttentionResponse:
+def check_translate(served: ServedModel, request: TranslateRequest, settings: Settings) -> int:
+    """Refuse what can be refused without the model; returns the max_length to decode with. Cheap, so handlers
+    call it before queueing for a model slot: a bad request is answered at once even when the server is busy."""
+    return _check_decoding_limits(request, served.limits(settings))
+
+
+def check_attention(
+    served: ServedModel, request: AttentionRequest, settings: Settings
+) -> tuple[int, list[AttentionKind], dict[str, list[int]], list[int]]:
+    """As check_translate, for an attention request; returns max_length, kinds, layers by kind and heads."""
     limits = served.limits(settings)
     max_length = _check_decoding_limits(request, limits)
     cfg = served.config
     kinds = list(dict.fromkeys(request.kinds))
     layer_counts = {"encoder": cfg.n_encoder_layers, "decoder": cfg.n_decoder_layers, "cross": cfg.n_decoder_layers}
-    # Validate everything before the (slow) model call, so a bad index fails fast.
     layers = {kind: _indices(request.layers, layer_counts[kind], f"{kind} layers") for kind in kinds}
     heads = _indices(request.heads, cfg.n_heads, "heads")
     if request.target is not None:
         target_count = len(served.translator.target_tokens(request.target)) - 1  # without </s>
         if target_count > limits.max_target_tokens:
             raise InvalidRequest(f"the target has {target_count} tokens; the limit is {limits.max_target_tokens}: shorten it")
+    return max_length, kinds, layers, heads
 
+
+def attention(served: ServedModel, request: AttentionRequest, settings: Settings) -> AttentionResponse:
+    max_length, kinds, layers, heads = check_attention(served, request, settings)
     result = served.translator.attention(request.source, request.target, request.beam_size, max_length)
     axes = {
         "source_tokens": result.source_tokens,
@@ -227,10 +276,15 @@ def attention(served: ServedModel, request: AttentionRequest, settings: Settings
 
 
 class ResponseCache:
-    """Least-recently-used serialized responses. Used from the event loop only, so it needs no lock."""
+    """Least-recently-used serialized responses, bounded by count and by bytes (one 128-token answer is 1.5 MB).
 
-    def __init__(self, size: int):
+    Used from the event loop only, so it needs no lock.
+    """
+
+    def __init__(self, size: int, max_bytes: int = 64 * 1024 * 1024):
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
 
     def get(self, key: Hashable) -> bytes | None:
@@ -240,12 +294,14 @@ class ResponseCache:
         return body
 
     def put(self, key: Hashable, body: bytes) -> None:
-        if self.size == 0:
+        if self.size == 0 or len(body) > self.max_bytes:
             return
+        previous = self._entries.pop(key, None)
+        self.bytes += len(body) - (len(previous) if previous is not None else 0)
         self._entries[key] = body
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        while len(self._entries) > self.size or self.bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.bytes -= len(evicted)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -256,18 +312,93 @@ class InferenceRunner:
 
     The model call and the serialization both run off the event loop: for a 128-token source the
     JSON of every map is megabytes, and writing it would otherwise stall every other request.
+    At most `max_queue` requests wait for a slot, each for at most `queue_timeout` seconds; beyond
+    that the caller hears ServerBusy (503 with Retry-After) at once rather than hanging.
     """
 
-    def __init__(self, concurrency: int, cache_size: int):
+    def __init__(
+        self,
+        concurrency: int,
+        cache_size: int,
+        cache_max_bytes: int = 64 * 1024 * 1024,
+        max_queue: int = 64,
+        queue_timeout: float = 10.0,
+    ):
         self.limiter = anyio.CapacityLimiter(concurrency)
-        self.cache = ResponseCache(cache_size)
+        self.cache = ResponseCache(cache_size, cache_max_bytes)
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
+        self.waiting = 0
 
-    async def json(self, key: Hashable, compute: Callable[[], BaseModel]) -> bytes:
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.queue_timeout / 2))
+
+    async def json(
+        self, key: Hashable, compute: Callable[[], BaseModel], client_gone: Callable[[], Awaitable[None]] | None = None
+    ) -> bytes:
+        """The cached or computed JSON body. When `client_gone` returns first, raise RequestCancelled: a waiting
+        request leaves the queue, a running one stops at its model's next layer, and either way frees its slot."""
         body = self.cache.get(key)
+        if body is not None:
+            return body
+        cancel = threading.Event()
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tasks:
+            if client_gone is not None:
+
+                async def watch() -> None:
+                    await client_gone()
+                    cancel.set()
+                    tasks.cancel_scope.cancel()
+
+                tasks.start_soon(watch)
+            try:
+                body = await self._compute(compute, cancel)
+            except Exception as exc:  # raised outside the task group, so it is not wrapped in an ExceptionGroup
+                failure = exc
+            tasks.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         if body is None:
-            body = await anyio.to_thread.run_sync(lambda: compute().model_dump_json().encode(), limiter=self.limiter)
-            self.cache.put(key, body)
+            raise RequestCancelled
+        self.cache.put(key, body)
         return body
+
+    async def _compute(self, compute: Callable[[], BaseModel], cancel: threading.Event) -> bytes | None:
+        if self.limiter.available_tokens == 0 and self.waiting >= self.max_queue:
+            raise ServerBusy(
+                f"the server is busy: {self.waiting} requests are already waiting for the model; try again shortly",
+                self.retry_after,
+            )
+        self.waiting += 1
+        try:
+            with anyio.fail_after(self.queue_timeout):
+                await self.limiter.acquire()
+        except TimeoutError:
+            raise ServerBusy(
+                f"the server is busy: no model slot came free within {self.queue_timeout:g} s; try again shortly",
+                self.retry_after,
+            ) from None
+        finally:
+            self.waiting -= 1
+        try:
+            # Not abandoned on cancellation: the slot stays taken until the thread has really stopped.
+            return await anyio.to_thread.run_sync(_run_call, compute, cancel)
+        except RequestCancelled:
+            return None
+        finally:
+            self.limiter.release()
+
+
+def _run_call(compute: Callable[[], BaseModel], cancel: threading.Event) -> bytes:
+    _current_call.cancel = cancel
+    try:
+        if cancel.is_set():
+            raise RequestCancelled
+        return compute().model_dump_json().encode()
+    finally:
+        _current_call.cancel = None
 
 
 def configure_torch(settings: Settings) -> None:

@@ -26,8 +26,13 @@ class Settings(BaseSettings):
     max_beam_size: int = Field(8, ge=1)
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://example.org"]; none by default')
     cache_size: int = Field(256, ge=0, description="responses kept in the LRU cache; 0 disables it")
+    cache_max_bytes: int = Field(64 * 1024 * 1024, ge=0, description="bytes the LRU cache may hold in all (64 MiB)")
     max_body_bytes: int = Field(64 * 1024, ge=1)
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once")
+    max_queue: int = Field(64, ge=0, description="requests that may wait for a model slot; more are answered 503")
+    queue_timeout: float = Field(
+        10.0, gt=0, description="seconds a request may wait for a model slot before it is answered 503 with Retry-After"
+    )
 
     @property
     def torch_threads(self) -> int:

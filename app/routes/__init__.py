@@ -12,9 +12,15 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Unknown model; the message lists the available ones",
         413: "Request body over the size limit (64 KiB by default)",
         422: "Bad input: empty or over-long text, an index out of range, a limit exceeded, wrong types or malformed JSON",
-        503: "Not ready: the models are not loaded",
+        503: "Busy: every model slot is taken and the queue is full, or no slot came free in time; see Retry-After",
     }
-    return {status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses}
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses
+    }
+    if 503 in responses:
+        retry_after = {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+        responses[503]["headers"] = {"Retry-After": retry_after}
+    return responses
 
 
-POST_ERRORS = error_responses(404, 413, 422)
+POST_ERRORS = error_responses(404, 413, 422, 503)

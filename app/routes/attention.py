@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app import service
-from app.dependencies import RegistryDep, RunnerDep, SettingsDep
+from app.dependencies import ClientGoneDep, RegistryDep, RunnerDep, SettingsDep
 from app.routes import POST_ERRORS
 from app.schemas import AttentionRequest, AttentionResponse
 
@@ -11,7 +11,9 @@ router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
 
 
 @router.post("", response_model=AttentionResponse, responses=POST_ERRORS, summary="Every attention map of a translation")
-async def attention(body: AttentionRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep) -> Response:
+async def attention(
+    body: AttentionRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep, client_gone: ClientGoneDep
+) -> Response:
     """Translate `source` (or force `target`) and return the requested attention maps.
 
     Each map's `weights` are indexed `[layer][head][query][key]`:
@@ -23,6 +25,7 @@ async def attention(body: AttentionRequest, registry: RegistryDep, runner: Runne
     - **cross** (encoder-decoder) attention: rows are `target_tokens`, columns `source_tokens`.
     """
     served = registry.get(body.model)
+    service.check_attention(served, body, settings)  # before queueing: bad input is answered at once
     key = ("attention", served.name, repr(body.model_dump(exclude={"model"})))
-    content = await runner.json(key, lambda: service.attention(served, body, settings))
+    content = await runner.json(key, lambda: service.attention(served, body, settings), client_gone)
     return Response(content, media_type="application/json")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app import service
-from app.dependencies import RegistryDep, RunnerDep, SettingsDep
+from app.dependencies import ClientGoneDep, RegistryDep, RunnerDep, SettingsDep
 from app.routes import POST_ERRORS
 from app.schemas import TranslateRequest, TranslateResponse
 
@@ -11,9 +11,12 @@ router = APIRouter(prefix="/api/v1/translate", tags=["translate"])
 
 
 @router.post("", response_model=TranslateResponse, responses=POST_ERRORS, summary="Translate English to the target language")
-async def translate(body: TranslateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep) -> Response:
+async def translate(
+    body: TranslateRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep, client_gone: ClientGoneDep
+) -> Response:
     """Greedy decoding by default; with `beam_size` > 1, `n_best` holds every finished hypothesis, best first."""
     served = registry.get(body.model)
+    service.check_translate(served, body, settings)  # before queueing: bad input is answered at once
     key = ("translate", served.name, repr(body.model_dump(exclude={"model"})))
-    content = await runner.json(key, lambda: service.translate(served, body, settings))
+    content = await runner.json(key, lambda: service.translate(served, body, settings), client_gone)
     return Response(content, media_type="application/json")

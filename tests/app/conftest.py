@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -33,3 +38,26 @@ def attention(client: TestClient, **body) -> dict:
 def served_translator(tiny_model_dir) -> Translator:
     """The model as the app loads it: from the checkpoint, whose weights are stored in fp16."""
     return Translator.from_checkpoint(tiny_model_dir / "tiny.pt", "cpu")
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app under a real uvicorn server on a free loopback port, in a thread of this process
+    (so a test can still patch what the app calls); yields the base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the app did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -20,8 +20,8 @@ def test_every_error_status_is_documented_with_the_error_schema(client):
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         ("/api/v1/models/{name}", "get"): {"404", "422"},
-        ("/api/v1/translate", "post"): {"404", "413", "422"},
-        ("/api/v1/attention", "post"): {"404", "413", "422"},
+        ("/api/v1/translate", "post"): {"404", "413", "422", "503"},
+        ("/api/v1/attention", "post"): {"404", "413", "422", "503"},
         ("/readyz", "get"): {"503"},
     }
     for (path, method), statuses in expected.items():
@@ -29,6 +29,8 @@ def test_every_error_status_is_documented_with_the_error_schema(client):
         assert {s for s in responses if s >= "400"} == statuses
         for status in statuses:
             assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+    busy = paths["/api/v1/attention"]["post"]["responses"]["503"]
+    assert busy["headers"]["Retry-After"]["schema"] == {"type": "integer"}
 
 
 def test_the_attention_request_has_examples_and_the_response_its_schema(client):
