@@ -1,9 +1,10 @@
 // Token labels. Token text is typed by users: everything that reaches Plotly's pseudo-HTML
 // (axis labels, hovers, titles) goes through escapePlotly, and the DOM only ever gets textContent.
 
-const PLOTLY_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
+// Plotly decodes these entities back to plain text nodes, so markup in a token shows as text. It knows no
+// &quot; (a quote would show as "&quot;"), but it decodes numeric entities.
+const PLOTLY_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;" };
 
-// Plotly decodes these entities back to plain text nodes, so markup in a token shows as text.
 export function escapePlotly(text) {
   return String(text).replace(/[&<>"]/g, (ch) => PLOTLY_ENTITIES[ch]);
 }

@@ -202,6 +202,6 @@ let measuring = null;
 function plainWidth(label) {
   measuring ??= document.createElement("canvas").getContext("2d");
   measuring.font = `${FONT.size}px ${FONT.family}`;
-  const decode = (line) => line.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+  const decode = (line) => line.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&#34;/g, '"').replace(/&amp;/g, "&");
   return Math.max(...label.split("<br>").map((line) => measuring.measureText(decode(line)).width));
 }
