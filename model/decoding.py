@@ -39,9 +39,14 @@ class Hypothesis:
 
 
 def next_token_logprobs(logits: Tensor) -> Tensor:
-    """(…, V) logits of the last position -> log-probabilities; <pad> and <s> are never produced."""
+    """(…, V) logits of the last position -> log-probabilities over the tokens a translation may hold.
+
+    <pad> and <s> are never produced, and neither is <unk>: it stands for the training corpus's
+    rare words, so the model learns to reach for it whenever unsure, and it tells a reader nothing.
+    Without it the model must pick a real word (`this is an example .` gives 例, not <unk>).
+    """
     logits = logits.clone()
-    logits[..., [Vocab.pad_id, Vocab.bos_id]] = float("-inf")
+    logits[..., [Vocab.pad_id, Vocab.unk_id, Vocab.bos_id]] = float("-inf")
     return logits.log_softmax(-1)
 
 

@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="folder with train/dev/test .en/.ja files")
     p.add_argument("--out", default="model/checkpoints/en-ja.pt", help="checkpoint path (a .json card is written beside it)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=18)
     p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="stop after the epoch that would overrun this")
     p.add_argument("--batch-tokens", type=int, default=3000, help="target tokens per batch, padding included")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -44,6 +44,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--min-freq", type=int, default=2, help="rarer training words become <unk>")
+    p.add_argument(
+        "--skip-unk-targets", action="store_true",
+        help="leave target words that are <unk> out of the loss, so the model does not learn to produce <unk>",
+    )
+    p.add_argument(
+        "--init-from", metavar="CHECKPOINT",
+        help="start from this checkpoint's weights, config and vocabularies (the model-shape options are then ignored)",
+    )
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--encoder-layers", type=int, default=3)
@@ -88,22 +96,26 @@ def main(argv: list[str] | None = None) -> dict:
     dev_src, dev_tgt = read_parallel(args.data, "dev")
     if args.limit:
         train_src, train_tgt = train_src[: args.limit], train_tgt[: args.limit]
-    src_vocab = Vocab.build(train_src, args.min_freq)
-    tgt_vocab = Vocab.build(train_tgt, args.min_freq)
+    if args.init_from:
+        start_from = load_checkpoint(args.init_from)
+        model, src_vocab, tgt_vocab, cfg = start_from.model, start_from.src_vocab, start_from.tgt_vocab, start_from.model.cfg
+        model.to(device)
+    else:
+        src_vocab = Vocab.build(train_src, args.min_freq)
+        tgt_vocab = Vocab.build(train_tgt, args.min_freq)
+        cfg = ModelConfig(
+            src_vocab_size=len(src_vocab),
+            tgt_vocab_size=len(tgt_vocab),
+            d_model=args.d_model,
+            n_heads=args.heads,
+            n_encoder_layers=args.encoder_layers,
+            n_decoder_layers=args.decoder_layers,
+            d_ff=args.ffn,
+            dropout=args.dropout,
+            positional_encoding=args.positional_encoding,
+        )
+        model = Seq2SeqTransformer(cfg).to(device)
     pairs = encode_pairs(train_src, train_tgt, src_vocab, tgt_vocab)
-
-    cfg = ModelConfig(
-        src_vocab_size=len(src_vocab),
-        tgt_vocab_size=len(tgt_vocab),
-        d_model=args.d_model,
-        n_heads=args.heads,
-        n_encoder_layers=args.encoder_layers,
-        n_decoder_layers=args.decoder_layers,
-        d_ff=args.ffn,
-        dropout=args.dropout,
-        positional_encoding=args.positional_encoding,
-    )
-    model = Seq2SeqTransformer(cfg).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -120,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     metadata = {"config": cfg.to_dict(), "corpus": CORPUS_SOURCE, "train_args": {k: v for k, v in vars(args).items() if k != "data"}}
+    if args.init_from:
+        metadata["initialized_from"] = {k: v for k, v in start_from.metadata.items() if k != "config"}
     history, recent_states = [], []
     best_bleu, best_epoch, step = -1.0, 0, 0
     start = time.time()
@@ -132,7 +146,10 @@ def main(argv: list[str] | None = None) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, args.lr, args.warmup, total_steps)
             logits = model(batch.src.to(device), batch.tgt_in.to(device))
-            loss = label_smoothed_loss(logits, batch.tgt_out.to(device), args.label_smoothing, Vocab.pad_id)
+            targets = batch.tgt_out.to(device)
+            if args.skip_unk_targets:
+                targets = targets.masked_fill(targets == Vocab.unk_id, Vocab.pad_id)
+            loss = label_smoothed_loss(logits, targets, args.label_smoothing, Vocab.pad_id)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -197,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
         "corpus": CORPUS_SOURCE,
         "bleu": "sacrebleu corpus BLEU, tokenize=none, on the corpus's own tokenization",
         "train_args": metadata["train_args"],
+        **({"initialized_from": metadata["initialized_from"]} if args.init_from else {}),
         "history": history,
     }
     out.with_suffix(".json").write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -65,8 +65,9 @@ def test_max_length_guard_cuts_decoding(tiny_model):
     assert len(hyp.ids) <= 2
 
 
-def test_padding_and_bos_are_never_produced():
+def test_padding_unknown_and_bos_are_never_produced():
     logits = torch.zeros(2, 6)
-    logits[:, Vocab.pad_id] = 100
-    logits[:, Vocab.bos_id] = 100
-    assert set(next_token_logprobs(logits).argmax(-1).tolist()) <= {1, 3, 4, 5}
+    logits[:, [Vocab.pad_id, Vocab.unk_id, Vocab.bos_id]] = 100
+    logprobs = next_token_logprobs(logits)
+    assert set(logprobs.argmax(-1).tolist()) <= {Vocab.eos_id, 4, 5}
+    torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2))

@@ -45,3 +45,17 @@ def test_averaging_state_dicts():
     b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(2)}
     avg = train.average_state_dicts([a, b])
     assert torch.equal(avg["w"], torch.tensor([2.0, 4.0])) and avg["n"] == 2
+
+
+def test_training_continues_from_a_checkpoint_without_learning_unk(tmp_path):
+    write_corpus(tmp_path)
+    tiny = ["--d-model", "32", "--heads", "2", "--encoder-layers", "1", "--decoder-layers", "1", "--ffn", "64", "--threads", "1",
+            "--batch-tokens", "64", "--warmup", "2", "--average-last", "0", "--beam", "2"]
+    first = tmp_path / "first.pt"
+    train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", "--min-freq", "9", *tiny])
+    second = tmp_path / "second.pt"
+    card = train.main(["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first),
+                       "--skip-unk-targets", "--d-model", "64", *tiny[2:]])
+    assert load_checkpoint(second).model.cfg == load_checkpoint(first).model.cfg  # shape comes from the checkpoint
+    assert card["initialized_from"]["epoch"] == 1
+    assert card["train_args"]["skip_unk_targets"]
