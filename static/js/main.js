@@ -75,7 +75,8 @@ async function loadModels() {
     ...state.models.map((info) => {
       const option = document.createElement("option");
       option.value = info.name;
-      option.textContent = info.description ? `${info.name} — ${info.description}` : info.name;
+      option.textContent = info.name;
+      option.title = info.description;
       return option;
     }),
   );
