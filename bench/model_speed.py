@@ -51,7 +51,9 @@ def main() -> None:
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
         p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
-        print(f"{len(result.source_tokens) - 1:>13} {len(result.target_tokens):>13} {statistics.median(times):>10.1f} {p90:>8.1f}")
+        print(
+            f"{len(result.source_tokens) - 1:>13} {len(result.target_tokens):>13} {statistics.median(times):>10.1f} {p90:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -41,12 +41,10 @@ class Batch:
 def encode_pairs(
     src: list[list[str]], tgt: list[list[str]], src_vocab: Vocab, tgt_vocab: Vocab
 ) -> list[tuple[list[int], list[int]]]:
-    return [(src_vocab.encode(s) + [Vocab.eos_id], tgt_vocab.encode(t)) for s, t in zip(src, tgt)]
+    return [(src_vocab.encode(s) + [Vocab.eos_id], tgt_vocab.encode(t)) for s, t in zip(src, tgt, strict=True)]
 
 
-def length_bucketed_batches(
-    pairs: list[tuple[list[int], list[int]]], max_tokens: int, rng: random.Random
-) -> list[Batch]:
+def length_bucketed_batches(pairs: list[tuple[list[int], list[int]]], max_tokens: int, rng: random.Random) -> list[Batch]:
     """Group pairs of similar length so that batches carry little padding, then shuffle batches.
 
     A batch holds at most `max_tokens` target tokens (counting padding).

@@ -77,7 +77,7 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_length: int | None
         if finished.all():
             break
     out = []
-    for row, score in zip(ys[:, 1:].tolist(), scores.tolist()):
+    for row, score in zip(ys[:, 1:].tolist(), scores.tolist(), strict=True):
         ids = [i for i in row if i != Vocab.pad_id]
         if Vocab.eos_id in ids:
             ids = ids[: ids.index(Vocab.eos_id) + 1]
@@ -113,7 +113,7 @@ def beam_search(
         top_logp, top = cand.topk(min(2 * beam_size, cand.numel()))
         vocab_size = logits.size(-1)
         next_beams, next_logp = [], []
-        for rank, (logp, flat) in enumerate(zip(top_logp.tolist(), top.tolist())):
+        for rank, (logp, flat) in enumerate(zip(top_logp.tolist(), top.tolist(), strict=True)):
             origin, token = divmod(flat, vocab_size)
             if token == Vocab.eos_id:
                 # As in fairseq: an ending counts only if it ranks among the top `beam_size`.
@@ -128,7 +128,8 @@ def beam_search(
         beam_logp = torch.tensor(next_logp, device=src.device)
     if len(finished) < n_best:  # the length limit cut the rest short
         finished += [
-            Hypothesis(b[1:], lp / length_penalty(len(b) - 1, alpha)) for b, lp in zip(beams.tolist(), beam_logp.tolist())
+            Hypothesis(b[1:], lp / length_penalty(len(b) - 1, alpha))
+            for b, lp in zip(beams.tolist(), beam_logp.tolist(), strict=True)
         ]
     return sorted(finished, key=lambda h: h.score, reverse=True)[:n_best]
 

@@ -18,7 +18,9 @@ from model.translator import Translator
 
 
 def main(argv: list[str] | None = None) -> float:
-    p = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="folder with test.en and test.ja")
     p.add_argument("--checkpoint", default="model/checkpoints/en-ja.pt")
     p.add_argument("--split", default="test", choices=["dev", "test"])

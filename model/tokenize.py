@@ -30,7 +30,9 @@ _DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
-    return "".join(" " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in _DROPPED_CATEGORIES or ch.isspace())
+    return "".join(
+        " " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in _DROPPED_CATEGORIES or ch.isspace()
+    )
 
 
 def tokenize_english(text: str) -> list[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import os
 import platform
 import random
@@ -33,11 +32,15 @@ CORPUS_SOURCE = "small_parallel_enja (github.com/odashi/small_parallel_enja, fro
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", required=True, help="folder with train/dev/test .en/.ja files")
     p.add_argument("--out", default="model/checkpoints/en-ja.pt", help="checkpoint path (a .json card is written beside it)")
     p.add_argument("--epochs", type=int, default=18)
-    p.add_argument("--time-budget", type=float, default=None, metavar="MINUTES", help="stop after the epoch that would overrun this")
+    p.add_argument(
+        "--time-budget", type=float, default=None, metavar="MINUTES", help="stop after the epoch that would overrun this"
+    )
     p.add_argument("--batch-tokens", type=int, default=3000, help="target tokens per batch, padding included")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=800, help="warm-up steps before linear decay to zero")
@@ -45,11 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--min-freq", type=int, default=2, help="rarer training words become <unk>")
     p.add_argument(
-        "--skip-unk-targets", action="store_true",
+        "--skip-unk-targets",
+        action="store_true",
         help="leave target words that are <unk> out of the loss, so the model does not learn to produce <unk>",
     )
     p.add_argument(
-        "--init-from", metavar="CHECKPOINT",
+        "--init-from",
+        metavar="CHECKPOINT",
         help="start from this checkpoint's weights, config and vocabularies (the model-shape options are then ignored)",
     )
     p.add_argument("--d-model", type=int, default=256)
@@ -59,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ffn", type=int, default=1024)
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--positional-encoding", choices=["sinusoidal", "learned"], default="sinusoidal")
-    p.add_argument("--average-last", type=int, default=5, help="also try the average of the last N epochs' weights; 0 turns it off")
+    p.add_argument(
+        "--average-last", type=int, default=5, help="also try the average of the last N epochs' weights; 0 turns it off"
+    )
     p.add_argument("--beam", type=int, default=4, help="beam size for the final test score reported beside greedy")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto")
@@ -81,7 +88,10 @@ def dev_bleu(translator: Translator, src: list[list[str]], ref: list[list[str]])
 
 
 def average_state_dicts(states: list[dict]) -> dict:
-    return {k: sum(s[k].float() for s in states) / len(states) if states[0][k].is_floating_point() else states[0][k] for k in states[0]}
+    return {
+        k: sum(s[k].float() for s in states) / len(states) if states[0][k].is_floating_point() else states[0][k]
+        for k in states[0]
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -120,18 +130,25 @@ def main(argv: list[str] | None = None) -> dict:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.98), eps=1e-9,
+        lr=args.lr,
+        betas=(0.9, 0.98),
+        eps=1e-9,
     )
     rng = random.Random(args.seed)
     steps_per_epoch = len(length_bucketed_batches(pairs, args.batch_tokens, random.Random(0)))
     total_steps = steps_per_epoch * args.epochs
     print(
-        f"device {device}, {torch.get_num_threads()} threads; {len(pairs)} training pairs; vocab en {len(src_vocab)} ja {len(tgt_vocab)}; "
+        f"device {device}, {torch.get_num_threads()} threads; {len(pairs)} training pairs; "
+        f"vocab en {len(src_vocab)} ja {len(tgt_vocab)}; "
         f"{model.num_parameters() / 1e6:.2f} M parameters; {steps_per_epoch} steps/epoch × {args.epochs} epochs",
         flush=True,
     )
 
-    metadata = {"config": cfg.to_dict(), "corpus": CORPUS_SOURCE, "train_args": {k: v for k, v in vars(args).items() if k != "data"}}
+    metadata = {
+        "config": cfg.to_dict(),
+        "corpus": CORPUS_SOURCE,
+        "train_args": {k: v for k, v in vars(args).items() if k != "data"},
+    }
     if args.init_from:
         metadata["initialized_from"] = {k: v for k, v in start_from.metadata.items() if k != "config"}
     history, recent_states = [], []
@@ -163,14 +180,22 @@ def main(argv: list[str] | None = None) -> dict:
 
         bleu = dev_bleu(_translator(model, src_vocab, tgt_vocab, device), dev_src, dev_tgt)
         elapsed = time.time() - start
-        history.append({"epoch": epoch, "train_loss": round(loss_avg, 4), "dev_bleu": round(bleu, 2), "minutes": round(elapsed / 60, 1)})
+        history.append(
+            {"epoch": epoch, "train_loss": round(loss_avg, 4), "dev_bleu": round(bleu, 2), "minutes": round(elapsed / 60, 1)}
+        )
         improved = bleu > best_bleu
         if improved:
             best_bleu, best_epoch = bleu, epoch
             save_checkpoint(out, model, src_vocab, tgt_vocab, {**metadata, "epoch": epoch, "dev_bleu": round(bleu, 2)})
-        print(f"epoch {epoch}: loss {loss_avg:.3f}, dev BLEU {bleu:.2f}{' (best, saved)' if improved else ''}, {elapsed / 60:.1f} min", flush=True)
+        print(
+            f"epoch {epoch}: loss {loss_avg:.3f}, dev BLEU {bleu:.2f}{' (best, saved)' if improved else ''}, "
+            f"{elapsed / 60:.1f} min",
+            flush=True,
+        )
         if args.average_last:
-            recent_states = (recent_states + [copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})])[-args.average_last :]
+            recent_states = (recent_states + [copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})])[
+                -args.average_last :
+            ]
         if args.time_budget and elapsed / epoch * (epoch + 1) > args.time_budget * 60 and epoch < args.epochs:
             print(f"stopping: another epoch would overrun the {args.time_budget:.0f}-minute budget", flush=True)
             break
@@ -207,7 +232,9 @@ def main(argv: list[str] | None = None) -> dict:
         "epochs": len(history),
         "kept": kept,
         "wall_time_minutes": round(wall / 60, 1),
-        "device": f"{device.type} ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})" if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "device": f"{device.type} ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
+        if device.type == "cpu"
+        else torch.cuda.get_device_name(device),
         "dev_bleu": round(best_bleu, 2),
         "test_bleu": {"greedy": round(greedy, 2), f"beam{args.beam}": round(beam, 2)},
         "checkpoint_bytes": out.stat().st_size,
@@ -218,7 +245,11 @@ def main(argv: list[str] | None = None) -> dict:
         "history": history,
     }
     out.with_suffix(".json").write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"kept {kept}: dev BLEU {best_bleu:.2f}; test BLEU greedy {greedy:.2f}, beam {args.beam} {beam:.2f}; {out} {out.stat().st_size / 1e6:.1f} MB", flush=True)
+    print(
+        f"kept {kept}: dev BLEU {best_bleu:.2f}; test BLEU greedy {greedy:.2f}, beam {args.beam} {beam:.2f}; "
+        f"{out} {out.stat().st_size / 1e6:.1f} MB",
+        flush=True,
+    )
     return card
 
 

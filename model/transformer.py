@@ -81,9 +81,7 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
-        )
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -118,9 +116,7 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(
-        self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S)
         -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
         h = self.self_attn_norm(y)
@@ -210,9 +206,7 @@ class Seq2SeqTransformer(nn.Module):
             weights.append(w)
         return self.encoder_norm(x), weights
 
-    def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor
-    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def decode(self, tgt_in: Tensor, memory: Tensor, src: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}), memory: (B, S, D), src: (B, S)
         -> (logits (B, T, V), self weights [(B, H, T, T)], cross weights [(B, H, T, S)]).
 

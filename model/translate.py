@@ -19,7 +19,9 @@ from model.translator import Translator
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m model.translate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.translate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--checkpoint", default="model/checkpoints/en-ja.pt")
     p.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy")
     p.add_argument("--max-length", type=int, default=None, help="cap on produced tokens")
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = [i for i, line in enumerate(lines) if tokenize_english(line)]
     results = translator.translate([lines[i] for i in wanted], beam_size=args.beam, max_length=args.max_length)
     outputs = [""] * len(lines)
-    for i, result in zip(wanted, results):
+    for i, result in zip(wanted, results, strict=True):
         outputs[i] = " ".join(t.text for t in result.target_tokens if not t.special)
     sys.stdout.write("".join(o + "\n" for o in outputs))
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from model.checkpoint import LoadedModel, load_checkpoint
-from model.decoding import AttentionMaps, Hypothesis, beam_search, forced_attention, greedy_decode
 from model.data import pad_batch
+from model.decoding import AttentionMaps, Hypothesis, beam_search, forced_attention, greedy_decode
 from model.tokenize import segment_japanese, tokenize_english
-from model.vocab import EOS, BOS, Vocab
+from model.vocab import BOS, EOS, Vocab
 
 
 class InputError(ValueError):
@@ -76,9 +76,7 @@ class Translator:
         return self.model.cfg
 
     def _tokens(self, words: list[str], vocab: Vocab) -> list[Token]:
-        return [
-            Token(w, vocab.index.get(w, vocab.unk_id), unknown=w not in vocab, special=vocab.is_special(w)) for w in words
-        ]
+        return [Token(w, vocab.index.get(w, vocab.unk_id), unknown=w not in vocab, special=vocab.is_special(w)) for w in words]
 
     def source_tokens(self, text: str) -> list[Token]:
         """Tokenize raw or corpus-tokenized English; appends </s> as the model was trained."""
@@ -108,7 +106,9 @@ class Translator:
             return greedy_decode(self.model, src, max_length)
         return beam_search(self.model, src, beam_size, max_length, n_best=n_best)
 
-    def translate(self, texts: list[str], beam_size: int = 1, max_length: int | None = None, n_best: int = 1) -> list[Translation]:
+    def translate(
+        self, texts: list[str], beam_size: int = 1, max_length: int | None = None, n_best: int = 1
+    ) -> list[Translation]:
         """Translate many sentences; greedy decoding runs in length-sorted batches."""
         sources = [self.source_tokens(t) for t in texts]
         best: list[list[Hypothesis]] = [[] for _ in texts]
@@ -117,17 +117,23 @@ class Translator:
             for start in range(0, len(order), 64):
                 chunk = order[start : start + 64]
                 src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
-                for i, hyp in zip(chunk, greedy_decode(self.model, src, max_length)):
+                for i, hyp in zip(chunk, greedy_decode(self.model, src, max_length), strict=True):
                     best[i] = [hyp]
         else:
             for i, tokens in enumerate(sources):
                 best[i] = beam_search(self.model, self._src_tensor(tokens), beam_size, max_length, n_best=max(1, n_best))
         results = []
-        for tokens, hyps in zip(sources, best):
+        for tokens, hyps in zip(sources, best, strict=True):
             n_best_list = [(join_japanese(w := self.tgt_vocab.decode(h.ids)), w, h.score) for h in hyps]
             top = hyps[0]
             results.append(
-                Translation(tokens, self._tokens(self.tgt_vocab.decode(top.ids), self.tgt_vocab), n_best_list[0][0], top.score, n_best_list)
+                Translation(
+                    tokens,
+                    self._tokens(self.tgt_vocab.decode(top.ids), self.tgt_vocab),
+                    n_best_list[0][0],
+                    top.score,
+                    n_best_list,
+                )
             )
         return results
 

@@ -27,7 +27,16 @@ def make_tiny_model(seed: int = 0, **overrides) -> LoadedModel:
     cfg = ModelConfig(
         src_vocab_size=len(src_vocab),
         tgt_vocab_size=len(tgt_vocab),
-        **{"d_model": 32, "n_heads": 4, "n_encoder_layers": 2, "n_decoder_layers": 2, "d_ff": 64, "dropout": 0.0, "max_positions": 64, **overrides},
+        **{
+            "d_model": 32,
+            "n_heads": 4,
+            "n_encoder_layers": 2,
+            "n_decoder_layers": 2,
+            "d_ff": 64,
+            "dropout": 0.0,
+            "max_positions": 64,
+            **overrides,
+        },
     )
     return LoadedModel(Seq2SeqTransformer(cfg).eval(), src_vocab, tgt_vocab, {})
 

@@ -28,7 +28,7 @@ def test_single_forced_pass_equals_maps_collected_during_greedy_decoding(tiny_mo
     assert produced == greedy_decode(model, src, max_length=12)[0].ids
     maps, _ = forced_attention(model, src, produced)
     torch.testing.assert_close(maps.encoder, enc, atol=1e-5, rtol=0)
-    for t, (dec_row, cross_row) in enumerate(zip(dec_rows, cross_rows)):
+    for t, (dec_row, cross_row) in enumerate(zip(dec_rows, cross_rows, strict=True)):
         torch.testing.assert_close(maps.decoder[:, :, t, : t + 1], dec_row, atol=1e-5, rtol=0)
         torch.testing.assert_close(maps.cross[:, :, t], cross_row, atol=1e-5, rtol=0)
 

@@ -20,7 +20,7 @@ def head_averaged_alignment(result, layer: int) -> dict[str, str]:
     """Produced token -> the source token its head-averaged cross-attention row weighs most."""
     source = [t.text for t in result.source_tokens]
     rows = result.maps.cross[layer].mean(dim=0)  # (T, S)
-    return {t.text: source[int(row.argmax())] for t, row in zip(result.target_tokens, rows)}
+    return {t.text: source[int(row.argmax())] for t, row in zip(result.target_tokens, rows, strict=True)}
 
 
 def test_card_reports_the_target_figures():

@@ -11,7 +11,7 @@ from model.tokenize import segment_japanese, tokenize_english
         ("Don't go!", "don 't go !"),
         ("I CAN'T tell who'll arrive first?", "i can 't tell who 'll arrive first ?"),
         ("It's nine o'clock.", "it 's nine o 'clock ."),
-        ("He said, \"Stop.\"", "he said , '' stop . ''"),
+        ('He said, "Stop."', "he said , '' stop . ''"),
         ("He said, “Stop.” ", "he said , '' stop . ''"),
         ("I’m here…", "i 'm here ..."),
         ("Wait... what?", "wait ... what ?"),

@@ -6,8 +6,12 @@ from model import train
 from model.checkpoint import load_checkpoint
 
 PAIRS = [
-    ("the cat .", "猫 。"), ("the dog .", "犬 。"), ("a cat runs .", "猫 が 走 る 。"), ("a dog runs .", "犬 が 走 る 。"),
-    ("i like the cat .", "私 は 猫 が 好き 。"), ("i like the dog .", "私 は 犬 が 好き 。"),
+    ("the cat .", "猫 。"),
+    ("the dog .", "犬 。"),
+    ("a cat runs .", "猫 が 走 る 。"),
+    ("a dog runs .", "犬 が 走 る 。"),
+    ("i like the cat .", "私 は 猫 が 好き 。"),
+    ("i like the dog .", "私 は 犬 が 好き 。"),
 ] * 8
 
 
@@ -20,11 +24,40 @@ def write_corpus(folder):
 def test_a_few_training_steps_lower_the_loss_and_write_checkpoint_and_card(tmp_path, capsys):
     write_corpus(tmp_path)
     out = tmp_path / "out" / "m.pt"
-    card = train.main([
-        "--data", str(tmp_path), "--out", str(out), "--epochs", "6", "--batch-tokens", "64", "--warmup", "5",
-        "--lr", "3e-3", "--d-model", "32", "--heads", "2", "--encoder-layers", "1", "--decoder-layers", "1", "--ffn", "64",
-        "--min-freq", "1", "--average-last", "2", "--beam", "2", "--threads", "1",
-    ])
+    card = train.main(
+        [
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--epochs",
+            "6",
+            "--batch-tokens",
+            "64",
+            "--warmup",
+            "5",
+            "--lr",
+            "3e-3",
+            "--d-model",
+            "32",
+            "--heads",
+            "2",
+            "--encoder-layers",
+            "1",
+            "--decoder-layers",
+            "1",
+            "--ffn",
+            "64",
+            "--min-freq",
+            "1",
+            "--average-last",
+            "2",
+            "--beam",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     history = card["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.5
     assert json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["test_bleu"] == card["test_bleu"]
@@ -49,13 +82,47 @@ def test_averaging_state_dicts():
 
 def test_training_continues_from_a_checkpoint_without_learning_unk(tmp_path):
     write_corpus(tmp_path)
-    tiny = ["--d-model", "32", "--heads", "2", "--encoder-layers", "1", "--decoder-layers", "1", "--ffn", "64", "--threads", "1",
-            "--batch-tokens", "64", "--warmup", "2", "--average-last", "0", "--beam", "2"]
+    tiny = [
+        "--d-model",
+        "32",
+        "--heads",
+        "2",
+        "--encoder-layers",
+        "1",
+        "--decoder-layers",
+        "1",
+        "--ffn",
+        "64",
+        "--threads",
+        "1",
+        "--batch-tokens",
+        "64",
+        "--warmup",
+        "2",
+        "--average-last",
+        "0",
+        "--beam",
+        "2",
+    ]
     first = tmp_path / "first.pt"
     train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", "--min-freq", "9", *tiny])
     second = tmp_path / "second.pt"
-    card = train.main(["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first),
-                       "--skip-unk-targets", "--d-model", "64", *tiny[2:]])
+    card = train.main(
+        [
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(second),
+            "--epochs",
+            "1",
+            "--init-from",
+            str(first),
+            "--skip-unk-targets",
+            "--d-model",
+            "64",
+            *tiny[2:],
+        ]
+    )
     assert load_checkpoint(second).model.cfg == load_checkpoint(first).model.cfg  # shape comes from the checkpoint
     assert card["initialized_from"]["epoch"] == 1
     assert card["train_args"]["skip_unk_targets"]

@@ -65,8 +65,17 @@ def test_padding_does_not_change_the_result(tiny_model):
 
 
 def test_learned_positions_and_untied_output_build():
-    cfg = ModelConfig(src_vocab_size=10, tgt_vocab_size=12, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1,
-                      d_ff=32, positional_encoding="learned", tie_target_embeddings=False)
+    cfg = ModelConfig(
+        src_vocab_size=10,
+        tgt_vocab_size=12,
+        d_model=16,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        d_ff=32,
+        positional_encoding="learned",
+        tie_target_embeddings=False,
+    )
     model = Seq2SeqTransformer(cfg)
     logits = model(torch.tensor([[4, 5, 3]]), torch.tensor([[2, 6]]))
     assert logits.shape == (1, 2, 12)
