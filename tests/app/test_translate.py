@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from model.translator import join_japanese
 
 
@@ -13,7 +15,8 @@ def test_greedy_translation_matches_the_model(client, served_translator):
     assert [t["text"] for t in body["source_tokens"]] == ["this", "is", "an", "example", ".", "</s>"]
     assert [t["text"] for t in body["target_tokens"]] == [t.text for t in expected.target_tokens]
     assert body["translation"] == join_japanese([t["text"] for t in body["target_tokens"]])
-    assert body["score"] == expected.score
+    # the API runs the model on its own torch thread count, so the last float digits may differ
+    assert body["score"] == pytest.approx(expected.score, rel=1e-5)
     assert [h["translation"] for h in body["n_best"]] == [body["translation"]]
 
 
