@@ -17,8 +17,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from live_server import free_port, start_server  # noqa: E402
 
 from app.settings import Settings  # noqa: E402
 from model.translator import Translator  # noqa: E402
@@ -50,27 +50,6 @@ def distinct_sentences(count: int, words: int, seed: int) -> list[str]:
     return sorted(sentences)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ATTNSCOPE_CACHE_SIZE": "0"}
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the server exited: {server.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.terminate()
-    sys.exit("the server did not become ready in 120 s")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -127,7 +106,7 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(served_dir, port)
+    server = start_server(served_dir, port, env={"ATTNSCOPE_CACHE_SIZE": "0"})
     errors = 0
     try:
         info = httpx.get(f"{base}/api/v1/models/{checkpoint.stem}").json()

@@ -17,17 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from live_server import free_port, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = (
@@ -49,12 +47,6 @@ BAD_REQUESTS = [
     (b'{"source": "\xff\xfe"}', 422),
     (b'{"source": "' + b"a" * 70_000 + b'"}', 413),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mib(pid: int) -> float:
@@ -179,22 +171,9 @@ def main() -> None:
             if path.suffix in (".pt", ".json"):
                 shutil.copy(path, tmp)
         port = free_port()
-        command = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--model-dir", tmp]
-        server = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = start_server(tmp, port)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                if server.poll() is not None:
-                    sys.exit(f"the server exited: {server.stderr.read().decode()}")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    sys.exit("the server did not become ready in 120 s")
-                time.sleep(0.2)
             model = httpx.get(f"{base}/api/v1/models").json()[0]
             load = Load(base, server.pid, args, model["limits"]["max_source_tokens"])
             asyncio.run(load.run())

@@ -9,18 +9,16 @@ a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the en
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from live_server import free_port, start_server  # noqa: E402
+
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -33,28 +31,6 @@ CHROMIUM_FLAGS = [
 CLASSIC = "This is an example."
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_dir: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
-    server = subprocess.Popen(
-        command, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the server exited: {server.stderr.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.terminate()
-    sys.exit("the server did not become ready in 120 s")
 
 
 def main() -> None:
