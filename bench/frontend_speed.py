@@ -22,19 +22,10 @@ import statistics
 from pathlib import Path
 
 import httpx
-from live_server import free_port, start_server
+from live_server import CHROMIUM_FLAGS, free_port, start_server
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # 39 words + </s> = 40 source tokens; 39 target tokens + </s> = 40 produced: a 40×40 cross map.
 SOURCE = " ".join(("this is an example of a long sentence , and i like it very much .".split() * 3)[:39])
 TARGET = " ".join(("これ は 例 で す 。 私 は 猫 が 好き で す 。".split() * 3)[:39])
@@ -49,8 +40,6 @@ TO_NEXT_FRAME = """async (selector) => {
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
     return performance.now() - start;
 }"""
-
-
 
 
 def summary(name: str, values: list[float], target: float | None = None) -> str:

@@ -17,20 +17,9 @@ from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
-from live_server import free_port, start_server  # noqa: E402
+from live_server import CHROMIUM_FLAGS, free_port, start_server  # noqa: E402
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 CLASSIC = "This is an example."
-
-
 
 
 def main() -> None:
