@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit, SecurityHeaders, UnexpectedErrors
-from app.routes import attention, docs, health, models, pages, translate
+from app.routes import attention, docs, health, models, pages, translate, vendor
 from app.service import InferenceRunner, ModelRegistry, configure_torch
 from app.settings import REPO_ROOT, Settings, get_settings
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers, 413 and 500 included
 
-    for module in (models, translate, attention, health, pages, docs):
+    for module in (models, translate, attention, health, pages, docs, vendor):
         app.include_router(module.router)
     # check_dir=False: the app (and its API) still starts from a checkout without the front end.
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static", check_dir=False), name="static")

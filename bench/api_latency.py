@@ -50,8 +50,6 @@ def distinct_sentences(count: int, words: int, seed: int) -> list[str]:
     return sorted(sentences)
 
 
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -1,12 +1,9 @@
-"""The browser page. Its scripts and styles come from /static; Plotly from the installed package at /vendor."""
+"""The browser page. Its scripts and styles come from /static, Plotly from /vendor (app.routes.vendor)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import plotly
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app import service
@@ -22,12 +19,3 @@ router = APIRouter(include_in_schema=False)
 def index(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTMLResponse:
     models = [service.model_info(served, registry, settings).model_dump() for served in registry.models.values()]
     return templates.TemplateResponse(request, "index.html", {"models": models, "default_model": registry.default})
-
-
-# Plotly ships its browser bundle in the Python package, so the page needs no CDN.
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-@router.get("/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
-    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
