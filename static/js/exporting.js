@@ -21,8 +21,34 @@ export function downloadCsv(view, filename) {
   downloadBlob(new Blob([matrixCsv(view)], { type: "text/csv;charset=utf-8" }), `${filename}.csv`);
 }
 
-export function downloadPlot(element, format, filename) {
-  return Plotly.downloadImage(element, { format, filename, scale: format === "png" ? 2 : 1 });
+export async function downloadPlot(element, format, filename) {
+  downloadBlob(await figureImage(element, format), `${filename}.${format}`);
+}
+
+// The figure as an SVG, or as a PNG at twice its size. Plotly's SVG has heatmaps one pixel per cell
+// (see views/heatmap.js) and leaves out the page's stylesheet, so its root gets the `image-rendering`
+// attribute, which the heatmap images inherit.
+export async function figureImage(element, format) {
+  const url = await Plotly.toImage(element, { format: "svg" });
+  const svg = decodeURIComponent(url.slice(url.indexOf(",") + 1)).replace("<svg ", '<svg image-rendering="pixelated" ');
+  const blob = new Blob([svg], { type: "image/svg+xml" });
+  return format === "svg" ? blob : rasterise(blob, 2);
+}
+
+async function rasterise(svgBlob, scale) {
+  const url = URL.createObjectURL(svgBlob);
+  try {
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = image.naturalWidth * scale;
+    canvas.height = image.naturalHeight * scale;
+    canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+    return await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  } finally {
+    URL.revokeObjectURL(url);
+  }
 }
 
 // The overview grid is canvases, not a Plotly figure: it is redrawn onto one canvas (PNG) or

@@ -283,7 +283,7 @@ function exportCurrent(format) {
   if (format === "csv") return downloadCsv(displayedMap(state.response, options(), state.kind, state.layer, state.head), name);
   if (state.view === "grid") return downloadGrid(el.grid, format, name);
   const figure = { head: el.headFigure, panels: el.panelsFigure, stats: el.statsFigure, steps: el.steps.figure }[state.view];
-  return downloadPlot(figure, format, name);
+  return downloadPlot(figure, format, name).catch((error) => showError(`The ${format.toUpperCase()} export failed: ${error}`));
 }
 
 async function copyLink() {

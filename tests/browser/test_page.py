@@ -296,3 +296,29 @@ def test_every_view_works_under_a_strict_content_security_policy(page):
         page.click('[data-export="png"]')
     assert violations == []
     assert page.watch.errors == [] and page.watch.dialogs == []
+
+
+def test_exported_heatmaps_keep_their_cells_crisp(page):
+    """A row of the exported PNG crossing the classic cross-attention map holds one colour per cell, not a blur."""
+    page.goto("/?kind=cross&special=1")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert page.evaluate("getComputedStyle(document.querySelector('#head-figure .hm image')).imageRendering") == "pixelated"
+    colours = page.evaluate(
+        """async () => {
+            const { figureImage } = await import('/static/js/exporting.js');
+            const figure = document.getElementById('head-figure');
+            const bitmap = await createImageBitmap(await figureImage(figure, 'png'));
+            const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+            const context = canvas.getContext('2d');
+            context.drawImage(bitmap, 0, 0);
+            const { xaxis, yaxis } = figure._fullLayout;
+            const y = Math.round(2 * (yaxis._offset + yaxis._length / figure.data[0].z.length / 2));
+            const row = context.getImageData(2 * xaxis._offset + 4, y, 2 * xaxis._length - 8, 1).data;
+            const seen = new Set();
+            for (let k = 0; k < row.length; k += 4) seen.add(row.slice(k, k + 3).join(','));
+            return seen.size;
+        }"""
+    )
+    columns = len(page.evaluate("document.getElementById('head-figure').data[0].z[0]"))
+    assert columns == 6  # this is an example . </s>
+    assert colours <= columns

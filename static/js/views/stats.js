@@ -19,8 +19,7 @@ export function drawStatistics(element, response, options, kind, selected) {
   const { entropy, distance } = statisticsOf(response, options, kind);
   const layers = entropy.map((_, l) => l);
   const heads = entropy[0].map((_, h) => h);
-  // Values are printed in the cells, so no colour bar is needed (and the 2 px gaps keep Plotly off
-  // the style-attribute path the page's CSP refuses; see heatmap.js).
+  // Values are printed in the cells, so no colour bar is needed; 2 px gaps set the cells apart.
   const panel = (z, axes, name, unit) => ({
     type: "heatmap",
     x: heads,
