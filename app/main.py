@@ -42,8 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None  # set by the lifespan; /readyz says 503 until then
 
     install_error_handlers(app)
-    # Level 1: a 128-token response (1.5 MB of weights) compresses in ~15 ms to 400 KB; level 9,
-    # Starlette's default, takes seconds for 25% fewer bytes.
+    # For the other answers (the page, Plotly, the schema): translations and attention maps come
+    # gzipped from the runner. Level 1 for the reason app.service.gzip_json gives.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     if settings.cors_origins:
         app.add_middleware(

@@ -6,6 +6,7 @@ Nothing here knows about FastAPI; handlers call in, and errors come out as the e
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import threading
@@ -276,12 +277,12 @@ def attention(served: ServedModel, request: AttentionRequest, settings: Settings
 
 
 class ResponseCache:
-    """Least-recently-used serialized responses, bounded by count and by bytes (one 128-token answer is 1.5 MB).
+    """Least-recently-used gzipped responses, bounded by count and by bytes (one 128-token answer is 400 KB).
 
     Used from the event loop only, so it needs no lock.
     """
 
-    def __init__(self, size: int, max_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, size: int, max_bytes: int = 16 * 1024 * 1024):
         self.size = size
         self.max_bytes = max_bytes
         self.bytes = 0
@@ -308,10 +309,11 @@ class ResponseCache:
 
 
 class InferenceRunner:
-    """Runs model calls in worker threads, `concurrency` at a time, and caches their JSON bodies.
+    """Runs model calls in worker threads, `concurrency` at a time, and caches their gzipped JSON bodies.
 
-    The model call and the serialization both run off the event loop: for a 128-token source the
-    JSON of every map is megabytes, and writing it would otherwise stall every other request.
+    The model call, the serialization and the compression all run off the event loop: for a 128-token
+    source the JSON of every map is 1.5 MB, and writing or compressing it there would stall every other
+    request. Bodies are kept compressed, so the cache holds four times as many in the same memory.
     At most `max_queue` requests wait for a slot, each for at most `queue_timeout` seconds; beyond
     that the caller hears ServerBusy (503 with Retry-After) at once rather than hanging.
     """
@@ -320,7 +322,7 @@ class InferenceRunner:
         self,
         concurrency: int,
         cache_size: int,
-        cache_max_bytes: int = 64 * 1024 * 1024,
+        cache_max_bytes: int = 16 * 1024 * 1024,
         max_queue: int = 64,
         queue_timeout: float = 10.0,
     ):
@@ -334,10 +336,10 @@ class InferenceRunner:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.queue_timeout / 2))
 
-    async def json(
+    async def gzipped_json(
         self, key: Hashable, compute: Callable[[], BaseModel], client_gone: Callable[[], Awaitable[None]] | None = None
     ) -> bytes:
-        """The cached or computed JSON body. When `client_gone` returns first, raise RequestCancelled: a waiting
+        """The cached or computed JSON body, gzip-compressed. When `client_gone` returns first, raise RequestCancelled: a waiting
         request leaves the queue, a running one stops at its model's next layer, and either way frees its slot."""
         body = self.cache.get(key)
         if body is not None:
@@ -396,9 +398,15 @@ def _run_call(compute: Callable[[], BaseModel], cancel: threading.Event) -> byte
     try:
         if cancel.is_set():
             raise RequestCancelled
-        return compute().model_dump_json().encode()
+        return gzip_json(compute())
     finally:
         _current_call.cancel = None
+
+
+def gzip_json(model: BaseModel) -> bytes:
+    # Level 1: a 128-token answer compresses in ~15 ms to 400 KB; level 9 takes seconds for 25% fewer bytes.
+    # mtime=0 keeps the bytes the same for the same answer.
+    return gzip.compress(model.model_dump_json().encode(), compresslevel=1, mtime=0)
 
 
 def configure_torch(settings: Settings) -> None:

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     max_beam_size: int = Field(8, ge=1)
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://example.org"]; none by default')
     cache_size: int = Field(256, ge=0, description="responses kept in the LRU cache; 0 disables it")
-    cache_max_bytes: int = Field(64 * 1024 * 1024, ge=0, description="bytes the LRU cache may hold in all (64 MiB)")
+    cache_max_bytes: int = Field(
+        16 * 1024 * 1024, ge=0, description="gzipped bytes the LRU cache may hold in all (16 MiB, about 64 MiB of JSON)"
+    )
     max_body_bytes: int = Field(64 * 1024, ge=1)
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once")
     max_queue: int = Field(64, ge=0, description="requests that may wait for a model slot; more are answered 503")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
+
+from fastapi import Request, Response
 
 from app.schemas import ErrorResponse
 
@@ -24,3 +27,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 POST_ERRORS = error_responses(404, 413, 422, 503)
+
+
+def gzipped_json_response(request: Request, body: bytes) -> Response:
+    """A gzipped JSON body as it is, or decompressed for a client that does not accept gzip.
+
+    GZipMiddleware leaves a response that already has a Content-Encoding alone.
+    """
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(body, media_type="application/json", headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    return Response(gzip.decompress(body), media_type="application/json")

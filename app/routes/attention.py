@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from app import service
 from app.dependencies import ClientGoneDep, RegistryDep, RunnerDep, SettingsDep
-from app.routes import POST_ERRORS
+from app.routes import POST_ERRORS, gzipped_json_response
 from app.schemas import AttentionRequest, AttentionResponse
 
 router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
@@ -12,7 +12,12 @@ router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
 
 @router.post("", response_model=AttentionResponse, responses=POST_ERRORS, summary="Every attention map of a translation")
 async def attention(
-    body: AttentionRequest, registry: RegistryDep, runner: RunnerDep, settings: SettingsDep, client_gone: ClientGoneDep
+    request: Request,
+    body: AttentionRequest,
+    registry: RegistryDep,
+    runner: RunnerDep,
+    settings: SettingsDep,
+    client_gone: ClientGoneDep,
 ) -> Response:
     """Translate `source` (or force `target`) and return the requested attention maps.
 
@@ -27,5 +32,5 @@ async def attention(
     served = registry.get(body.model)
     service.check_attention(served, body, settings)  # before queueing: bad input is answered at once
     key = ("attention", served.name, repr(body.model_dump(exclude={"model"})))
-    content = await runner.json(key, lambda: service.attention(served, body, settings), client_gone)
-    return Response(content, media_type="application/json")
+    content = await runner.gzipped_json(key, lambda: service.attention(served, body, settings), client_gone)
+    return gzipped_json_response(request, content)

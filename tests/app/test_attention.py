@@ -147,6 +147,11 @@ def test_cache_size_zero_disables_the_cache(tiny_model_dir):
         assert len(client.app.state.runner.cache) == 0
 
 
+def test_the_cache_keeps_answers_gzipped(client):
+    response = client.post("/api/v1/attention", json={"source": EXAMPLE}, headers={"accept-encoding": "gzip"})
+    assert client.app.state.runner.cache.bytes == int(response.headers["content-length"]) < len(response.content)
+
+
 def test_gzip_body_decodes_to_the_same_json(client):
     response = client.post("/api/v1/attention", json={"source": EXAMPLE})
     raw = client.post("/api/v1/attention", json={"source": EXAMPLE}, headers={"accept-encoding": "identity"})

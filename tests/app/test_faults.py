@@ -201,7 +201,7 @@ def test_runner_turns_requests_away_when_the_queue_is_full():
 
     async def call(i):
         try:
-            await runner.json(i, lambda: (release.wait(5), Settings())[1])
+            await runner.gzipped_json(i, lambda: (release.wait(5), Settings())[1])
             outcomes.append("ok")
         except ServerBusy as exc:
             outcomes.append(exc.retry_after)

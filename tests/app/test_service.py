@@ -62,7 +62,7 @@ def test_runner_bounds_the_model_calls_running_at_once():
     async def main():
         async with anyio.create_task_group() as tasks:
             for i in range(6):
-                tasks.start_soon(runner.json, i, compute)
+                tasks.start_soon(runner.gzipped_json, i, compute)
 
     anyio.run(main)
     assert most == 2
