@@ -104,16 +104,22 @@ class PageWatch:
             route.abort()
 
 
-@pytest.fixture
-def page(browser, base_url) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True, base_url=base_url)
+def open_page(browser: Browser, base_url: str, width: int = 1400, height: int = 1000) -> Page:
+    """A page in a context of its own; close it with `page.context.close()`."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True, base_url=base_url)
     # Generous: the suite may share two cores with a training run, and the page loads 4.8 MB of Plotly.
     context.set_default_timeout(60_000)
     context.set_default_navigation_timeout(90_000)
     page = context.new_page()
     page.watch = PageWatch(page)
+    return page
+
+
+@pytest.fixture
+def page(browser, base_url) -> Iterator[Page]:
+    page = open_page(browser, base_url)
     yield page
-    context.close()
+    page.context.close()
 
 
 def submit(page: Page, source: str, target: str = "") -> None:

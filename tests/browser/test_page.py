@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser.conftest import CLASSIC_TARGET, STRICT_CSP, axis_labels, head_title, submit, wait_for_figure
+from tests.browser.conftest import CLASSIC_TARGET, STRICT_CSP, axis_labels, head_title, open_page, submit, wait_for_figure
 
 XSS_INPUTS = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>']
 
@@ -228,7 +228,7 @@ def test_a_shared_url_restores_the_view(page, browser, base_url):
     shared = page.url
     assert parse_qs(urlparse(shared).query)["view"] == ["panels"]
 
-    other = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    other = open_page(browser, base_url, width=1200, height=900)
     other.goto(shared)
     wait_for_figure(other)
     assert other.input_value("#source") == "This is an example."
