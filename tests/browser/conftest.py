@@ -7,20 +7,16 @@ the tiny random model, with a readings table, since these tests are about the pa
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from app.main import create_app
 from app.settings import Settings
 from model.readings import readings_path
+from tests.app.conftest import live_server
 from tests.conftest import write_model_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,31 +38,14 @@ STRICT_CSP = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory) -> Iterator[str]:
     model_dir = tmp_path_factory.mktemp("models")
     checkpoint = write_model_dir(model_dir)
     blob = {"format": 1, "language": "ja", "readings": TINY_READINGS}
     readings_path(checkpoint).write_text(json.dumps(blob, ensure_ascii=False), encoding="utf-8")
-    port = free_port()
-    app = create_app(Settings(model_dir=model_dir, device="cpu", cache_size=0))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app did not start for the browser tests")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(Settings(model_dir=model_dir, device="cpu", cache_size=0)) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
