@@ -13,6 +13,8 @@ PAIRS = [
     ("i like the cat .", "私 は 猫 が 好き 。"),
     ("i like the dog .", "私 は 犬 が 好き 。"),
 ] * 8
+# A model small enough to train in seconds.
+TINY_SHAPE = "--d-model 32 --heads 2 --encoder-layers 1 --decoder-layers 1 --ffn 64".split()
 
 
 def write_corpus(folder):
@@ -38,16 +40,7 @@ def test_a_few_training_steps_lower_the_loss_and_write_checkpoint_and_card(tmp_p
             "5",
             "--lr",
             "3e-3",
-            "--d-model",
-            "32",
-            "--heads",
-            "2",
-            "--encoder-layers",
-            "1",
-            "--decoder-layers",
-            "1",
-            "--ffn",
-            "64",
+            *TINY_SHAPE,
             "--min-freq",
             "1",
             "--average-last",
@@ -83,16 +76,7 @@ def test_averaging_state_dicts():
 def test_training_continues_from_a_checkpoint_without_learning_unk(tmp_path):
     write_corpus(tmp_path)
     tiny = [
-        "--d-model",
-        "32",
-        "--heads",
-        "2",
-        "--encoder-layers",
-        "1",
-        "--decoder-layers",
-        "1",
-        "--ffn",
-        "64",
+        *TINY_SHAPE,
         "--threads",
         "1",
         "--batch-tokens",
@@ -120,7 +104,7 @@ def test_training_continues_from_a_checkpoint_without_learning_unk(tmp_path):
             "--skip-unk-targets",
             "--d-model",
             "64",
-            *tiny[2:],
+            *tiny[2:],  # every option but --d-model 32
         ]
     )
     assert load_checkpoint(second).model.cfg == load_checkpoint(first).model.cfg  # shape comes from the checkpoint
