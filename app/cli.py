@@ -54,6 +54,9 @@ def _summary(response) -> str:
         f"translation: {response.translation}",
         f"log-prob:    {response.score:.3f}",
     ]
+    if response.politeness is not None:
+        predicted = ", ".join(f"{name} {p:.2f}" for name, p in response.politeness_probabilities.items())
+        lines.append(f"politeness:  {response.politeness} (predicted: {predicted})")
     unknown = [t.text for t in response.source_tokens if t.unknown]
     if unknown:
         lines.append(f"unknown:     {' '.join(unknown)}")
@@ -88,6 +91,7 @@ def _attention(args: argparse.Namespace) -> int:
             source=args.text,
             target=args.target,
             beam_size=args.beam,
+            politeness=args.politeness,
             kinds=args.kinds,
             layers=args.layers,
             heads=args.heads,
@@ -120,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--model", help="model name (default: the default model)")
     attention.add_argument("--model-dir", help="folder of NAME.pt checkpoints (default the built-in model)")
     attention.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy")
+    attention.add_argument(
+        "--politeness", default="auto", choices=["auto", "plain", "polite"], help="plain or polite Japanese (default: predicted)"
+    )
     attention.add_argument("--kinds", nargs="+", default=["encoder", "decoder", "cross"], choices=["encoder", "decoder", "cross"])
     attention.add_argument("--layers", nargs="+", type=int, help="layer indices (default all)")
     attention.add_argument("--heads", nargs="+", type=int, help="head indices (default all)")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 AttentionKind = Literal["encoder", "decoder", "cross"]
 ATTENTION_KINDS: tuple[AttentionKind, ...] = ("encoder", "decoder", "cross")
 TokenAxis = Literal["source_tokens", "target_tokens", "decoder_input_tokens"]
+PolitenessChoice = Literal["auto", "plain", "polite"]
 
 EXAMPLE_SOURCE = "This is an example."
 
@@ -23,6 +24,11 @@ class TranslateRequest(RequestBody):
     source: str = Field(description="English text, raw (`Don't go!`) or corpus-tokenized", examples=[EXAMPLE_SOURCE])
     beam_size: int = Field(1, ge=1, description="1 is greedy decoding; at most the server's max_beam_size")
     max_length: int | None = Field(None, ge=1, description="at most this many produced tokens (</s> included)")
+    politeness: PolitenessChoice = Field(
+        "auto",
+        description="register of the Japanese: plain (だ・である) or polite (です・ます); auto lets the model predict it "
+        "from the source. Only models that list politeness_levels in GET /api/v1/models take more than auto",
+    )
 
 
 class AttentionRequest(TranslateRequest):
@@ -63,7 +69,18 @@ class Hypothesis(BaseModel):
     score: float = Field(description="log-probability, length-penalised for beam search")
 
 
-class TranslateResponse(BaseModel):
+class PolitenessFields(BaseModel):
+    politeness: str | None = Field(
+        description="the politeness decoded with (auto resolves to the predicted one); null for a model without politeness control",
+        examples=["polite"],
+    )
+    politeness_probabilities: dict[str, float] = Field(
+        description="the politeness the model predicts from the source; empty for a model without politeness control",
+        examples=[{"plain": 0.3, "polite": 0.7}],
+    )
+
+
+class TranslateResponse(PolitenessFields):
     model: str
     translation: str = Field(examples=["これは例です。"])
     score: float
@@ -83,7 +100,7 @@ class AttentionMap(BaseModel):
     weights: list[list[list[list[float]]]] = Field(description="[layer][head][query][key]; each row sums to 1")
 
 
-class AttentionResponse(BaseModel):
+class AttentionResponse(PolitenessFields):
     model: str
     translation: str = Field(examples=["これは例です。"])
     forced: bool = Field(description="true when the target was given rather than decoded")
@@ -117,6 +134,9 @@ class ModelInfo(BaseModel):
     parameters: int
     vocab_sizes: VocabSizes
     test_bleu: dict[str, float] | None = Field(description="BLEU on the test set by decoding method, from the model card")
+    politeness_levels: list[str] = Field(
+        description="politeness a request may ask for besides auto; empty for a model without politeness control"
+    )
     default: bool
     limits: ModelLimits
 

@@ -165,13 +165,15 @@ def model_info(served: ServedModel, registry: ModelRegistry, settings: Settings)
         parameters=card.get("parameters", translator.model.num_parameters()),
         vocab_sizes=VocabSizes(source=len(translator.src_vocab), target=len(translator.tgt_vocab)),
         test_bleu=card.get("test_bleu"),
+        politeness_levels=list(cfg.politeness_levels),
         default=served.name == registry.default,
         limits=served.limits(settings),
     )
 
 
-def _check_decoding_limits(request: TranslateRequest, limits: ModelLimits) -> int:
-    """Validate source length, beam size and max_length against the limits; returns the max_length to use."""
+def _check_decoding_limits(request: TranslateRequest, served: ServedModel, limits: ModelLimits) -> int:
+    """Validate source length, beam size, max_length and politeness; returns the max_length to use."""
+    served.translator.check_politeness(request.politeness)
     count = len(tokenize_english(request.source))
     if count == 0:
         raise InvalidRequest("the source is empty: type an English sentence")
@@ -192,11 +194,15 @@ def _tokens(tokens: list[ModelToken], readings: dict[str, str] | None = None) ->
 
 def translate(served: ServedModel, request: TranslateRequest, settings: Settings) -> TranslateResponse:
     max_length = check_translate(served, request, settings)
-    result = served.translator.translate([request.source], request.beam_size, max_length, n_best=request.beam_size)[0]
+    result = served.translator.translate(
+        [request.source], request.beam_size, max_length, n_best=request.beam_size, politeness=request.politeness
+    )[0]
     return TranslateResponse(
         model=served.name,
         translation=result.translation,
         score=result.score,
+        politeness=result.politeness,
+        politeness_probabilities=result.politeness_probabilities,
         source_tokens=_tokens(result.source_tokens),
         target_tokens=_tokens(result.target_tokens, served.readings),
         n_best=[Hypothesis(translation=text, tokens=tokens, score=score) for text, tokens, score in result.n_best],
@@ -215,7 +221,7 @@ def _indices(requested: list[int] | None, count: int, what: str) -> list[int]:
 def check_translate(served: ServedModel, request: TranslateRequest, settings: Settings) -> int:
     """Refuse what can be refused without the model; returns the max_length to decode with. Cheap, so handlers
     call it before queueing for a model slot: a bad request is answered at once even when the server is busy."""
-    return _check_decoding_limits(request, served.limits(settings))
+    return _check_decoding_limits(request, served, served.limits(settings))
 
 
 def check_attention(
@@ -223,7 +229,7 @@ def check_attention(
 ) -> tuple[int, list[AttentionKind], dict[str, list[int]], list[int]]:
     """As check_translate, for an attention request; returns max_length, kinds, layers by kind and heads."""
     limits = served.limits(settings)
-    max_length = _check_decoding_limits(request, limits)
+    max_length = _check_decoding_limits(request, served, limits)
     cfg = served.config
     kinds = list(dict.fromkeys(request.kinds))
     layer_counts = {"encoder": cfg.n_encoder_layers, "decoder": cfg.n_decoder_layers, "cross": cfg.n_decoder_layers}
@@ -238,7 +244,7 @@ def check_attention(
 
 def attention(served: ServedModel, request: AttentionRequest, settings: Settings) -> AttentionResponse:
     max_length, kinds, layers, heads = check_attention(served, request, settings)
-    result = served.translator.attention(request.source, request.target, request.beam_size, max_length)
+    result = served.translator.attention(request.source, request.target, request.beam_size, max_length, request.politeness)
     axes = {
         "source_tokens": result.source_tokens,
         "target_tokens": result.target_tokens,
@@ -269,6 +275,8 @@ def attention(served: ServedModel, request: AttentionRequest, settings: Settings
         translation=result.translation,
         forced=result.forced,
         score=result.score,
+        politeness=result.politeness,
+        politeness_probabilities=result.politeness_probabilities,
         source_tokens=_tokens(result.source_tokens),
         target_tokens=_tokens(result.target_tokens, served.readings),
         decoder_input_tokens=_tokens(result.decoder_input_tokens, served.readings),

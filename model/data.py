@@ -9,7 +9,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from model.politeness import POLITENESS_LEVELS, target_politeness
 from model.vocab import Vocab
+
+Example = tuple[list[int], list[int], int]  # (source ids + </s>, target ids, politeness id in POLITENESS_LEVELS)
 
 
 def read_parallel(data_dir: str | Path, split: str) -> tuple[list[list[str]], list[list[str]]]:
@@ -32,19 +35,21 @@ class Batch:
     src: Tensor  # (B, S): source ids + </s>
     tgt_in: Tensor  # (B, T): <s> + target ids
     tgt_out: Tensor  # (B, T): target ids + </s>
+    politeness: Tensor  # (B,): politeness id of each target, an index into POLITENESS_LEVELS
 
     @property
     def n_target_tokens(self) -> int:
         return int((self.tgt_out != Vocab.pad_id).sum())
 
 
-def encode_pairs(
-    src: list[list[str]], tgt: list[list[str]], src_vocab: Vocab, tgt_vocab: Vocab
-) -> list[tuple[list[int], list[int]]]:
-    return [(src_vocab.encode(s) + [Vocab.eos_id], tgt_vocab.encode(t)) for s, t in zip(src, tgt, strict=True)]
+def encode_pairs(src: list[list[str]], tgt: list[list[str]], src_vocab: Vocab, tgt_vocab: Vocab) -> list[Example]:
+    return [
+        (src_vocab.encode(s) + [Vocab.eos_id], tgt_vocab.encode(t), POLITENESS_LEVELS.index(target_politeness(t)))
+        for s, t in zip(src, tgt, strict=True)
+    ]
 
 
-def length_bucketed_batches(pairs: list[tuple[list[int], list[int]]], max_tokens: int, rng: random.Random) -> list[Batch]:
+def length_bucketed_batches(pairs: list[Example], max_tokens: int, rng: random.Random) -> list[Batch]:
     """Group pairs of similar length so that batches carry little padding, then shuffle batches.
 
     A batch holds at most `max_tokens` target tokens (counting padding).
@@ -64,8 +69,8 @@ def length_bucketed_batches(pairs: list[tuple[list[int], list[int]]], max_tokens
     return [make_batch([pairs[i] for i in b]) for b in batches]
 
 
-def make_batch(pairs: list[tuple[list[int], list[int]]]) -> Batch:
-    src = pad_batch([s for s, _ in pairs], Vocab.pad_id)
-    tgt_in = pad_batch([[Vocab.bos_id, *t] for _, t in pairs], Vocab.pad_id)
-    tgt_out = pad_batch([[*t, Vocab.eos_id] for _, t in pairs], Vocab.pad_id)
-    return Batch(src, tgt_in, tgt_out)
+def make_batch(pairs: list[Example]) -> Batch:
+    src = pad_batch([s for s, _, _ in pairs], Vocab.pad_id)
+    tgt_in = pad_batch([[Vocab.bos_id, *t] for _, t, _ in pairs], Vocab.pad_id)
+    tgt_out = pad_batch([[*t, Vocab.eos_id] for _, t, _ in pairs], Vocab.pad_id)
+    return Batch(src, tgt_in, tgt_out, torch.tensor([r for _, _, r in pairs], dtype=torch.long))

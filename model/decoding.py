@@ -57,8 +57,11 @@ def max_target_length(src_len: int, limit: int | None) -> int:
 
 
 @torch.no_grad()
-def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_length: int | None = None) -> list[Hypothesis]:
-    """src: (B, S) ids ending with </s> (padded). Returns one hypothesis per sentence."""
+def greedy_decode(
+    model: Seq2SeqTransformer, src: Tensor, max_length: int | None = None, politeness: Tensor | None = None
+) -> list[Hypothesis]:
+    """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
+    control. Returns one hypothesis per sentence."""
     model.eval()
     b = src.size(0)
     memory, _ = model.encode(src)
@@ -67,7 +70,7 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_length: int | None
     scores = torch.zeros(b, device=src.device)
     finished = torch.zeros(b, dtype=torch.bool, device=src.device)
     for _ in range(steps):
-        logits, _, _ = model.decode(ys, memory, src)
+        logits, _, _ = model.decode(ys, memory, src, politeness)
         logp = next_token_logprobs(logits[:, -1])
         next_id = logp.argmax(-1)
         scores += torch.where(finished, 0.0, logp.gather(1, next_id[:, None]).squeeze(1))
@@ -98,8 +101,9 @@ def beam_search(
     max_length: int | None = None,
     alpha: float = 0.6,
     n_best: int = 1,
+    politeness: Tensor | None = None,
 ) -> list[Hypothesis]:
-    """src: (1, S). Returns up to `n_best` hypotheses, best first, scored by log p / length_penalty."""
+    """src: (1, S), politeness: (1,) for a model with politeness control. Returns up to `n_best` hypotheses, best first, scored by log p / length_penalty."""
     model.eval()
     memory, _ = model.encode(src)
     steps = max_target_length(src.size(1), max_length)
@@ -108,7 +112,9 @@ def beam_search(
     finished: list[Hypothesis] = []
     for step in range(1, steps + 1):
         k = beams.size(0)
-        logits, _, _ = model.decode(beams, memory.expand(k, -1, -1), src.expand(k, -1))
+        logits, _, _ = model.decode(
+            beams, memory.expand(k, -1, -1), src.expand(k, -1), None if politeness is None else politeness.expand(k)
+        )
         cand = (beam_logp[:, None] + next_token_logprobs(logits[:, -1])).view(-1)  # (K·V,)
         top_logp, top = cand.topk(min(2 * beam_size, cand.numel()))
         vocab_size = logits.size(-1)
@@ -135,15 +141,17 @@ def beam_search(
 
 
 @torch.no_grad()
-def forced_attention(model: Seq2SeqTransformer, src: Tensor, target_ids: list[int]) -> tuple[AttentionMaps, Tensor]:
+def forced_attention(
+    model: Seq2SeqTransformer, src: Tensor, target_ids: list[int], politeness: Tensor | None = None
+) -> tuple[AttentionMaps, Tensor]:
     """One teacher-forced pass of `target_ids` (produced tokens, usually ending with </s>).
 
-    src: (1, S). Returns the maps and the per-position log-probabilities of target_ids (T,).
+    src: (1, S), politeness: (1,) for a model with politeness control. Returns the maps and the per-position log-probabilities of target_ids (T,).
     """
     model.eval()
     tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
     memory, enc = model.encode(src)
-    logits, dec, cross = model.decode(tgt_in, memory, src)
+    logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)
     maps = AttentionMaps(
         encoder=torch.stack(enc, 1)[0].cpu(),  # (L, H, S, S)

@@ -14,7 +14,7 @@ import torch
 
 from model.bleu import corpus_bleu
 from model.data import read_parallel
-from model.translator import Translator
+from model.translator import InputError, Translator
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -25,12 +25,17 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--checkpoint", default="model/checkpoints/en-ja.pt")
     p.add_argument("--split", default="test", choices=["dev", "test"])
     p.add_argument("--beam", type=int, default=1, help="beam size; 1 is greedy")
+    p.add_argument("--politeness", default="auto", help="plain or polite for a model with politeness control; auto predicts it")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
     translator = Translator.from_checkpoint(args.checkpoint, args.device)
+    try:
+        translator.check_politeness(args.politeness)
+    except InputError as exc:
+        p.error(str(exc))
     src, ref = read_parallel(args.data, args.split)
-    hyps = translator.translate([" ".join(s) for s in src], beam_size=args.beam)
+    hyps = translator.translate([" ".join(s) for s in src], beam_size=args.beam, politeness=args.politeness)
     bleu = corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], ref)
     print(f"BLEU = {bleu:.2f}")
     return bleu

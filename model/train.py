@@ -16,19 +16,25 @@ import os
 import platform
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.bleu import corpus_bleu
 from model.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from model.data import encode_pairs, length_bucketed_batches, read_parallel
+from model.politeness import POLITENESS_LEVELS, target_politeness
 from model.transformer import ModelConfig, Seq2SeqTransformer, label_smoothed_loss
 from model.translator import Translator, resolve_device
 from model.vocab import Vocab
 
 CORPUS_SOURCE = "small_parallel_enja (github.com/odashi/small_parallel_enja, from the Tanaka Corpus)"
+# The politeness classifier's loss is per sentence, the translation loss per token; this keeps the
+# classifier from pulling the encoder away from translation.
+POLITENESS_LOSS_WEIGHT = 0.2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="CHECKPOINT",
         help="start from this checkpoint's weights, config and vocabularies (the model-shape options are then ignored)",
     )
+    p.add_argument(
+        "--politeness-control",
+        action="store_true",
+        help="condition the decoder on each target's politeness (plain or polite) and learn to predict it from the source",
+    )
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--encoder-layers", type=int, default=3)
@@ -82,9 +93,13 @@ def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * max(0.0, (total - step) / max(1, total - warmup))
 
 
-def dev_bleu(translator: Translator, src: list[list[str]], ref: list[list[str]]) -> float:
+def dev_scores(translator: Translator, src: list[list[str]], ref: list[list[str]]) -> tuple[float, float | None]:
+    """Greedy BLEU, and how often the predicted politeness is the reference's (None without politeness control)."""
     hyps = translator.translate([" ".join(s) for s in src])
-    return corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], ref)
+    bleu = corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], ref)
+    if not translator.config.politeness_levels:
+        return bleu, None
+    return bleu, sum(h.politeness == target_politeness(r) for h, r in zip(hyps, ref, strict=True)) / len(ref)
 
 
 def average_state_dicts(states: list[dict]) -> dict:
@@ -109,6 +124,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.init_from:
         start_from = load_checkpoint(args.init_from)
         model, src_vocab, tgt_vocab, cfg = start_from.model, start_from.src_vocab, start_from.tgt_vocab, start_from.model.cfg
+        if args.politeness_control and not cfg.politeness_levels:
+            cfg = replace(cfg, politeness_levels=POLITENESS_LEVELS)
+            state = model.state_dict()
+            model = Seq2SeqTransformer(cfg)
+            missing, _ = model.load_state_dict(state, strict=False)
+            assert all(k.startswith("politeness_") for k in missing), missing
         model.to(device)
     else:
         src_vocab = Vocab.build(train_src, args.min_freq)
@@ -123,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
             d_ff=args.ffn,
             dropout=args.dropout,
             positional_encoding=args.positional_encoding,
+            politeness_levels=POLITENESS_LEVELS if args.politeness_control else (),
         )
         model = Seq2SeqTransformer(cfg).to(device)
     pairs = encode_pairs(train_src, train_tgt, src_vocab, tgt_vocab)
@@ -162,11 +184,15 @@ def main(argv: list[str] | None = None) -> dict:
         for batch in bar:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, args.lr, args.warmup, total_steps)
-            logits = model(batch.src.to(device), batch.tgt_in.to(device))
+            src, politeness = batch.src.to(device), batch.politeness.to(device)
+            memory, _ = model.encode(src)
+            logits, _, _ = model.decode(batch.tgt_in.to(device), memory, src, politeness if cfg.politeness_levels else None)
             targets = batch.tgt_out.to(device)
             if args.skip_unk_targets:
                 targets = targets.masked_fill(targets == Vocab.unk_id, Vocab.pad_id)
             loss = label_smoothed_loss(logits, targets, args.label_smoothing, Vocab.pad_id)
+            if cfg.politeness_levels:
+                loss = loss + POLITENESS_LOSS_WEIGHT * F.cross_entropy(model.politeness_logits(memory, src), politeness)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,10 +204,11 @@ def main(argv: list[str] | None = None) -> dict:
             bar.set_postfix(loss=f"{loss_avg:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", eta_all=f"{eta_total / 60:.0f}m")
         bar.close()
 
-        bleu = dev_bleu(_translator(model, src_vocab, tgt_vocab, device), dev_src, dev_tgt)
+        bleu, politeness_accuracy = dev_scores(_translator(model, src_vocab, tgt_vocab, device), dev_src, dev_tgt)
         elapsed = time.time() - start
         history.append(
             {"epoch": epoch, "train_loss": round(loss_avg, 4), "dev_bleu": round(bleu, 2), "minutes": round(elapsed / 60, 1)}
+            | ({} if politeness_accuracy is None else {"dev_politeness_accuracy": round(politeness_accuracy, 3)})
         )
         improved = bleu > best_bleu
         if improved:
@@ -189,7 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
             save_checkpoint(out, model, src_vocab, tgt_vocab, {**metadata, "epoch": epoch, "dev_bleu": round(bleu, 2)})
         print(
             f"epoch {epoch}: loss {loss_avg:.3f}, dev BLEU {bleu:.2f}{' (best, saved)' if improved else ''}, "
-            f"{elapsed / 60:.1f} min",
+            + ("" if politeness_accuracy is None else f"dev politeness accuracy {politeness_accuracy:.3f}, ")
+            + f"{elapsed / 60:.1f} min",
             flush=True,
         )
         if args.average_last:
@@ -204,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     if len(recent_states) > 1:
         averaged = copy.deepcopy(model)
         averaged.load_state_dict(average_state_dicts(recent_states))
-        bleu = dev_bleu(_translator(averaged, src_vocab, tgt_vocab, device), dev_src, dev_tgt)
+        bleu, _ = dev_scores(_translator(averaged, src_vocab, tgt_vocab, device), dev_src, dev_tgt)
         print(f"average of the last {len(recent_states)} epochs: dev BLEU {bleu:.2f}", flush=True)
         if bleu > best_bleu:
             best_bleu, kept = bleu, f"average of epochs {epoch - len(recent_states) + 1}-{epoch}"

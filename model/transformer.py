@@ -29,12 +29,16 @@ class ModelConfig:
     positional_encoding: str = "sinusoidal"  # "sinusoidal" | "learned"
     tie_target_embeddings: bool = True
     pad_id: int = 0
+    # Politeness control (model/politeness.py): the levels the decoder can be asked for,
+    # e.g. ("plain", "polite"); empty for a model without it.
+    politeness_levels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.positional_encoding not in ("sinusoidal", "learned"):
             raise ValueError(f"unknown positional_encoding {self.positional_encoding!r}")
+        self.politeness_levels = tuple(self.politeness_levels)  # a checkpoint stores the tuple as a list
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,6 +174,10 @@ class Seq2SeqTransformer(nn.Module):
         self.encoder_norm = nn.LayerNorm(cfg.d_model)
         self.decoder_norm = nn.LayerNorm(cfg.d_model)
         self.generator = nn.Linear(cfg.d_model, cfg.tgt_vocab_size, bias=False)
+        if cfg.politeness_levels:
+            # The requested politeness is added to every decoder input, so it never shows in a map.
+            self.politeness_embedding = nn.Embedding(len(cfg.politeness_levels), cfg.d_model)
+            self.politeness_head = nn.Linear(cfg.d_model, len(cfg.politeness_levels))
         self.apply(self._init_weights)
         if cfg.tie_target_embeddings:
             self.generator.weight = self.tgt_embed.tokens.weight
@@ -206,8 +214,17 @@ class Seq2SeqTransformer(nn.Module):
             weights.append(w)
         return self.encoder_norm(x), weights
 
-    def decode(self, tgt_in: Tensor, memory: Tensor, src: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}), memory: (B, S, D), src: (B, S)
+    def politeness_logits(self, memory: Tensor, src: Tensor) -> Tensor:
+        """memory: (B, S, D), src: (B, S) -> (B, P) scores of the politeness level a translation should take."""
+        keep = (src != self.cfg.pad_id).unsqueeze(-1).to(memory.dtype)  # (B, S, 1)
+        pooled = (memory * keep).sum(1) / keep.sum(1)  # (B, D)
+        return self.politeness_head(pooled)
+
+    def decode(
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}), memory: (B, S, D), src: (B, S),
+        politeness: (B,) politeness ids, needed exactly when the model has politeness control
         -> (logits (B, T, V), self weights [(B, H, T, T)], cross weights [(B, H, T, S)]).
 
         Row t of every map belongs to the token produced at position t (y_{t+1} predicted from
@@ -216,7 +233,11 @@ class Seq2SeqTransformer(nn.Module):
         """
         tgt_mask = self.target_mask(tgt_in)
         src_mask = self.source_mask(src)
+        if (politeness is None) != (not self.cfg.politeness_levels):
+            raise ValueError("pass politeness ids exactly when the model has politeness control")
         y = self.tgt_embed(tgt_in)
+        if politeness is not None:
+            y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
         self_weights, cross_weights = [], []
         for layer in self.decoder_layers:
             y, sw, cw = layer(y, memory, tgt_mask, src_mask)
@@ -224,9 +245,9 @@ class Seq2SeqTransformer(nn.Module):
             cross_weights.append(cw)
         return self.generator(self.decoder_norm(y)), self_weights, cross_weights
 
-    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+    def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
         memory, _ = self.encode(src)
-        logits, _, _ = self.decode(tgt_in, memory, src)
+        logits, _, _ = self.decode(tgt_in, memory, src, politeness)
         return logits  # (B, T, V)
 
 

@@ -36,6 +36,8 @@ class Translation:
     translation: str
     score: float
     n_best: list[tuple[str, list[str], float]]  # (translation, tokens, score), best first
+    politeness: str | None  # the politeness decoded with; None for a model without politeness control
+    politeness_probabilities: dict[str, float]  # the model's prediction from the source; {} without control
 
 
 @dataclass
@@ -47,6 +49,8 @@ class AttentionResult:
     forced: bool
     score: float  # total log-probability of target_tokens
     maps: AttentionMaps
+    politeness: str | None
+    politeness_probabilities: dict[str, float]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -101,29 +105,63 @@ class Translator:
     def _src_tensor(self, tokens: list[Token]) -> torch.Tensor:
         return torch.tensor([[t.id for t in tokens]], device=self.device)
 
-    def _hypotheses(self, src: torch.Tensor, beam_size: int, max_length: int | None, n_best: int) -> list[Hypothesis]:
-        if beam_size <= 1:
-            return greedy_decode(self.model, src, max_length)
-        return beam_search(self.model, src, beam_size, max_length, n_best=n_best)
+    def check_politeness(self, politeness: str) -> None:
+        """'auto' lets the model predict the politeness from the source; a name asks for that one."""
+        names = self.config.politeness_levels
+        if politeness == "auto" or politeness in names:
+            return
+        if not names:
+            raise InputError(f"this model has no politeness control: leave politeness at auto, not {politeness!r}")
+        raise InputError(f"unknown politeness {politeness!r}: choose auto, {', '.join(names)}")
+
+    @torch.no_grad()
+    def _politeness_ids(self, src: torch.Tensor, politeness: str) -> tuple[torch.Tensor | None, list[dict[str, float]]]:
+        """src: (B, S) -> (politeness ids (B,) or None without politeness control, predicted probabilities)."""
+        names = self.config.politeness_levels
+        if not names:
+            return None, [{} for _ in range(src.size(0))]
+        memory, _ = self.model.encode(src)
+        probs = self.model.politeness_logits(memory, src).softmax(-1)  # (B, P)
+        if politeness == "auto":
+            ids = probs.argmax(-1)
+        else:
+            ids = torch.full((src.size(0),), names.index(politeness), dtype=torch.long, device=src.device)
+        return ids, [dict(zip(names, row, strict=True)) for row in probs.tolist()]
+
+    def _politeness_name(self, ids: torch.Tensor | None, i: int) -> str | None:
+        return None if ids is None else self.config.politeness_levels[int(ids[i])]
 
     def translate(
-        self, texts: list[str], beam_size: int = 1, max_length: int | None = None, n_best: int = 1
+        self,
+        texts: list[str],
+        beam_size: int = 1,
+        max_length: int | None = None,
+        n_best: int = 1,
+        politeness: str = "auto",
     ) -> list[Translation]:
         """Translate many sentences; greedy decoding runs in length-sorted batches."""
+        self.check_politeness(politeness)
         sources = [self.source_tokens(t) for t in texts]
         best: list[list[Hypothesis]] = [[] for _ in texts]
+        chosen: list[tuple[str | None, dict[str, float]]] = [(None, {}) for _ in texts]
         if beam_size <= 1:
             order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
             for start in range(0, len(order), 64):
                 chunk = order[start : start + 64]
                 src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
-                for i, hyp in zip(chunk, greedy_decode(self.model, src, max_length), strict=True):
-                    best[i] = [hyp]
+                ids, probs = self._politeness_ids(src, politeness)
+                hyps = greedy_decode(self.model, src, max_length, ids)
+                for row, i in enumerate(chunk):
+                    best[i] = [hyps[row]]
+                    chosen[i] = (self._politeness_name(ids, row), probs[row])
         else:
             for i, tokens in enumerate(sources):
-                best[i] = beam_search(self.model, self._src_tensor(tokens), beam_size, max_length, n_best=max(1, n_best))
+                src = self._src_tensor(tokens)
+                ids, probs = self._politeness_ids(src, politeness)
+                best[i] = beam_search(self.model, src, beam_size, max_length, n_best=max(1, n_best), politeness=ids)
+                chosen[i] = (self._politeness_name(ids, 0), probs[0])
         results = []
-        for tokens, hyps in zip(sources, best, strict=True):
+        for tokens, hyps, (used, probs) in zip(sources, best, chosen, strict=True):
             n_best_list = [(join_japanese(w := self.tgt_vocab.decode(h.ids)), w, h.score) for h in hyps]
             top = hyps[0]
             results.append(
@@ -133,23 +171,36 @@ class Translator:
                     n_best_list[0][0],
                     top.score,
                     n_best_list,
+                    used,
+                    probs,
                 )
             )
         return results
 
     def attention(
-        self, source: str, target: str | None = None, beam_size: int = 1, max_length: int | None = None
+        self,
+        source: str,
+        target: str | None = None,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        politeness: str = "auto",
     ) -> AttentionResult:
         """Translate `source` (or force `target`) and return every attention map of that pair."""
+        self.check_politeness(politeness)
         src_tokens = self.source_tokens(source)
         src = self._src_tensor(src_tokens)
+        ids, probs = self._politeness_ids(src, politeness)
         if target is None:
-            target_ids = self._hypotheses(src, beam_size, max_length, n_best=1)[0].ids
+            if beam_size <= 1:
+                hyp = greedy_decode(self.model, src, max_length, ids)[0]
+            else:
+                hyp = beam_search(self.model, src, beam_size, max_length, politeness=ids)[0]
+            target_ids = hyp.ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
             tgt_tokens = self.target_tokens(target)
             target_ids = [t.id for t in tgt_tokens]
-        maps, logp = forced_attention(self.model, src, target_ids)
+        maps, logp = forced_attention(self.model, src, target_ids, ids)
         decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
         return AttentionResult(
             source_tokens=src_tokens,
@@ -159,4 +210,6 @@ class Translator:
             forced=target is not None,
             score=float(logp.sum()),
             maps=maps,
+            politeness=self._politeness_name(ids, 0),
+            politeness_probabilities=probs[0],
         )

@@ -21,6 +21,7 @@ def test_lists_the_model_with_its_architecture_and_card(client):
     assert info["vocab_sizes"] == {"source": cfg.src_vocab_size, "target": cfg.tgt_vocab_size}
     assert info["parameters"] == make_tiny_model().model.num_parameters()
     assert info["test_bleu"] == {"greedy": 0.0}
+    assert info["politeness_levels"] == []
     assert info["default"] is True
     # the model's 64 positions cap the configured 128 source tokens (one position is </s>)
     assert info["limits"] == {"max_source_tokens": 63, "max_target_tokens": 63, "max_beam_size": 8}

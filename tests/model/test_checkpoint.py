@@ -2,9 +2,12 @@ import pytest
 import torch
 
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tests.conftest import make_tiny_model
 
 
-def test_round_trip_gives_identical_logits(tiny_model, tmp_path):
+@pytest.mark.parametrize("politeness_levels", [(), ("plain", "polite")])
+def test_round_trip_gives_identical_logits(politeness_levels, tmp_path):
+    tiny_model = make_tiny_model(politeness_levels=politeness_levels)
     model = tiny_model.model
     # fp16 storage: give the weights values that fp16 holds exactly, so the round trip is lossless
     with torch.no_grad():
@@ -14,7 +17,8 @@ def test_round_trip_gives_identical_logits(tiny_model, tmp_path):
     save_checkpoint(path, model, tiny_model.src_vocab, tiny_model.tgt_vocab, {"note": "x"})
     loaded = load_checkpoint(path)
     src, tgt_in = torch.tensor([[4, 5, 6, 3]]), torch.tensor([[2, 7, 8]])
-    assert torch.equal(model(src, tgt_in), loaded.model(src, tgt_in))
+    politeness = torch.tensor([1]) if politeness_levels else None
+    assert torch.equal(model(src, tgt_in, politeness), loaded.model(src, tgt_in, politeness))
     assert loaded.model.cfg == model.cfg
     assert loaded.src_vocab.tokens == tiny_model.src_vocab.tokens
     assert loaded.tgt_vocab.tokens == tiny_model.tgt_vocab.tokens

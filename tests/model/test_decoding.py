@@ -1,16 +1,18 @@
+import pytest
 import torch
 
 from model.decoding import beam_search, forced_attention, greedy_decode, next_token_logprobs
 from model.vocab import Vocab
+from tests.conftest import make_tiny_model
 
 
-def collect_maps_step_by_step(model, src, max_steps=12):
+def collect_maps_step_by_step(model, src, max_steps=12, politeness=None):
     """Greedy decoding that records, at every step, the attention rows of the new position."""
     memory, enc = model.encode(src)
     ys = torch.tensor([[Vocab.bos_id]])
     produced, dec_rows, cross_rows = [], [], []
     for _ in range(max_steps):
-        logits, dec, cross = model.decode(ys, memory, src)
+        logits, dec, cross = model.decode(ys, memory, src, politeness)
         token = int(next_token_logprobs(logits[0, -1]).argmax())
         produced.append(token)
         dec_rows.append(torch.stack(dec)[:, 0, :, -1])  # (L, H, t)
@@ -21,12 +23,14 @@ def collect_maps_step_by_step(model, src, max_steps=12):
     return produced, torch.stack(enc)[:, 0], dec_rows, cross_rows
 
 
-def test_single_forced_pass_equals_maps_collected_during_greedy_decoding(tiny_model):
-    model = tiny_model.model
+@pytest.mark.parametrize("politeness_levels", [(), ("plain", "polite")])
+def test_single_forced_pass_equals_maps_collected_during_greedy_decoding(politeness_levels):
+    model = make_tiny_model(politeness_levels=politeness_levels).model
+    politeness = torch.tensor([1]) if politeness_levels else None
     src = torch.tensor([[4, 9, 12, 7, Vocab.eos_id]])
-    produced, enc, dec_rows, cross_rows = collect_maps_step_by_step(model, src)
-    assert produced == greedy_decode(model, src, max_length=12)[0].ids
-    maps, _ = forced_attention(model, src, produced)
+    produced, enc, dec_rows, cross_rows = collect_maps_step_by_step(model, src, politeness=politeness)
+    assert produced == greedy_decode(model, src, max_length=12, politeness=politeness)[0].ids
+    maps, _ = forced_attention(model, src, produced, politeness)
     torch.testing.assert_close(maps.encoder, enc, atol=1e-5, rtol=0)
     for t, (dec_row, cross_row) in enumerate(zip(dec_rows, cross_rows, strict=True)):
         torch.testing.assert_close(maps.decoder[:, :, t, : t + 1], dec_row, atol=1e-5, rtol=0)
@@ -48,6 +52,14 @@ def test_beam_search_returns_sorted_n_best(tiny_model):
     scores = [h.score for h in hyps]
     assert scores == sorted(scores, reverse=True)
     assert all(len(h.ids) <= 10 for h in hyps)
+
+
+def test_beam_of_one_equals_greedy_under_a_politeness():
+    model = make_tiny_model(politeness_levels=("plain", "polite")).model
+    src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id]])
+    for politeness in (torch.tensor([0]), torch.tensor([1])):
+        beam = beam_search(model, src, beam_size=1, max_length=15, politeness=politeness)[0].ids
+        assert beam == greedy_decode(model, src, max_length=15, politeness=politeness)[0].ids
 
 
 def test_batched_greedy_equals_one_at_a_time(tiny_model):

@@ -110,3 +110,19 @@ def test_training_continues_from_a_checkpoint_without_learning_unk(tmp_path):
     assert load_checkpoint(second).model.cfg == load_checkpoint(first).model.cfg  # shape comes from the checkpoint
     assert card["initialized_from"]["epoch"] == 1
     assert card["train_args"]["skip_unk_targets"]
+
+
+def test_politeness_control_is_added_to_a_checkpoint_without_it(tmp_path, capsys):
+    write_corpus(tmp_path)
+    tiny = [*TINY_SHAPE, "--threads", "1", "--batch-tokens", "64", "--average-last", "0", "--beam", "2", "--min-freq", "1"]
+    first = tmp_path / "first.pt"
+    train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *tiny])
+    second = tmp_path / "second.pt"
+    card = train.main(
+        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), "--politeness-control", *tiny]
+    )
+    before, after = load_checkpoint(first).model, load_checkpoint(second).model
+    assert before.cfg.politeness_levels == () and after.cfg.politeness_levels == ("plain", "polite")
+    assert after.politeness_embedding.num_embeddings == 2
+    assert 0.0 <= card["history"][0]["dev_politeness_accuracy"] <= 1.0
+    assert "dev politeness accuracy" in capsys.readouterr().out

@@ -1,7 +1,15 @@
 import pytest
 import torch
 
-from model.translator import InputError
+from model.translator import InputError, Translator
+from tests.conftest import make_tiny_model
+
+POLITENESS_LEVELS = ("plain", "polite")
+
+
+@pytest.fixture
+def politeness_translator() -> Translator:
+    return Translator(make_tiny_model(politeness_levels=POLITENESS_LEVELS), "cpu")
 
 
 def test_unknown_words_keep_their_surface_form(tiny_translator):
@@ -65,3 +73,38 @@ def test_results_are_deterministic(tiny_translator):
     a = tiny_translator.attention("the dog", max_length=5)
     b = tiny_translator.attention("the dog", max_length=5)
     assert torch.equal(a.maps.cross, b.maps.cross)
+
+
+def test_auto_politeness_is_the_predicted_one(politeness_translator):
+    result = politeness_translator.attention("this is an example .", max_length=8)
+    probabilities = result.politeness_probabilities
+    assert set(probabilities) == set(POLITENESS_LEVELS)
+    assert sum(probabilities.values()) == pytest.approx(1.0)
+    assert result.politeness == max(probabilities, key=probabilities.get)
+
+
+@pytest.mark.parametrize("politeness", POLITENESS_LEVELS)
+def test_asked_politeness_is_used_whatever_the_prediction(politeness_translator, politeness):
+    translated = politeness_translator.translate(["i like tea !", "the cat"], max_length=6, politeness=politeness)
+    assert [t.politeness for t in translated] == [politeness, politeness]
+    assert politeness_translator.attention("the cat", max_length=6, politeness=politeness).politeness == politeness
+
+
+def test_the_politeness_changes_the_decoder_but_not_the_encoder(politeness_translator):
+    plain, polite = (
+        politeness_translator.attention("this is an example .", target="これ は 例 で す 。", politeness=r) for r in POLITENESS_LEVELS
+    )
+    assert torch.equal(plain.maps.encoder, polite.maps.encoder)
+    assert not torch.allclose(plain.maps.cross, polite.maps.cross)
+    assert plain.score != polite.score
+
+
+def test_unknown_politeness_is_refused_with_the_choices(politeness_translator):
+    with pytest.raises(InputError, match="choose auto, plain, polite"):
+        politeness_translator.translate(["the cat"], politeness="formal")
+
+
+def test_model_without_politeness_control_takes_only_auto(tiny_translator):
+    assert tiny_translator.translate(["the cat"], max_length=4)[0].politeness is None
+    with pytest.raises(InputError, match="no politeness control"):
+        tiny_translator.attention("the cat", politeness="polite")

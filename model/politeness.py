@@ -1,0 +1,36 @@
+"""Politeness of a Japanese sentence: plain (だ・である) or polite (です・ます), its register.
+
+English does not mark politeness, so which register a translation takes is a coin the model
+flips from word statistics: `this is a pen .` comes out polite, `this is an example .` plain
+(例 is rare and never polite in the training targets). A model trained with politeness control
+reads the register of each training target, learns to produce either one on request, and
+learns to predict from the English source which one a translator of the corpus would choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+POLITENESS_LEVELS = ("plain", "polite")
+
+# Polite verb endings as KyTea splits them in the corpus (です → で す, ました → ま し た).
+POLITE_ENDINGS = (
+    ("で", "す"),
+    ("で", "し", "た"),
+    ("で", "しょ", "う"),
+    ("ま", "す"),
+    ("ま", "し", "た"),
+    ("ま", "せ", "ん"),
+    ("ま", "しょ", "う"),
+    ("くださ", "い"),
+    ("下さ", "い"),
+)
+
+
+def target_politeness(tokens: Sequence[str]) -> str:
+    """'polite' if any polite ending occurs in the corpus-tokenized Japanese sentence, else 'plain'."""
+    for ending in POLITE_ENDINGS:
+        n = len(ending)
+        if any(tuple(tokens[i : i + n]) == ending for i in range(len(tokens) - n + 1)):
+            return "polite"
+    return "plain"
