@@ -6,8 +6,8 @@ export async function fetchModels() {
   return request("/api/v1/models");
 }
 
-export async function fetchAttention({ model, source, target, beam }) {
-  const body = { source, beam_size: beam };
+export async function fetchAttention({ model, source, target, beam, politeness }) {
+  const body = { source, beam_size: beam, politeness };
   if (model) body.model = model;
   if (target.trim()) body.target = target;
   return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

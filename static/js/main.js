@@ -20,6 +20,7 @@ const el = {
   target: $("target"),
   model: $("model"),
   beam: $("beam"),
+  politeness: $("politeness"),
   submit: $("submit"),
   error: $("error"),
   empty: $("empty"),
@@ -40,6 +41,7 @@ const el = {
     translation: $("translation"),
     mode: $("mode"),
     score: $("score"),
+    politeness: $("politeness-badge"),
     sourceTokens: $("source-tokens"),
     targetTokens: $("target-tokens"),
     unknownNote: $("unknown-note"),
@@ -112,6 +114,7 @@ function readForm() {
   state.target = el.target.value;
   state.model = el.model.value || state.model;
   state.beam = Math.max(1, Number.parseInt(el.beam.value, 10) || 1);
+  state.politeness = el.politeness.value;
 }
 
 function setLoading(loading) {
@@ -226,6 +229,10 @@ function describeModel() {
   const shape = `${info.encoder_layers}+${info.decoder_layers} layers × ${info.heads} heads`;
   el.modelInfo.textContent = [info.name, shape, parameters, bleu && `test BLEU ${bleu}`].filter(Boolean).join(" · ");
   el.beam.max = String(info.limits.max_beam_size);
+  // A model trained without politeness control decides for itself; asking it would be refused.
+  const controllable = info.politeness_levels.length > 0;
+  el.politeness.disabled = !controllable;
+  if (!controllable) el.politeness.value = state.politeness = "auto";
 }
 
 // ---- changing what is shown -----------------------------------------------------------------
@@ -370,6 +377,7 @@ function fillForm() {
   el.source.value = state.source;
   el.target.value = state.target;
   el.beam.value = String(state.beam);
+  el.politeness.value = state.politeness;
 }
 
 async function start() {

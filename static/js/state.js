@@ -6,6 +6,7 @@ export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
 export const VIEWS = ["head", "grid", "panels", "stats", "steps"];
 export const AGGREGATES = ["mean", "max", "rollout"];
+export const POLITENESS = ["auto", "plain", "polite"];
 
 export function initialState() {
   return {
@@ -14,6 +15,7 @@ export function initialState() {
     target: "",
     model: "",
     beam: 1,
+    politeness: "auto",
     // what is shown
     kind: "cross",
     layer: 0,
@@ -38,6 +40,7 @@ const PARAMETERS = {
   t: ["target", (v) => v],
   model: ["model", (v) => v],
   beam: ["beam", positiveInteger],
+  politeness: ["politeness", (v) => (POLITENESS.includes(v) ? v : undefined)],
   kind: ["kind", (v) => (KINDS.includes(v) ? v : undefined)],
   layer: ["layer", nonNegativeInteger],
   head: ["head", (v) => (AGGREGATES.includes(v) ? v : nonNegativeInteger(v))],

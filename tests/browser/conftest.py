@@ -1,7 +1,7 @@
 """The real app on a free port and headless Debian Chromium driven by Playwright.
 
 `make test` installs /usr/bin/chromium (Playwright cannot download browsers here). The app serves
-the tiny random model, with a readings table, since these tests are about the page, not the weights.
+the tiny random model, with a readings table (and a second one with politeness control), since these tests are about the page, not the weights.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ CHROMIUM_FLAGS = [
 ]
 TINY_READINGS = {"これ": "kore", "は": "wa", "例": "rei", "で": "de", "す": "su", "私": "watashi", "猫": "neko", "犬": "inu"}
 CLASSIC_TARGET = "これ は 例 で す 。"
+POLITE_MODEL = "tiny_polite"
 # What the page must run under (issue 6): only its own scripts and styles, nothing inline.
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
@@ -42,6 +43,8 @@ STRICT_CSP = (
 def base_url(tmp_path_factory) -> Iterator[str]:
     model_dir = tmp_path_factory.mktemp("models")
     checkpoint = write_model_dir(model_dir)
+    # A second model, trained (here: built) with politeness control; "tiny" stays the default.
+    write_model_dir(model_dir, POLITE_MODEL, seed=1, politeness_levels=("plain", "polite"))
     blob = {"format": 1, "language": "ja", "readings": TINY_READINGS}
     readings_path(checkpoint).write_text(json.dumps(blob, ensure_ascii=False), encoding="utf-8")
     with live_server(Settings(model_dir=model_dir, device="cpu", cache_size=0)) as base:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser.conftest import CLASSIC_TARGET, STRICT_CSP, axis_labels, head_title, open_page, submit, wait_for_figure
+from tests.browser.conftest import CLASSIC_TARGET, POLITE_MODEL, STRICT_CSP, axis_labels, head_title, open_page, submit, wait_for_figure
 
 XSS_INPUTS = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>']
 
@@ -322,3 +322,23 @@ def test_exported_heatmaps_keep_their_cells_crisp(page):
     columns = len(page.evaluate("document.getElementById('head-figure').data[0].z[0]"))
     assert columns == 6  # this is an example . </s>
     assert colours <= columns
+
+
+def test_politeness_is_asked_only_of_a_model_that_has_it_and_survives_a_reload(page):
+    page.goto("/")
+    page.wait_for_function("() => document.querySelector('#model').options.length > 1")
+    assert page.is_disabled("#politeness")
+    page.select_option("#model", POLITE_MODEL)
+    assert page.is_enabled("#politeness")
+    page.select_option("#politeness", "polite")
+    with page.expect_request("**/api/v1/attention") as asked:
+        submit(page, "This is an example.")
+    assert json.loads(asked.value.post_data)["politeness"] == "polite"
+    badge = page.locator("#politeness-badge")
+    assert badge.is_visible() and badge.inner_text().startswith("polite (")
+    assert parse_qs(urlparse(page.url).query)["politeness"] == ["polite"]
+    page.reload()
+    wait_for_figure(page)
+    assert page.input_value("#politeness") == "polite"
+    page.select_option("#model", "tiny")
+    assert page.is_disabled("#politeness") and page.input_value("#politeness") == "auto"
