@@ -8,6 +8,7 @@ import pytest
 
 from app.cli import main
 from app.settings import Settings
+from tests.conftest import write_model_dir
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -52,3 +53,12 @@ def test_serve_refuses_a_folder_without_models(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "serve", "--model-dir", str(tmp_path), "--port", "0")
     assert code == 2
     assert err == f"attnscope: no model checkpoints (*.pt) in {tmp_path}: run `make train` or pass --model-dir\n"
+
+
+def test_attention_asks_for_a_politeness_and_prints_the_prediction(capsys, tmp_path):
+    write_model_dir(tmp_path, politeness_levels=("plain", "polite"))
+    code, out, _ = run(capsys, "attention", "I like tea.", "--politeness", "plain", "--model-dir", str(tmp_path))
+    assert code == 0
+    assert "politeness:  plain (predicted: plain " in out and ", polite " in out
+    code, _, err = run(capsys, "attention", "I like tea.", "--politeness", "formal", "--model-dir", str(tmp_path))
+    assert code == 2 and "invalid choice" in err
