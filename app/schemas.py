@@ -71,7 +71,8 @@ class Hypothesis(BaseModel):
 
 class PolitenessFields(BaseModel):
     politeness: str | None = Field(
-        description="the politeness decoded with (auto resolves to the predicted one); null for a model without politeness control",
+        description="the politeness decoded with (auto resolves to the predicted one); "
+        "null for a model without politeness control",
         examples=["polite"],
     )
     politeness_probabilities: dict[str, float] = Field(

@@ -103,7 +103,8 @@ def beam_search(
     n_best: int = 1,
     politeness: Tensor | None = None,
 ) -> list[Hypothesis]:
-    """src: (1, S), politeness: (1,) for a model with politeness control. Returns up to `n_best` hypotheses, best first, scored by log p / length_penalty."""
+    """src: (1, S), politeness: (1,) for a model with politeness control. Returns up to `n_best`
+    hypotheses, best first, scored by log p / length_penalty."""
     model.eval()
     memory, _ = model.encode(src)
     steps = max_target_length(src.size(1), max_length)
@@ -146,7 +147,8 @@ def forced_attention(
 ) -> tuple[AttentionMaps, Tensor]:
     """One teacher-forced pass of `target_ids` (produced tokens, usually ending with </s>).
 
-    src: (1, S), politeness: (1,) for a model with politeness control. Returns the maps and the per-position log-probabilities of target_ids (T,).
+    src: (1, S), politeness: (1,) for a model with politeness control. Returns the maps and the
+    per-position log-probabilities of target_ids (T,).
     """
     model.eval()
     tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)

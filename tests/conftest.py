@@ -51,9 +51,7 @@ def tiny_translator(tiny_model) -> Translator:
     return Translator(tiny_model, "cpu")
 
 
-def write_model_dir(
-    directory: Path, name: str = "tiny", seed: int = 0, politeness_levels: tuple[str, ...] = ()
-) -> Path:
+def write_model_dir(directory: Path, name: str = "tiny", seed: int = 0, politeness_levels: tuple[str, ...] = ()) -> Path:
     """A model folder like model/checkpoints/: NAME.pt plus its NAME.json card."""
     loaded = make_tiny_model(seed, politeness_levels=politeness_levels)
     path = directory / f"{name}.pt"

@@ -1,7 +1,8 @@
 """The real app on a free port and headless Debian Chromium driven by Playwright.
 
 `make test` installs /usr/bin/chromium (Playwright cannot download browsers here). The app serves
-the tiny random model, with a readings table (and a second one with politeness control), since these tests are about the page, not the weights.
+the tiny random model, with a readings table, and a second one with politeness control, since these
+tests are about the page, not the weights.
 """
 
 from __future__ import annotations

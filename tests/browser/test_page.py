@@ -8,7 +8,16 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.browser.conftest import CLASSIC_TARGET, POLITE_MODEL, STRICT_CSP, axis_labels, head_title, open_page, submit, wait_for_figure
+from tests.browser.conftest import (
+    CLASSIC_TARGET,
+    POLITE_MODEL,
+    STRICT_CSP,
+    axis_labels,
+    head_title,
+    open_page,
+    submit,
+    wait_for_figure,
+)
 
 XSS_INPUTS = ["<img src=x onerror=alert(1)>", '"><script>alert(1)</script>']
 

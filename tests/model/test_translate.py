@@ -26,7 +26,7 @@ def test_a_politeness_needs_a_model_trained_for_it(monkeypatch, capsys, tmp_path
     assert refused.value.code == 2 and "no politeness control" in capsys.readouterr().err
     polite_model = write_model_dir(tmp_path / "b", politeness_levels=("plain", "polite"))
     outputs = {
-        level: run(monkeypatch, capsys, "I like tea.\n", "--checkpoint", str(polite_model), "--politeness", level, "--max-length", "6")
+        level: run(monkeypatch, capsys, "I like tea.\n", "--checkpoint", str(polite_model), "--politeness", level)
         for level in ("plain", "polite")
     }
     assert all(len(lines) == 1 and lines[0] for lines in outputs.values())

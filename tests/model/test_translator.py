@@ -92,7 +92,8 @@ def test_asked_politeness_is_used_whatever_the_prediction(politeness_translator,
 
 def test_the_politeness_changes_the_decoder_but_not_the_encoder(politeness_translator):
     plain, polite = (
-        politeness_translator.attention("this is an example .", target="これ は 例 で す 。", politeness=r) for r in POLITENESS_LEVELS
+        politeness_translator.attention("this is an example .", target="これ は 例 で す 。", politeness=level)
+        for level in POLITENESS_LEVELS
     )
     assert torch.equal(plain.maps.encoder, polite.maps.encoder)
     assert not torch.allclose(plain.maps.cross, polite.maps.cross)
