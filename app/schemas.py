@@ -27,7 +27,8 @@ class TranslateRequest(RequestBody):
     politeness: PolitenessChoice = Field(
         "auto",
         description="register of the Japanese: plain (だ・である) or polite (です・ます); auto lets the model predict it "
-        "from the source. Only models that list politeness_levels in GET /api/v1/models take more than auto",
+        "from the source (a forced target is scored under its own). Only models that list politeness_levels in "
+        "GET /api/v1/models take more than auto",
     )
 
 
@@ -71,7 +72,7 @@ class Hypothesis(BaseModel):
 
 class PolitenessFields(BaseModel):
     politeness: str | None = Field(
-        description="the politeness decoded with (auto resolves to the predicted one); "
+        description="the politeness decoded with (auto resolves to the predicted one, or to a forced target's own); "
         "null for a model without politeness control",
         examples=["polite"],
     )

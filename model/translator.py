@@ -13,6 +13,7 @@ import torch
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
 from model.decoding import AttentionMaps, Hypothesis, beam_search, forced_attention, greedy_decode
+from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
 from model.vocab import BOS, EOS, Vocab
 
@@ -185,10 +186,16 @@ class Translator:
         max_length: int | None = None,
         politeness: str = "auto",
     ) -> AttentionResult:
-        """Translate `source` (or force `target`) and return every attention map of that pair."""
+        """Translate `source` (or force `target`) and return every attention map of that pair.
+
+        With politeness "auto", a decoded translation takes the politeness predicted from the source;
+        a forced target is scored under its own (これは例です。 is polite whatever the prediction).
+        """
         self.check_politeness(politeness)
         src_tokens = self.source_tokens(source)
         src = self._src_tensor(src_tokens)
+        if target is not None and politeness == "auto" and self.config.politeness_levels:
+            politeness = target_politeness([t.text for t in self.target_tokens(target)])
         ids, probs = self._politeness_ids(src, politeness)
         if target is None:
             if beam_size <= 1:

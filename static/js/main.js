@@ -137,7 +137,7 @@ function render() {
   el.empty.hidden = Boolean(response);
   el.result.hidden = !response;
   if (!response) return Promise.resolve();
-  drawHeader(el.header, response, state.beam);
+  drawHeader(el.header, response, state.beam, state.politeness);
   renderControls();
   return renderView();
 }

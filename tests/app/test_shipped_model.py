@@ -47,3 +47,14 @@ def test_the_classic_example_forced_through_the_api(shipped_client):
     info = shipped_client.get("/api/v1/models/en-ja").json()
     assert info["default"] is True
     assert info["test_bleu"]["greedy"] >= 35.0
+
+
+def test_the_shipped_model_takes_a_politeness(shipped_client):
+    assert shipped_client.get("/api/v1/models/en-ja").json()["politeness_levels"] == ["plain", "polite"]
+    plain, polite = (
+        shipped_client.post("/api/v1/translate", json={"source": "He is a student.", "politeness": level}).json()
+        for level in ("plain", "polite")
+    )
+    assert (plain["politeness"], polite["politeness"]) == ("plain", "polite")
+    assert plain["translation"] != polite["translation"]
+    assert plain["politeness_probabilities"] == polite["politeness_probabilities"]

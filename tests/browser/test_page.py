@@ -346,6 +346,11 @@ def test_politeness_is_asked_only_of_a_model_that_has_it_and_survives_a_reload(p
     badge = page.locator("#politeness-badge")
     assert badge.is_visible() and badge.inner_text().startswith("polite (")
     assert parse_qs(urlparse(page.url).query)["politeness"] == ["polite"]
+    page.select_option("#politeness", "auto")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert badge.inner_text().startswith("polite (the target's; predicted ")
+    page.select_option("#politeness", "polite")
+    submit(page, "This is an example.")
     page.reload()
     wait_for_figure(page)
     assert page.input_value("#politeness") == "polite"

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from model.politeness import target_politeness
 from model.translator import Translator
 from tests.conftest import SHIPPED_CHECKPOINT
 
@@ -37,7 +38,7 @@ def test_forced_classic_example_aligns_example_and_this(shipped):
     assert any(a["これ"] == "this" for a in alignments)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 2 open: the model says これ は 例 で あ る 。, the written style of で す")
+@pytest.mark.xfail(strict=True, reason="issue 2 open: the model says これ は 別 の 例 だ 。 (polite: これ は 別 の 例 で す 。)")
 def test_classic_example_translates_to_the_classic_sentence(shipped):
     result = shipped.attention("this is an example .")
     assert [t.text for t in result.target_tokens] == [*CLASSIC_TARGET.split(), "</s>"]
@@ -54,3 +55,11 @@ def test_everyday_sentences_translate(shipped):
     produced = {s: shipped.translate([s])[0].translation for s in ("I like tea.", "This is a dog.", "Don't go!")}
     assert produced["This is a dog."].startswith("これは犬")
     assert all(t and "<unk>" not in t for t in produced.values())
+
+
+@pytest.mark.parametrize("source", ["He is a student.", "I like tea.", "This is an example."])
+def test_the_politeness_asked_for_is_the_one_produced(shipped, source):
+    assert shipped.config.politeness_levels == ("plain", "polite")
+    for level in shipped.config.politeness_levels:
+        produced = shipped.translate([source], politeness=level)[0]
+        assert target_politeness([t.text for t in produced.target_tokens]) == level, produced.translation

@@ -109,3 +109,11 @@ def test_model_without_politeness_control_takes_only_auto(tiny_translator):
     assert tiny_translator.translate(["the cat"], max_length=4)[0].politeness is None
     with pytest.raises(InputError, match="no politeness control"):
         tiny_translator.attention("the cat", politeness="polite")
+
+
+@pytest.mark.parametrize(("target", "level"), [("これ は 例 で す 。", "polite"), ("これ は 例 だ 。", "plain")])
+def test_auto_scores_a_forced_target_under_its_own_politeness(politeness_translator, target, level):
+    auto = politeness_translator.attention("this is an example .", target=target)
+    asked = politeness_translator.attention("this is an example .", target=target, politeness=level)
+    assert auto.politeness == level
+    assert auto.score == asked.score

@@ -1,12 +1,12 @@
 // The result header: translation and both token lists. DOM built with textContent only.
 
-export function drawHeader(elements, response, beam) {
+export function drawHeader(elements, response, beam, askedPoliteness) {
   elements.translation.textContent = response.translation || "(empty translation)";
   elements.mode.textContent = response.forced ? "forced target" : beam > 1 ? `beam search (${beam})` : "greedy decoding";
   elements.mode.classList.toggle("forced", response.forced);
   elements.score.textContent = `log-probability ${response.score.toFixed(2)}`;
   elements.politeness.hidden = response.politeness === null;
-  elements.politeness.textContent = response.politeness === null ? "" : politenessBadge(response);
+  elements.politeness.textContent = response.politeness === null ? "" : politenessBadge(response, askedPoliteness);
   elements.sourceTokens.replaceChildren(...response.source_tokens.map((token, i) => chip(token, "source_tokens", i)));
   elements.targetTokens.replaceChildren(...response.target_tokens.map((token, i) => chip(token, "target_tokens", i)));
   const unknown = response.source_tokens.filter((t) => t.unknown).map((t) => t.text);
@@ -16,11 +16,12 @@ export function drawHeader(elements, response, beam) {
     : "";
 }
 
-// "polite (predicted 62%)"; when a level was asked for, the prediction is still worth seeing.
-export function politenessBadge({ politeness, politeness_probabilities: probabilities }) {
+// "polite (predicted polite 62%)"; where the level came from elsewhere the prediction is still worth seeing.
+export function politenessBadge({ politeness, politeness_probabilities: probabilities, forced }, asked) {
   const [predicted, p] = Object.entries(probabilities).reduce((best, entry) => (entry[1] > best[1] ? entry : best));
   const prediction = `predicted ${predicted} ${Math.round(p * 100)}%`;
-  return politeness === predicted ? `${politeness} (${prediction})` : `${politeness} (asked; ${prediction})`;
+  const origin = asked !== "auto" ? "asked; " : forced ? "the target's; " : "";
+  return `${politeness} (${origin}${prediction})`;
 }
 
 // A token chip; a target token carries its reading as ruby text, like 例 with "rei" above it.
