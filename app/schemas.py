@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,22 +70,30 @@ class Hypothesis(BaseModel):
     score: float = Field(description="log-probability, length-penalised for beam search")
 
 
-class PolitenessFields(BaseModel):
-    politeness: str | None = Field(
+# Shared by both responses, declared once; listed after the score so that JSON reads model, translation first.
+PolitenessUsed = Annotated[
+    str | None,
+    Field(
         description="the politeness decoded with (auto resolves to the predicted one, or to a forced target's own); "
         "null for a model without politeness control",
         examples=["polite"],
-    )
-    politeness_probabilities: dict[str, float] = Field(
+    ),
+]
+PolitenessProbabilities = Annotated[
+    dict[str, float],
+    Field(
         description="the politeness the model predicts from the source; empty for a model without politeness control",
         examples=[{"plain": 0.3, "polite": 0.7}],
-    )
+    ),
+]
 
 
-class TranslateResponse(PolitenessFields):
+class TranslateResponse(BaseModel):
     model: str
     translation: str = Field(examples=["これは例です。"])
     score: float
+    politeness: PolitenessUsed
+    politeness_probabilities: PolitenessProbabilities
     source_tokens: list[Token]
     target_tokens: list[Token]
     n_best: list[Hypothesis] = Field(description="best first; one entry per finished beam hypothesis")
@@ -102,11 +110,13 @@ class AttentionMap(BaseModel):
     weights: list[list[list[list[float]]]] = Field(description="[layer][head][query][key]; each row sums to 1")
 
 
-class AttentionResponse(PolitenessFields):
+class AttentionResponse(BaseModel):
     model: str
     translation: str = Field(examples=["これは例です。"])
     forced: bool = Field(description="true when the target was given rather than decoded")
     score: float = Field(description="log-probability of the target tokens")
+    politeness: PolitenessUsed
+    politeness_probabilities: PolitenessProbabilities
     source_tokens: list[Token] = Field(description="rows and columns of encoder maps, columns of cross maps")
     target_tokens: list[Token] = Field(description="tokens produced: rows of decoder and cross maps")
     decoder_input_tokens: list[Token] = Field(description="<s> then target_tokens[:-1]: columns of decoder maps")
