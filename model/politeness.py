@@ -1,10 +1,10 @@
 """Politeness of a Japanese sentence: plain (だ・である) or polite (です・ます), its register.
 
-English does not mark politeness, so which register a translation takes is a coin the model
-flips from word statistics: `this is a pen .` comes out polite, `this is an example .` plain
-(例 is rare and never polite in the training targets). A model trained with politeness control
-reads the register of each training target, learns to produce either one on request, and
-learns to predict from the English source which one a translator of the corpus would choose.
+English does not mark politeness, so without help a model picks the register from word
+statistics, sentence by sentence: `this is a pen .` comes out polite, `this is an example .`
+plain. A model trained with politeness control reads the register of each training target,
+learns to produce either one on request, and learns to predict from the English source which
+one the corpus's translators would have chosen.
 """
 
 from __future__ import annotations

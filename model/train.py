@@ -33,7 +33,7 @@ from model.vocab import Vocab
 
 CORPUS_SOURCE = "small_parallel_enja (github.com/odashi/small_parallel_enja, from the Tanaka Corpus)"
 # The politeness classifier's loss is per sentence, the translation loss per token; this keeps the
-# classifier from pulling the encoder away from translation.
+# classifier from pulling the encoder away from translation. The loss shown in training is the sum.
 POLITENESS_LOSS_WEIGHT = 0.2
 
 
