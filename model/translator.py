@@ -194,10 +194,11 @@ class Translator:
         self.check_politeness(politeness)
         src_tokens = self.source_tokens(source)
         src = self._src_tensor(src_tokens)
-        if target is not None and politeness == "auto" and self.config.politeness_levels:
-            politeness = target_politeness([t.text for t in self.target_tokens(target)])
+        forced_tokens = None if target is None else self.target_tokens(target)
+        if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
+            politeness = target_politeness([t.text for t in forced_tokens])
         ids, probs = self._politeness_ids(src, politeness)
-        if target is None:
+        if forced_tokens is None:
             if beam_size <= 1:
                 hyp = greedy_decode(self.model, src, max_length, ids)[0]
             else:
@@ -205,7 +206,7 @@ class Translator:
             target_ids = hyp.ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
-            tgt_tokens = self.target_tokens(target)
+            tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         maps, logp = forced_attention(self.model, src, target_ids, ids)
         decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
