@@ -132,6 +132,13 @@ class Translator:
     def _politeness_name(self, ids: torch.Tensor | None, i: int) -> str | None:
         return None if ids is None else self.config.politeness_levels[int(ids[i])]
 
+    def _hypotheses(
+        self, src: torch.Tensor, beam_size: int, max_length: int | None, n_best: int, politeness: torch.Tensor | None
+    ) -> list[Hypothesis]:
+        if beam_size <= 1:
+            return greedy_decode(self.model, src, max_length, politeness)
+        return beam_search(self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness)
+
     def translate(
         self,
         texts: list[str],
@@ -151,7 +158,7 @@ class Translator:
                 chunk = order[start : start + 64]
                 src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
                 ids, probs = self._politeness_ids(src, politeness)
-                hyps = greedy_decode(self.model, src, max_length, ids)
+                hyps = self._hypotheses(src, 1, max_length, 1, ids)
                 for row, i in enumerate(chunk):
                     best[i] = [hyps[row]]
                     chosen[i] = (self._politeness_name(ids, row), probs[row])
@@ -159,7 +166,7 @@ class Translator:
             for i, tokens in enumerate(sources):
                 src = self._src_tensor(tokens)
                 ids, probs = self._politeness_ids(src, politeness)
-                best[i] = beam_search(self.model, src, beam_size, max_length, n_best=max(1, n_best), politeness=ids)
+                best[i] = self._hypotheses(src, beam_size, max_length, max(1, n_best), ids)
                 chosen[i] = (self._politeness_name(ids, 0), probs[0])
         results = []
         for tokens, hyps, (used, probs) in zip(sources, best, chosen, strict=True):
@@ -199,11 +206,7 @@ class Translator:
             politeness = target_politeness([t.text for t in forced_tokens])
         ids, probs = self._politeness_ids(src, politeness)
         if forced_tokens is None:
-            if beam_size <= 1:
-                hyp = greedy_decode(self.model, src, max_length, ids)[0]
-            else:
-                hyp = beam_search(self.model, src, beam_size, max_length, politeness=ids)[0]
-            target_ids = hyp.ids
+            target_ids = self._hypotheses(src, beam_size, max_length, 1, ids)[0].ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
             tgt_tokens = forced_tokens

@@ -17,7 +17,7 @@ export function drawHeader(elements, response, beam, askedPoliteness) {
 }
 
 // "polite (predicted polite 62%)"; where the level came from elsewhere the prediction is still worth seeing.
-export function politenessBadge({ politeness, politeness_probabilities: probabilities, forced }, asked) {
+function politenessBadge({ politeness, politeness_probabilities: probabilities, forced }, asked) {
   const [predicted, p] = Object.entries(probabilities).reduce((best, entry) => (entry[1] > best[1] ? entry : best));
   const prediction = `predicted ${predicted} ${Math.round(p * 100)}%`;
   const origin = asked !== "auto" ? "asked; " : forced ? "the target's; " : "";
