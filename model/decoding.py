@@ -102,43 +102,59 @@ def beam_search(
     alpha: float = 0.6,
     n_best: int = 1,
     politeness: Tensor | None = None,
-) -> list[Hypothesis]:
-    """src: (1, S), politeness: (1,) for a model with politeness control. Returns up to `n_best`
-    hypotheses, best first, scored by log p / length_penalty."""
+) -> list[list[Hypothesis]]:
+    """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
+    control. Returns, per sentence, up to `n_best` hypotheses, best first, scored by
+    log p / length_penalty. The sentences' beams are decoded together, K = beam_size rows each."""
     model.eval()
+    b, k = src.size(0), beam_size
     memory, _ = model.encode(src)
-    steps = max_target_length(src.size(1), max_length)
-    beams = torch.full((1, 1), Vocab.bos_id, dtype=torch.long, device=src.device)  # (K, t)
-    beam_logp = torch.zeros(1, device=src.device)  # (K,)
-    finished: list[Hypothesis] = []
-    for step in range(1, steps + 1):
-        k = beams.size(0)
-        logits, _, _ = model.decode(
-            beams, memory.expand(k, -1, -1), src.expand(k, -1), None if politeness is None else politeness.expand(k)
-        )
-        cand = (beam_logp[:, None] + next_token_logprobs(logits[:, -1])).view(-1)  # (K·V,)
-        top_logp, top = cand.topk(min(2 * beam_size, cand.numel()))
+    rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B·K,) the sentence of each beam row
+    memory, src_rows = memory[rows], src[rows]
+    politeness_rows = None if politeness is None else politeness[rows]
+    limits = [max_target_length(int(n), max_length) for n in (src != Vocab.pad_id).sum(1).tolist()]
+    beams = torch.full((b * k, 1), Vocab.bos_id, dtype=torch.long, device=src.device)  # (B·K, t)
+    # Every sentence starts from one live beam: the other K - 1 rows wait at -inf until step 1 fills them.
+    beam_logp = torch.full((b, k), float("-inf"), device=src.device)  # (B, K)
+    beam_logp[:, 0] = 0.0
+    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    done = [False] * b
+    for step in range(1, max(limits) + 1):
+        logits, _, _ = model.decode(beams, memory, src_rows, politeness_rows)
         vocab_size = logits.size(-1)
-        next_beams, next_logp = [], []
-        for rank, (logp, flat) in enumerate(zip(top_logp.tolist(), top.tolist(), strict=True)):
-            origin, token = divmod(flat, vocab_size)
-            if token == Vocab.eos_id:
-                # As in fairseq: an ending counts only if it ranks among the top `beam_size`.
-                if rank < beam_size:
-                    finished.append(Hypothesis(beams[origin, 1:].tolist() + [token], logp / length_penalty(step, alpha)))
-            elif len(next_beams) < beam_size:
-                next_beams.append(beams[origin].tolist() + [token])
-                next_logp.append(logp)
-        if len(finished) >= beam_size:
+        cand = (beam_logp[:, :, None] + next_token_logprobs(logits[:, -1]).view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
+        top_logp, top = cand.topk(min(2 * k, cand.size(1)))  # (B, 2K)
+        next_tokens = torch.full((b * k,), Vocab.pad_id, device=src.device)
+        next_origin = torch.arange(b * k, device=src.device)
+        next_logp = torch.full((b, k), float("-inf"), device=src.device)
+        for i in range(b):
+            if done[i]:
+                continue
+            kept = 0
+            for rank, (logp, flat) in enumerate(zip(top_logp[i].tolist(), top[i].tolist(), strict=True)):
+                if logp == float("-inf"):
+                    break
+                origin, token = divmod(flat, vocab_size)
+                if token == Vocab.eos_id:
+                    # As in fairseq: an ending counts only if it ranks among the top `beam_size`.
+                    if rank < k:
+                        prefix = beams[i * k + origin, 1:].tolist()
+                        finished[i].append(Hypothesis(prefix + [token], logp / length_penalty(step, alpha)))
+                elif kept < k:
+                    next_origin[i * k + kept] = i * k + origin
+                    next_tokens[i * k + kept] = token
+                    next_logp[i, kept] = logp
+                    kept += 1
+            done[i] = len(finished[i]) >= k or step == limits[i]
+            if step == limits[i] and len(finished[i]) < n_best:  # the length limit cut the rest short
+                for j in range(kept):
+                    ids = beams[next_origin[i * k + j], 1:].tolist() + [int(next_tokens[i * k + j])]
+                    finished[i].append(Hypothesis(ids, next_logp[i, j].item() / length_penalty(step, alpha)))
+        if all(done):
             break
-        beams = torch.tensor(next_beams, device=src.device)
-        beam_logp = torch.tensor(next_logp, device=src.device)
-    if len(finished) < n_best:  # the length limit cut the rest short
-        finished += [
-            Hypothesis(b[1:], lp / length_penalty(len(b) - 1, alpha))
-            for b, lp in zip(beams.tolist(), beam_logp.tolist(), strict=True)
-        ]
-    return sorted(finished, key=lambda h: h.score, reverse=True)[:n_best]
+        beams = torch.cat([beams[next_origin], next_tokens[:, None]], dim=1)
+        beam_logp = next_logp
+    return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
 
 
 @torch.no_grad()

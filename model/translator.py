@@ -134,9 +134,10 @@ class Translator:
 
     def _hypotheses(
         self, src: torch.Tensor, beam_size: int, max_length: int | None, n_best: int, politeness: torch.Tensor | None
-    ) -> list[Hypothesis]:
+    ) -> list[list[Hypothesis]]:
+        """src: (B, S) -> per sentence, its best hypotheses, best first (one for greedy)."""
         if beam_size <= 1:
-            return greedy_decode(self.model, src, max_length, politeness)
+            return [[h] for h in greedy_decode(self.model, src, max_length, politeness)]
         return beam_search(self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness)
 
     def translate(
@@ -147,27 +148,22 @@ class Translator:
         n_best: int = 1,
         politeness: str = "auto",
     ) -> list[Translation]:
-        """Translate many sentences; greedy decoding runs in length-sorted batches."""
+        """Translate many sentences, decoded in length-sorted batches (beam search included)."""
         self.check_politeness(politeness)
         sources = [self.source_tokens(t) for t in texts]
         best: list[list[Hypothesis]] = [[] for _ in texts]
         chosen: list[tuple[str | None, dict[str, float]]] = [(None, {}) for _ in texts]
-        if beam_size <= 1:
-            order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
-            for start in range(0, len(order), 64):
-                chunk = order[start : start + 64]
-                src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
-                ids, probs = self._politeness_ids(src, politeness)
-                hyps = self._hypotheses(src, 1, max_length, 1, ids)
-                for row, i in enumerate(chunk):
-                    best[i] = [hyps[row]]
-                    chosen[i] = (self._politeness_name(ids, row), probs[row])
-        else:
-            for i, tokens in enumerate(sources):
-                src = self._src_tensor(tokens)
-                ids, probs = self._politeness_ids(src, politeness)
-                best[i] = self._hypotheses(src, beam_size, max_length, max(1, n_best), ids)
-                chosen[i] = (self._politeness_name(ids, 0), probs[0])
+        order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
+        # A beam takes beam_size decoder rows per sentence; this keeps a batch near 64 rows.
+        batch_size = max(1, 64 // max(1, beam_size))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
+            ids, probs = self._politeness_ids(src, politeness)
+            hyps = self._hypotheses(src, beam_size, max_length, max(1, n_best), ids)
+            for row, i in enumerate(chunk):
+                best[i] = hyps[row]
+                chosen[i] = (self._politeness_name(ids, row), probs[row])
         results = []
         for tokens, hyps, (used, probs) in zip(sources, best, chosen, strict=True):
             n_best_list = [(join_japanese(w := self.tgt_vocab.decode(h.ids)), w, h.score) for h in hyps]
@@ -206,7 +202,7 @@ class Translator:
             politeness = target_politeness([t.text for t in forced_tokens])
         ids, probs = self._politeness_ids(src, politeness)
         if forced_tokens is None:
-            target_ids = self._hypotheses(src, beam_size, max_length, 1, ids)[0].ids
+            target_ids = self._hypotheses(src, beam_size, max_length, 1, ids)[0][0].ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
             tgt_tokens = forced_tokens

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from model.data import pad_batch
 from model.decoding import beam_search, forced_attention, greedy_decode, next_token_logprobs
 from model.vocab import Vocab
 from tests.conftest import make_tiny_model
@@ -42,12 +43,12 @@ def test_beam_of_one_equals_greedy(tiny_model):
     for seed in range(5):
         torch.manual_seed(seed)
         src = torch.cat([torch.randint(4, model.cfg.src_vocab_size, (1, 6)), torch.tensor([[Vocab.eos_id]])], 1)
-        assert beam_search(model, src, beam_size=1, max_length=15)[0].ids == greedy_decode(model, src, max_length=15)[0].ids
+        assert beam_search(model, src, beam_size=1, max_length=15)[0][0].ids == greedy_decode(model, src, max_length=15)[0].ids
 
 
 def test_beam_search_returns_sorted_n_best(tiny_model):
     src = torch.tensor([[4, 5, 6, Vocab.eos_id]])
-    hyps = beam_search(tiny_model.model, src, beam_size=4, max_length=10, n_best=3)
+    (hyps,) = beam_search(tiny_model.model, src, beam_size=4, max_length=10, n_best=3)
     assert 1 <= len(hyps) <= 3
     scores = [h.score for h in hyps]
     assert scores == sorted(scores, reverse=True)
@@ -58,7 +59,7 @@ def test_beam_of_one_equals_greedy_under_a_politeness():
     model = make_tiny_model(politeness_levels=("plain", "polite")).model
     src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id]])
     for politeness in (torch.tensor([0]), torch.tensor([1])):
-        beam = beam_search(model, src, beam_size=1, max_length=15, politeness=politeness)[0].ids
+        beam = beam_search(model, src, beam_size=1, max_length=15, politeness=politeness)[0][0].ids
         assert beam == greedy_decode(model, src, max_length=15, politeness=politeness)[0].ids
 
 
@@ -70,6 +71,20 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model):
     together = greedy_decode(model, batch, max_length=10)
     assert together[0].ids == greedy_decode(model, torch.tensor([a]), max_length=10)[0].ids
     assert together[1].ids == greedy_decode(model, torch.tensor([b]), max_length=10)[0].ids
+
+
+def test_batched_beam_search_equals_one_at_a_time():
+    model = make_tiny_model(politeness_levels=("plain", "polite")).model
+    sentences = [[4, 5, 6, 7, 8, Vocab.eos_id], [9, 10, Vocab.eos_id], [11, 12, 13, Vocab.eos_id]]
+    batch = pad_batch(sentences, Vocab.pad_id)
+    politeness = torch.tensor([0, 1, 1])
+    together = beam_search(model, batch, beam_size=3, max_length=12, n_best=3, politeness=politeness)
+    for i, sentence in enumerate(sentences):
+        alone = beam_search(
+            model, torch.tensor([sentence]), beam_size=3, max_length=12, n_best=3, politeness=politeness[i : i + 1]
+        )
+        assert [h.ids for h in together[i]] == [h.ids for h in alone[0]]
+        assert [h.score for h in together[i]] == pytest.approx([h.score for h in alone[0]], abs=1e-5)
 
 
 def test_max_length_guard_cuts_decoding(tiny_model):
