@@ -3,6 +3,10 @@
 Maps are collected the tensor2tensor way: decode first, then run one teacher-forced pass over the
 produced tokens. Because the decoder is causal, each row of that pass equals the row computed at
 the matching step of decoding.
+
+Decoding itself runs incrementally (Seq2SeqTransformer.decode_step): each step feeds only the
+newest token and reuses the cached keys and values of the earlier ones, so a step costs one
+position, not the whole prefix.
 """
 
 from __future__ import annotations
@@ -66,12 +70,12 @@ def greedy_decode(
     b = src.size(0)
     memory, _ = model.encode(src)
     steps = max_target_length(src.size(1), max_length)
+    caches = model.start_decoding(memory, src)
     ys = torch.full((b, 1), Vocab.bos_id, dtype=torch.long, device=src.device)
     scores = torch.zeros(b, device=src.device)
     finished = torch.zeros(b, dtype=torch.bool, device=src.device)
     for _ in range(steps):
-        logits, _, _ = model.decode(ys, memory, src, politeness)
-        logp = next_token_logprobs(logits[:, -1])
+        logp = next_token_logprobs(model.decode_step(ys[:, -1], caches, politeness))
         next_id = logp.argmax(-1)
         scores += torch.where(finished, 0.0, logp.gather(1, next_id[:, None]).squeeze(1))
         next_id = torch.where(finished, Vocab.pad_id, next_id)
@@ -110,7 +114,7 @@ def beam_search(
     b, k = src.size(0), beam_size
     memory, _ = model.encode(src)
     rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B·K,) the sentence of each beam row
-    memory, src_rows = memory[rows], src[rows]
+    caches = model.start_decoding(memory[rows], src[rows])
     politeness_rows = None if politeness is None else politeness[rows]
     limits = [max_target_length(int(n), max_length) for n in (src != Vocab.pad_id).sum(1).tolist()]
     beams = torch.full((b * k, 1), Vocab.bos_id, dtype=torch.long, device=src.device)  # (B·K, t)
@@ -120,9 +124,9 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     done = [False] * b
     for step in range(1, max(limits) + 1):
-        logits, _, _ = model.decode(beams, memory, src_rows, politeness_rows)
-        vocab_size = logits.size(-1)
-        cand = (beam_logp[:, :, None] + next_token_logprobs(logits[:, -1]).view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
+        logp = next_token_logprobs(model.decode_step(beams[:, -1], caches, politeness_rows))  # (B·K, V)
+        vocab_size = logp.size(-1)
+        cand = (beam_logp[:, :, None] + logp.view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
         top_logp, top = cand.topk(min(2 * k, cand.size(1)))  # (B, 2K)
         next_tokens = torch.full((b * k,), Vocab.pad_id, device=src.device)
         next_origin = torch.arange(b * k, device=src.device)
@@ -153,6 +157,7 @@ def beam_search(
         if all(done):
             break
         beams = torch.cat([beams[next_origin], next_tokens[:, None]], dim=1)
+        caches = [cache.select(next_origin) for cache in caches]
         beam_logp = next_logp
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
 

@@ -71,11 +71,15 @@ class MultiHeadAttention(nn.Module):
         b, t, d = x.shape
         return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, d_k)
 
-    def forward(self, query: Tensor, key_value: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """query: (B, Tq, D), key_value: (B, Tk, D) -> (out (B, Tq, D), weights (B, H, Tq, Tk))."""
+    def keys_values(self, key_value: Tensor) -> tuple[Tensor, Tensor]:
+        """key_value: (B, Tk, D) -> keys and values, each (B, H, Tk, d_k)."""
+        return self._split_heads(self.k_proj(key_value)), self._split_heads(self.v_proj(key_value))
+
+    def forward(self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """query: (B, Tq, D), key_value: (B, Tk, D), or its keys_values() when already projected
+        -> (out (B, Tq, D), weights (B, H, Tq, Tk))."""
         q = self._split_heads(self.q_proj(query))
-        k = self._split_heads(self.k_proj(key_value))
-        v = self._split_heads(self.v_proj(key_value))
+        k, v = key_value if isinstance(key_value, tuple) else self.keys_values(key_value)
         out, weights = attention(q, k, v, mask)
         b, h, t, d_k = out.shape
         out = out.transpose(1, 2).reshape(b, t, h * d_k)  # (B, Tq, D)
@@ -131,6 +135,33 @@ class DecoderLayer(nn.Module):
         y = y + self.dropout(self.ff(self.ff_norm(y)))
         return y, self_weights, cross_weights
 
+    def step(self, y: Tensor, cache: LayerCache) -> Tensor:
+        """y: (B, 1, D), the newest decoder position -> its output (B, 1, D), attending to the
+        cached earlier positions; appends this position's keys and values to the cache."""
+        h = self.self_attn_norm(y)
+        k, v = self.self_attn.keys_values(h)
+        cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (B, H, t, d_k)
+        cache.self_v = torch.cat([cache.self_v, v], dim=2)
+        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None)[0]
+        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask)[0]
+        return y + self.ff(self.ff_norm(y))
+
+
+@dataclass
+class LayerCache:
+    """What incremental decoding keeps per decoder layer: the self-attention keys and values of
+    the positions so far, and the cross-attention keys and values of the source, projected once."""
+
+    self_k: Tensor  # (B, H, t, d_k)
+    self_v: Tensor
+    cross_k: Tensor  # (B, H, S, d_k)
+    cross_v: Tensor
+    src_mask: Tensor  # (B, 1, 1, S)
+
+    def select(self, rows: Tensor) -> LayerCache:
+        """The cache of the batch rows `rows` (B',), e.g. the beams that survive a step."""
+        return LayerCache(*(t[rows] for t in (self.self_k, self.self_v, self.cross_k, self.cross_v, self.src_mask)))
+
 
 def sinusoidal_table(max_positions: int, d_model: int) -> Tensor:
     position = torch.arange(max_positions).unsqueeze(1)
@@ -154,12 +185,13 @@ class TokenEmbedding(nn.Module):
             self.register_buffer("table", sinusoidal_table(cfg.max_positions, cfg.d_model), persistent=False)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, start: int = 0) -> Tensor:
+        """ids: (B, T) at positions start … start + T - 1."""
         t = ids.size(1)
         if hasattr(self, "positions"):
-            pos = self.positions(torch.arange(t, device=ids.device))
+            pos = self.positions(torch.arange(start, start + t, device=ids.device))
         else:
-            pos = self.table[:t]
+            pos = self.table[start : start + t]
         return self.dropout(self.tokens(ids) * self.scale + pos)  # (B, T, D)
 
 
@@ -244,6 +276,31 @@ class Seq2SeqTransformer(nn.Module):
             self_weights.append(sw)
             cross_weights.append(cw)
         return self.generator(self.decoder_norm(y)), self_weights, cross_weights
+
+    def start_decoding(self, memory: Tensor, src: Tensor) -> list[LayerCache]:
+        """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""
+        src_mask = self.source_mask(src)
+        caches = []
+        for layer in self.decoder_layers:
+            cross_k, cross_v = layer.cross_attn.keys_values(memory)
+            empty = cross_k[:, :, :0]  # (B, H, 0, d_k)
+            caches.append(LayerCache(empty, empty, cross_k, cross_v, src_mask))
+        return caches
+
+    def decode_step(self, last_ids: Tensor, caches: list[LayerCache], politeness: Tensor | None = None) -> Tensor:
+        """last_ids: (B,) the newest decoder inputs (<s> first) -> logits (B, V) of the next token.
+
+        Equal to the last row of decode() on the whole prefix, in O(1) decoder positions a step
+        instead of O(t); it returns no attention weights, which the teacher-forced pass collects.
+        """
+        if (politeness is None) != (not self.cfg.politeness_levels):
+            raise ValueError("pass politeness ids exactly when the model has politeness control")
+        y = self.tgt_embed(last_ids[:, None], start=caches[0].self_k.size(2))  # (B, 1, D)
+        if politeness is not None:
+            y = y + self.politeness_embedding(politeness)[:, None, :]
+        for layer, cache in zip(self.decoder_layers, caches, strict=True):
+            y = layer.step(y, cache)
+        return self.generator(self.decoder_norm(y))[:, 0]  # (B, V)
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
         memory, _ = self.encode(src)

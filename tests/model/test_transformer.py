@@ -1,8 +1,10 @@
+import pytest
 import torch
 
 from model.decoding import forced_attention
 from model.transformer import ModelConfig, Seq2SeqTransformer, attention
 from model.vocab import Vocab
+from tests.conftest import make_tiny_model
 
 
 def test_attention_rows_sum_to_one_and_masked_weights_are_zero():
@@ -80,3 +82,29 @@ def test_learned_positions_and_untied_output_build():
     logits = model(torch.tensor([[4, 5, 3]]), torch.tensor([[2, 6]]))
     assert logits.shape == (1, 2, 12)
     assert model.generator.weight is not model.tgt_embed.tokens.weight
+
+
+@pytest.mark.parametrize("overrides", [{}, {"politeness_levels": ("plain", "polite")}, {"positional_encoding": "learned"}])
+def test_incremental_decoding_equals_the_whole_prefix_pass(overrides):
+    model = make_tiny_model(**overrides).model.eval()
+    src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id], [8, 9, Vocab.eos_id, Vocab.pad_id, Vocab.pad_id]])
+    tgt_in = torch.tensor([[Vocab.bos_id, 5, 6, 7, 8], [Vocab.bos_id, 9, 4, 6, 5]])
+    politeness = torch.tensor([0, 1]) if model.cfg.politeness_levels else None
+    memory, _ = model.encode(src)
+    whole, _, _ = model.decode(tgt_in, memory, src, politeness)  # (B, T, V)
+    caches = model.start_decoding(memory, src)
+    for t in range(tgt_in.size(1)):
+        step = model.decode_step(tgt_in[:, t], caches, politeness)
+        torch.testing.assert_close(step, whole[:, t], atol=1e-5, rtol=1e-5)
+
+
+def test_a_selected_cache_follows_its_rows(tiny_model):
+    model = tiny_model.model.eval()
+    src = torch.tensor([[4, 5, Vocab.eos_id], [6, 7, Vocab.eos_id]])
+    memory, _ = model.encode(src)
+    caches = model.start_decoding(memory, src)
+    model.decode_step(torch.tensor([Vocab.bos_id, Vocab.bos_id]), caches)
+    model.decode_step(torch.tensor([5, 8]), caches)
+    swapped = [cache.select(torch.tensor([1, 0])) for cache in caches]
+    expected, _, _ = model.decode(torch.tensor([[Vocab.bos_id, 8, 6]]), memory[1:], src[1:])
+    torch.testing.assert_close(model.decode_step(torch.tensor([6, 6]), swapped)[0], expected[0, -1], atol=1e-5, rtol=1e-5)
