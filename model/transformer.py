@@ -137,7 +137,8 @@ class DecoderLayer(nn.Module):
 
     def step(self, y: Tensor, cache: LayerCache) -> Tensor:
         """y: (B, 1, D), the newest decoder position -> its output (B, 1, D), attending to the
-        cached earlier positions; appends this position's keys and values to the cache."""
+        cached earlier positions; appends this position's keys and values to the cache. Inference
+        only, so no dropout."""
         h = self.self_attn_norm(y)
         k, v = self.self_attn.keys_values(h)
         cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (B, H, t, d_k)
