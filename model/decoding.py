@@ -36,6 +36,10 @@ class AttentionMaps:
     cross: Tensor
 
 
+# What Seq2SeqTransformer.encode returns: memory (B, S, D) and per-layer self-attention weights.
+Encoded = tuple[Tensor, list[Tensor]]
+
+
 @dataclass
 class Hypothesis:
     ids: list[int]  # produced target ids, ending with </s> unless cut by the length limit
@@ -62,13 +66,18 @@ def max_target_length(src_len: int, limit: int | None) -> int:
 
 @torch.no_grad()
 def greedy_decode(
-    model: Seq2SeqTransformer, src: Tensor, max_length: int | None = None, politeness: Tensor | None = None
+    model: Seq2SeqTransformer,
+    src: Tensor,
+    max_length: int | None = None,
+    politeness: Tensor | None = None,
+    encoded: Encoded | None = None,
 ) -> list[Hypothesis]:
     """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control. Returns one hypothesis per sentence."""
+    control; encoded: model.encode(src), where the caller has already run it. Returns one
+    hypothesis per sentence."""
     model.eval()
     b = src.size(0)
-    memory, _ = model.encode(src)
+    memory, _ = encoded or model.encode(src)
     steps = max_target_length(src.size(1), max_length)
     caches = model.start_decoding(memory, src)
     ys = torch.full((b, 1), Vocab.bos_id, dtype=torch.long, device=src.device)
@@ -106,13 +115,15 @@ def beam_search(
     alpha: float = 0.6,
     n_best: int = 1,
     politeness: Tensor | None = None,
+    encoded: Encoded | None = None,
 ) -> list[list[Hypothesis]]:
     """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control. Returns, per sentence, up to `n_best` hypotheses, best first, scored by
-    log p / length_penalty. The sentences' beams are decoded together, K = beam_size rows each."""
+    control; encoded: model.encode(src), where the caller has already run it. Returns, per
+    sentence, up to `n_best` hypotheses, best first, scored by log p / length_penalty. The
+    sentences' beams are decoded together, K = beam_size rows each."""
     model.eval()
     b, k = src.size(0), beam_size
-    memory, _ = model.encode(src)
+    memory, _ = encoded or model.encode(src)
     rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B·K,) the sentence of each beam row
     caches = model.start_decoding(memory[rows], src[rows])
     politeness_rows = None if politeness is None else politeness[rows]
@@ -164,16 +175,21 @@ def beam_search(
 
 @torch.no_grad()
 def forced_attention(
-    model: Seq2SeqTransformer, src: Tensor, target_ids: list[int], politeness: Tensor | None = None
+    model: Seq2SeqTransformer,
+    src: Tensor,
+    target_ids: list[int],
+    politeness: Tensor | None = None,
+    encoded: Encoded | None = None,
 ) -> tuple[AttentionMaps, Tensor]:
     """One teacher-forced pass of `target_ids` (produced tokens, usually ending with </s>).
 
-    src: (1, S), politeness: (1,) for a model with politeness control. Returns the maps and the
-    per-position log-probabilities of target_ids (T,).
+    src: (1, S), politeness: (1,) for a model with politeness control; encoded: model.encode(src),
+    where the caller has already run it. Returns the maps and the per-position log-probabilities
+    of target_ids (T,).
     """
     model.eval()
     tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
-    memory, enc = model.encode(src)
+    memory, enc = encoded or model.encode(src)
     logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)
     maps = AttentionMaps(

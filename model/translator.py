@@ -12,7 +12,7 @@ import torch
 
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import AttentionMaps, Hypothesis, beam_search, forced_attention, greedy_decode
+from model.decoding import AttentionMaps, Encoded, Hypothesis, beam_search, forced_attention, greedy_decode
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
 from model.vocab import BOS, EOS, Vocab
@@ -116,12 +116,19 @@ class Translator:
         raise InputError(f"unknown politeness {politeness!r}: choose auto, {', '.join(names)}")
 
     @torch.no_grad()
-    def _politeness_ids(self, src: torch.Tensor, politeness: str) -> tuple[torch.Tensor | None, list[dict[str, float]]]:
+    def _encode(self, src: torch.Tensor) -> Encoded:
+        """One encoder pass, shared by the politeness prediction, decoding and the forced pass."""
+        return self.model.encode(src)
+
+    @torch.no_grad()
+    def _politeness_ids(
+        self, encoded: Encoded, src: torch.Tensor, politeness: str
+    ) -> tuple[torch.Tensor | None, list[dict[str, float]]]:
         """src: (B, S) -> (politeness ids (B,) or None without politeness control, predicted probabilities)."""
         names = self.config.politeness_levels
         if not names:
             return None, [{} for _ in range(src.size(0))]
-        memory, _ = self.model.encode(src)
+        memory, _ = encoded
         probs = self.model.politeness_logits(memory, src).softmax(-1)  # (B, P)
         if politeness == "auto":
             ids = probs.argmax(-1)
@@ -133,12 +140,18 @@ class Translator:
         return None if ids is None else self.config.politeness_levels[int(ids[i])]
 
     def _hypotheses(
-        self, src: torch.Tensor, beam_size: int, max_length: int | None, n_best: int, politeness: torch.Tensor | None
+        self,
+        src: torch.Tensor,
+        encoded: Encoded,
+        beam_size: int,
+        max_length: int | None,
+        n_best: int,
+        politeness: torch.Tensor | None,
     ) -> list[list[Hypothesis]]:
         """src: (B, S) -> per sentence, its best hypotheses, best first (one for greedy)."""
         if beam_size <= 1:
-            return [[h] for h in greedy_decode(self.model, src, max_length, politeness)]
-        return beam_search(self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness)
+            return [[h] for h in greedy_decode(self.model, src, max_length, politeness, encoded)]
+        return beam_search(self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded)
 
     def translate(
         self,
@@ -159,8 +172,9 @@ class Translator:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
-            ids, probs = self._politeness_ids(src, politeness)
-            hyps = self._hypotheses(src, beam_size, max_length, max(1, n_best), ids)
+            encoded = self._encode(src)
+            ids, probs = self._politeness_ids(encoded, src, politeness)
+            hyps = self._hypotheses(src, encoded, beam_size, max_length, max(1, n_best), ids)
             for row, i in enumerate(chunk):
                 best[i] = hyps[row]
                 chosen[i] = (self._politeness_name(ids, row), probs[row])
@@ -200,14 +214,15 @@ class Translator:
         forced_tokens = None if target is None else self.target_tokens(target)
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
-        ids, probs = self._politeness_ids(src, politeness)
+        encoded = self._encode(src)
+        ids, probs = self._politeness_ids(encoded, src, politeness)
         if forced_tokens is None:
-            target_ids = self._hypotheses(src, beam_size, max_length, 1, ids)[0][0].ids
+            target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids)[0][0].ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
-        maps, logp = forced_attention(self.model, src, target_ids, ids)
+        maps, logp = forced_attention(self.model, src, target_ids, ids, encoded)
         decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
         return AttentionResult(
             source_tokens=src_tokens,
