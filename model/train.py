@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--init-from",
         metavar="CHECKPOINT",
-        help="start from this checkpoint's weights, config and vocabularies (the model-shape options are then ignored)",
+        help="start from this checkpoint's weights, config and vocabularies (the model-shape options are then ignored; "
+        "--dropout still applies)",
     )
     p.add_argument(
         "--politeness-control",
@@ -73,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--encoder-layers", type=int, default=3)
     p.add_argument("--decoder-layers", type=int, default=3)
     p.add_argument("--ffn", type=int, default=1024)
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, help="default 0.1, or the --init-from checkpoint's")
     p.add_argument("--positional-encoding", choices=["sinusoidal", "learned"], default="sinusoidal")
     p.add_argument(
         "--average-last", type=int, default=5, help="also try the average of the last N epochs' weights; 0 turns it off"
@@ -124,8 +125,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.init_from:
         start_from = load_checkpoint(args.init_from)
         model, src_vocab, tgt_vocab, cfg = start_from.model, start_from.src_vocab, start_from.tgt_vocab, start_from.model.cfg
+        changes = {}
         if args.politeness_control and not cfg.politeness_levels:
-            cfg = replace(cfg, politeness_levels=POLITENESS_LEVELS)
+            changes["politeness_levels"] = POLITENESS_LEVELS
+        if args.dropout is not None and args.dropout != cfg.dropout:
+            changes["dropout"] = args.dropout
+        if changes:
+            cfg = replace(cfg, **changes)
             state = model.state_dict()
             model = Seq2SeqTransformer(cfg)
             missing, _ = model.load_state_dict(state, strict=False)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
             n_encoder_layers=args.encoder_layers,
             n_decoder_layers=args.decoder_layers,
             d_ff=args.ffn,
-            dropout=args.dropout,
+            dropout=ModelConfig.dropout if args.dropout is None else args.dropout,
             positional_encoding=args.positional_encoding,
             politeness_levels=POLITENESS_LEVELS if args.politeness_control else (),
         )

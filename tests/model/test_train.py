@@ -126,3 +126,17 @@ def test_politeness_control_is_added_to_a_checkpoint_without_it(tmp_path, capsys
     assert after.politeness_embedding.num_embeddings == 2
     assert 0.0 <= card["history"][0]["dev_politeness_accuracy"] <= 1.0
     assert "dev politeness accuracy" in capsys.readouterr().out
+
+
+def test_dropout_may_change_when_starting_from_a_checkpoint(tmp_path):
+    write_corpus(tmp_path)
+    tiny = [*TINY_SHAPE, "--threads", "1", "--batch-tokens", "64", "--average-last", "0", "--beam", "2", "--min-freq", "1"]
+    first = tmp_path / "first.pt"
+    train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *tiny])
+    second = tmp_path / "second.pt"
+    train.main(
+        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), "--dropout", "0.3", *tiny]
+    )
+    before, after = load_checkpoint(first).model, load_checkpoint(second).model
+    assert before.cfg.dropout == 0.1 and after.cfg.dropout == 0.3
+    assert after.encoder_layers[0].dropout.p == 0.3
