@@ -52,6 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=800, help="warm-up steps before linear decay to zero")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument(
+        "--source-word-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="replace each source word by <unk> with probability P during training, so no rare word carries a decision alone",
+    )
     p.add_argument("--min-freq", type=int, default=2, help="rarer training words become <unk>")
     p.add_argument(
         "--skip-unk-targets",
@@ -85,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training pairs (smoke tests)")
     return p.parse_args(argv)
+
+
+def drop_source_words(src: torch.Tensor, p: float) -> torch.Tensor:
+    """src: (B, S) ids -> the same with each word (not <pad> or </s>) replaced by <unk> with probability p."""
+    is_word = (src != Vocab.pad_id) & (src != Vocab.eos_id)
+    return src.masked_fill(is_word & (torch.rand(src.shape, device=src.device) < p), Vocab.unk_id)
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
@@ -191,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, args.lr, args.warmup, total_steps)
             src, politeness = batch.src.to(device), batch.politeness.to(device)
+            if args.source_word_dropout:
+                src = drop_source_words(src, args.source_word_dropout)
             memory, _ = model.encode(src)
             logits, _, _ = model.decode(batch.tgt_in.to(device), memory, src, politeness if cfg.politeness_levels else None)
             targets = batch.tgt_out.to(device)

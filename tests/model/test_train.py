@@ -4,6 +4,7 @@ import torch
 
 from model import train
 from model.checkpoint import load_checkpoint
+from model.vocab import Vocab
 
 PAIRS = [
     ("the cat .", "猫 。"),
@@ -119,7 +120,20 @@ def test_politeness_control_is_added_to_a_checkpoint_without_it(tmp_path, capsys
     train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *tiny])
     second = tmp_path / "second.pt"
     card = train.main(
-        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), "--politeness-control", *tiny]
+        [
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(second),
+            "--epochs",
+            "1",
+            "--init-from",
+            str(first),
+            "--politeness-control",
+            "--source-word-dropout",
+            "0.1",
+            *tiny,
+        ]
     )
     before, after = load_checkpoint(first).model, load_checkpoint(second).model
     assert before.cfg.politeness_levels == () and after.cfg.politeness_levels == ("plain", "polite")
@@ -140,3 +154,14 @@ def test_dropout_may_change_when_starting_from_a_checkpoint(tmp_path):
     before, after = load_checkpoint(first).model, load_checkpoint(second).model
     assert before.cfg.dropout == 0.1 and after.cfg.dropout == 0.3
     assert after.encoder_layers[0].dropout.p == 0.3
+
+
+def test_source_word_dropout_replaces_words_but_not_padding_or_the_end_mark():
+    src = torch.tensor([[7, 8, 9, Vocab.eos_id], [7, Vocab.eos_id, Vocab.pad_id, Vocab.pad_id]])
+    assert torch.equal(train.drop_source_words(src, 0.0), src)
+    unk = Vocab.unk_id
+    expected = torch.tensor([[unk, unk, unk, Vocab.eos_id], [unk, Vocab.eos_id, Vocab.pad_id, Vocab.pad_id]])
+    assert torch.equal(train.drop_source_words(src, 1.0), expected)
+    torch.manual_seed(0)
+    dropped = train.drop_source_words(torch.full((200, 50), 7), 0.25)
+    assert 0.2 < (dropped == unk).float().mean() < 0.3
