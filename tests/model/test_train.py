@@ -4,6 +4,7 @@ import torch
 
 from model import train
 from model.checkpoint import load_checkpoint
+from model.transformer import Seq2SeqTransformer
 from model.vocab import Vocab
 
 PAIRS = [
@@ -113,29 +114,21 @@ def test_training_continues_from_a_checkpoint_without_learning_unk(tmp_path):
     assert card["train_args"]["skip_unk_targets"]
 
 
-def test_politeness_control_is_added_to_a_checkpoint_without_it(tmp_path, capsys):
+def train_then_continue(tmp_path, *continue_args: str) -> tuple[Seq2SeqTransformer, Seq2SeqTransformer, dict]:
+    """Train a tiny model one epoch, then one more from its checkpoint with `continue_args`:
+    (first model, second model, second card)."""
     write_corpus(tmp_path)
     tiny = [*TINY_SHAPE, "--threads", "1", "--batch-tokens", "64", "--average-last", "0", "--beam", "2", "--min-freq", "1"]
-    first = tmp_path / "first.pt"
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
     train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *tiny])
-    second = tmp_path / "second.pt"
     card = train.main(
-        [
-            "--data",
-            str(tmp_path),
-            "--out",
-            str(second),
-            "--epochs",
-            "1",
-            "--init-from",
-            str(first),
-            "--politeness-control",
-            "--source-word-dropout",
-            "0.1",
-            *tiny,
-        ]
+        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), *continue_args, *tiny]
     )
-    before, after = load_checkpoint(first).model, load_checkpoint(second).model
+    return load_checkpoint(first).model, load_checkpoint(second).model, card
+
+
+def test_politeness_control_is_added_to_a_checkpoint_without_it(tmp_path, capsys):
+    before, after, card = train_then_continue(tmp_path, "--politeness-control", "--source-word-dropout", "0.1")
     assert before.cfg.politeness_levels == () and after.cfg.politeness_levels == ("plain", "polite")
     assert after.politeness_embedding.num_embeddings == 2
     assert 0.0 <= card["history"][0]["dev_politeness_accuracy"] <= 1.0
@@ -143,15 +136,7 @@ def test_politeness_control_is_added_to_a_checkpoint_without_it(tmp_path, capsys
 
 
 def test_dropout_may_change_when_starting_from_a_checkpoint(tmp_path):
-    write_corpus(tmp_path)
-    tiny = [*TINY_SHAPE, "--threads", "1", "--batch-tokens", "64", "--average-last", "0", "--beam", "2", "--min-freq", "1"]
-    first = tmp_path / "first.pt"
-    train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *tiny])
-    second = tmp_path / "second.pt"
-    train.main(
-        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), "--dropout", "0.3", *tiny]
-    )
-    before, after = load_checkpoint(first).model, load_checkpoint(second).model
+    before, after, _ = train_then_continue(tmp_path, "--dropout", "0.3")
     assert before.cfg.dropout == 0.1 and after.cfg.dropout == 0.3
     assert after.encoder_layers[0].dropout.p == 0.3
 
