@@ -38,7 +38,6 @@ def test_forced_classic_example_aligns_example_and_this(shipped):
     assert any(a["これ"] == "this" for a in alignments)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 2 open: the model says これ は 例 で あ る 。 (polite: これ は 例 で す 。)")
 def test_classic_example_translates_to_the_classic_sentence(shipped):
     result = shipped.attention("this is an example .")
     assert [t.text for t in result.target_tokens] == [*CLASSIC_TARGET.split(), "</s>"]

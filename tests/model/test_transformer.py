@@ -108,3 +108,15 @@ def test_a_selected_cache_follows_its_rows(tiny_model):
     swapped = [cache.select(torch.tensor([1, 0])) for cache in caches]
     expected, _, _ = model.decode(torch.tensor([[Vocab.bos_id, 8, 6]]), memory[1:], src[1:])
     torch.testing.assert_close(model.decode_step(torch.tensor([6, 6]), swapped)[0], expected[0, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_politeness_classifier_reads_words_outside_its_vocabulary_as_unk():
+    model = make_tiny_model(politeness_levels=("plain", "polite"), politeness_vocab_size=8).model.eval()
+    common, rare = 5, 12  # ids below and above the politeness vocabulary
+    src = torch.tensor([[4, rare, common, Vocab.eos_id], [4, 6, common, Vocab.eos_id]])
+    as_unk = src.masked_fill(src >= 8, Vocab.unk_id)
+    memory, _ = model.encode(src)
+    torch.testing.assert_close(model.politeness_logits(memory, src), model.politeness_logits(model.encode(as_unk)[0], as_unk))
+    reads_every_word = make_tiny_model(politeness_levels=("plain", "polite")).model.eval()
+    with_rare = reads_every_word.politeness_logits(reads_every_word.encode(src)[0], src)
+    assert not torch.allclose(with_rare, reads_every_word.politeness_logits(reads_every_word.encode(as_unk)[0], as_unk))
