@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from model.bleu import corpus_bleu
+from model.bleu import translation_bleu
 from model.data import read_parallel
 from model.translator import InputError, Translator
 
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> float:
     except InputError as exc:
         p.error(str(exc))
     src, ref = read_parallel(args.data, args.split)
-    hyps = translator.translate([" ".join(s) for s in src], beam_size=args.beam, politeness=args.politeness)
-    bleu = corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], ref)
+    bleu = translation_bleu(translator, src, ref, args.beam, args.politeness)
     print(f"BLEU = {bleu:.2f}")
     return bleu
 

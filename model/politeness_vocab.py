@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from model.bleu import corpus_bleu
+from model.bleu import translation_bleu
 from model.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from model.data import pad_batch, read_parallel
 from model.politeness import target_politeness
@@ -60,11 +60,6 @@ def classifier_scores(loaded: LoadedModel, src: list[list[str]], ref: list[list[
     chosen = torch.cat(probs).gather(1, labels[:, None]).squeeze(1)  # (N,) probability given to the reference's register
     accuracy = (torch.cat(probs).argmax(-1) == labels).float().mean().item()
     return {"accuracy": round(accuracy, 4), "log_loss": round(-chosen.clamp_min(1e-9).log().mean().item(), 4)}
-
-
-def bleu(translator: Translator, src: list[list[str]], ref: list[list[str]], beam_size: int) -> float:
-    hyps = translator.translate([" ".join(s) for s in src], beam_size=beam_size)
-    return round(corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], ref), 2)
 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
@@ -109,11 +104,9 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
         "dev": classifier_scores(loaded, dev_src, dev_ref),
         "test": classifier_scores(loaded, test_src, test_ref),
     }
-    card["dev_bleu"] = bleu(translator, dev_src, dev_ref, 1)
-    card["test_bleu"] = {
-        name: bleu(translator, test_src, test_ref, 1 if name == "greedy" else int(name.removeprefix("beam")))
-        for name in card["test_bleu"]
-    }
+    card["dev_bleu"] = round(translation_bleu(translator, dev_src, dev_ref), 2)
+    beam_sizes = {name: 1 if name == "greedy" else int(name.removeprefix("beam")) for name in card["test_bleu"]}
+    card["test_bleu"] = {name: round(translation_bleu(translator, test_src, test_ref, n), 2) for name, n in beam_sizes.items()}
     loaded.metadata["dev_bleu"] = card["dev_bleu"]
     save_checkpoint(args.checkpoint, loaded.model, loaded.src_vocab, loaded.tgt_vocab, loaded.metadata)
     card["checkpoint_bytes"] = Path(args.checkpoint).stat().st_size

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from model.bleu import corpus_bleu
+from model.bleu import corpus_bleu, translation_bleu
 from model.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
 from model.data import encode_pairs, length_bucketed_batches, read_parallel
 from model.politeness import POLITENESS_LEVELS, target_politeness
@@ -262,14 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
     wall = time.time() - start
     translator = Translator(load_checkpoint(out), device)
     test_src, test_tgt = read_parallel(args.data, "test")
-    test_lines = [" ".join(s) for s in test_src]
-
-    def test_bleu(beam: int) -> float:
-        hyps = translator.translate(test_lines, beam_size=beam)
-        return corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], test_tgt)
-
-    greedy = test_bleu(1)
-    beam = test_bleu(args.beam)
+    greedy = translation_bleu(translator, test_src, test_tgt)
+    beam = translation_bleu(translator, test_src, test_tgt, args.beam)
     card = {
         "name": out.stem,
         "description": "English→Japanese transformer trained by attnscope",
