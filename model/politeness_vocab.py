@@ -57,8 +57,9 @@ def classifier_scores(loaded: LoadedModel, src: list[list[str]], ref: list[list[
         ids = pad_batch([loaded.src_vocab.encode(s) + [Vocab.eos_id] for s in src[start : start + 256]], Vocab.pad_id)
         memory, _ = model.encode(ids)
         probs.append(model.politeness_logits(memory, ids).softmax(-1))
-    chosen = torch.cat(probs).gather(1, labels[:, None]).squeeze(1)  # (N,) probability given to the reference's register
-    accuracy = (torch.cat(probs).argmax(-1) == labels).float().mean().item()
+    probs = torch.cat(probs)  # (N, P)
+    chosen = probs.gather(1, labels[:, None]).squeeze(1)  # (N,) probability given to the reference's register
+    accuracy = (probs.argmax(-1) == labels).float().mean().item()
     return {"accuracy": round(accuracy, 4), "log_loss": round(-chosen.clamp_min(1e-9).log().mean().item(), 4)}
 
 
@@ -78,21 +79,21 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     dev_src, dev_ref = read_parallel(args.data, "dev")
 
     def use(min_count: int) -> int:
+        """Set the classifier to read the words seen at least `min_count` times; returns how many words that is."""
         size = classifier_vocab_size(loaded.src_vocab, train_src, min_count)
         loaded.model.cfg = dataclasses.replace(loaded.model.cfg, politeness_vocab_size=size)
-        return size
+        return (size or len(loaded.src_vocab)) - len(SPECIALS)
 
     table = {}
     print("min count  words read  dev accuracy  dev log loss")
     for min_count in MIN_COUNTS:
-        size = use(min_count)
+        words = use(min_count)
         table[min_count] = classifier_scores(loaded, dev_src, dev_ref)
-        words = (size or len(loaded.src_vocab)) - len(SPECIALS)
         print(f"{min_count:9d}  {words:10d}  {table[min_count]['accuracy']:12.1%}  {table[min_count]['log_loss']:12.4f}")
     if args.min_count is None:
         return table
 
-    size = use(args.min_count)
+    words = use(args.min_count)
     test_src, test_ref = read_parallel(args.data, "test")
     card_path = Path(args.checkpoint).with_suffix(".json")
     card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     card["config"] = loaded.model.cfg.to_dict()
     card["politeness_classifier"] = {
         "min_count": args.min_count,
-        "words_read": (size or len(loaded.src_vocab)) - len(SPECIALS),
+        "words_read": words,
         "dev": classifier_scores(loaded, dev_src, dev_ref),
         "test": classifier_scores(loaded, test_src, test_ref),
     }
