@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     card["politeness_classifier"] = {
         "min_count": args.min_count,
         "words_read": words,
-        "dev": classifier_scores(loaded, dev_src, dev_ref),
+        "dev": table.get(args.min_count) or classifier_scores(loaded, dev_src, dev_ref),
         "test": classifier_scores(loaded, test_src, test_ref),
     }
     card["dev_bleu"] = round(translation_bleu(translator, dev_src, dev_ref), 2)

@@ -5,7 +5,7 @@ import pytest
 from model import politeness_vocab, train
 from model.checkpoint import load_checkpoint
 from model.vocab import SPECIALS, Vocab
-from tests.model.test_train import TINY_SHAPE, write_corpus
+from tests.model.test_train import TINY_RUN, write_corpus
 
 
 def test_the_classifier_vocabulary_holds_the_words_seen_at_least_min_count_times():
@@ -21,8 +21,7 @@ def test_the_classifier_vocabulary_holds_the_words_seen_at_least_min_count_times
 def tiny_checkpoint(tmp_path, *extra: str):
     write_corpus(tmp_path)
     out = tmp_path / "m.pt"
-    tiny = [*TINY_SHAPE, "--threads", "1", "--batch-tokens", "64", "--average-last", "0", "--beam", "2", "--min-freq", "1"]
-    train.main(["--data", str(tmp_path), "--out", str(out), "--epochs", "1", *tiny, *extra])
+    train.main(["--data", str(tmp_path), "--out", str(out), "--epochs", "1", *TINY_RUN, *extra])
     return out
 
 

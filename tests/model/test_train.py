@@ -17,6 +17,8 @@ PAIRS = [
 ] * 8
 # A model small enough to train in seconds.
 TINY_SHAPE = "--d-model 32 --heads 2 --encoder-layers 1 --decoder-layers 1 --ffn 64".split()
+# Its training options when the run itself is not what a test checks.
+TINY_RUN = [*TINY_SHAPE, *"--threads 1 --batch-tokens 64 --average-last 0 --beam 2 --min-freq 1".split()]
 
 
 def write_corpus(folder):
@@ -118,11 +120,10 @@ def train_then_continue(tmp_path, *continue_args: str) -> tuple[Seq2SeqTransform
     """Train a tiny model one epoch, then one more from its checkpoint with `continue_args`:
     (first model, second model, second card)."""
     write_corpus(tmp_path)
-    tiny = [*TINY_SHAPE, "--threads", "1", "--batch-tokens", "64", "--average-last", "0", "--beam", "2", "--min-freq", "1"]
     first, second = tmp_path / "first.pt", tmp_path / "second.pt"
-    train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *tiny])
+    train.main(["--data", str(tmp_path), "--out", str(first), "--epochs", "1", *TINY_RUN])
     card = train.main(
-        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), *continue_args, *tiny]
+        ["--data", str(tmp_path), "--out", str(second), "--epochs", "1", "--init-from", str(first), *continue_args, *TINY_RUN]
     )
     return load_checkpoint(first).model, load_checkpoint(second).model, card
 
