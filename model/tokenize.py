@@ -44,13 +44,19 @@ def tokenize_english(text: str) -> list[str]:
 def segment_japanese(text: str, vocabulary: Container[str], max_word_length: int = 16) -> list[str]:
     """Split Japanese into vocabulary words.
 
-    Text that already has spaces is taken as pre-segmented words. Plain text is segmented greedily
-    by the longest vocabulary word at each position; a character no word covers becomes a token
-    of its own (and so reaches the model as <unk> if it is not in the vocabulary either).
+    Spaces separate chunks; a chunk in the vocabulary is one word, any other chunk is segmented
+    like plain text. So `これ は 例 です 。` reads です as で す, as the vocabulary has it, instead
+    of as one unknown word. Plain text is segmented greedily by the longest vocabulary word at each
+    position; a character no word covers becomes a token of its own (and so reaches the model as
+    <unk> if it is not in the vocabulary either).
     """
-    text = _clean(text).strip()
-    if any(ch.isspace() for ch in text):
-        return text.split()
+    tokens: list[str] = []
+    for chunk in _clean(text).split():
+        tokens.extend([chunk] if chunk in vocabulary else _longest_match(chunk, vocabulary, max_word_length))
+    return tokens
+
+
+def _longest_match(text: str, vocabulary: Container[str], max_word_length: int) -> list[str]:
     tokens, i = [], 0
     while i < len(text):
         for j in range(min(len(text), i + max_word_length), i, -1):

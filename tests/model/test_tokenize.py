@@ -44,5 +44,12 @@ def test_characters_no_word_covers_fall_back_to_single_characters():
     assert segment_japanese("私猫", VOCAB) == ["私", "猫"]
 
 
-def test_spaced_japanese_is_taken_as_words():
-    assert segment_japanese(" これ は  例 です ", VOCAB) == ["これ", "は", "例", "です"]
+def test_spaced_japanese_keeps_vocabulary_words_and_segments_the_other_chunks():
+    # です is not in the vocabulary, で and す are: the chunk is segmented as plain text would be.
+    assert segment_japanese(" これ は  例 です ", VOCAB) == ["これ", "は", "例", "で", "す"]
+    assert segment_japanese("これ は 例え 。", VOCAB) == ["これ", "は", "例え", "。"]
+    assert segment_japanese("これは 例", VOCAB) == ["これ", "は", "例"]
+
+
+def test_a_chunk_no_word_covers_still_becomes_single_characters():
+    assert segment_japanese("猫 です", VOCAB) == ["猫", "で", "す"]
