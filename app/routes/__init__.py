@@ -10,16 +10,33 @@ from fastapi import Request, Response
 from app.schemas import ErrorResponse
 
 
+# Each documented status with what it means and an answer as the service words it, so /docs shows
+# a 404 as an unknown model and a 503 as a busy server, not every error as an empty source.
+ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
+    404: (
+        "Unknown model; the message lists the available ones",
+        {"detail": "unknown model 'en-de'; available models: en-ja"},
+    ),
+    413: (
+        "Request body over the size limit (64 KiB by default)",
+        {"detail": "the request body is over the limit of 65536 bytes (64 KiB): send less text"},
+    ),
+    422: (
+        "Bad input: empty or over-long text, an index out of range, a limit exceeded, wrong types or malformed JSON",
+        {"detail": "the source is empty: type an English sentence"},
+    ),
+    503: (
+        "Busy: every model slot is taken and the queue is full, or no slot came free in time; see Retry-After",
+        {"detail": "the server is busy: no model slot came free within 10 s; try again shortly"},
+    ),
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        404: "Unknown model; the message lists the available ones",
-        413: "Request body over the size limit (64 KiB by default)",
-        422: "Bad input: empty or over-long text, an index out of range, a limit exceeded, wrong types or malformed JSON",
-        503: "Busy: every model slot is taken and the queue is full, or no slot came free in time; see Retry-After",
-    }
-    responses: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses
-    }
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, example = ERRORS[status]
+        responses[status] = {"model": ErrorResponse, "description": description, "content": {"application/json": {"example": example}}}
     if 503 in responses:
         retry_after = {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
         responses[503]["headers"] = {"Retry-After": retry_after}

@@ -46,3 +46,15 @@ def test_interactive_docs_are_served(client):
     response = client.get("/docs")
     assert response.status_code == 200
     assert "/openapi.json" in response.text
+
+
+def test_every_documented_error_has_an_example_of_its_own(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    examples = {
+        status: answer["content"]["application/json"]["example"]["detail"]
+        for status, answer in paths["/api/v1/attention"]["post"]["responses"].items()
+        if status >= "400"
+    }
+    assert set(examples) == {"404", "413", "422", "503"}
+    assert len(set(examples.values())) == 4
+    assert "unknown model" in examples["404"] and "over the limit" in examples["413"] and "busy" in examples["503"]
