@@ -1,6 +1,12 @@
-// Talking to /api/v1. Every failure becomes an ApiError whose message can be shown as is.
+// Talking to /api/v1. Every failure becomes an ApiError whose message can be shown as is, with the
+// request field it is about when the API names one.
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, field = null) {
+    super(message);
+    this.field = field;
+  }
+}
 
 export async function fetchModels() {
   return request("/api/v1/models");
@@ -21,7 +27,7 @@ async function request(url, options = {}) {
     throw new ApiError("The server cannot be reached. Is it still running?");
   }
   const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(errorMessage(response.status, body));
+  if (!response.ok) throw new ApiError(errorMessage(response.status, body), errorField(body));
   return body;
 }
 
@@ -29,4 +35,11 @@ export function errorMessage(status, body) {
   if (typeof body?.detail === "string" && body.detail) return body.detail;
   if (status === 413) return "The request is too large.";
   return `The server answered ${status} without an explanation.`;
+}
+
+// The first field a refusal names: from its field list, or the word its message starts with.
+function errorField(body) {
+  const loc = body?.errors?.[0]?.loc?.filter((part) => part !== "body");
+  if (loc?.length) return String(loc[0]);
+  return /^(\w+)\b/.exec(body?.detail ?? "")?.[1] ?? null;
 }

@@ -16,8 +16,12 @@ export const SCALES = {
 
 export const DEFAULT_SCALE = "Viridis";
 
+// For a difference of two maps: blue where the newer result attends less, red where more, white at 0
+// (ColorBrewer RdBu, reversed so that red means more).
+export const DIVERGING = ["#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b"];
+
 export function plotlyScale(name) {
-  const stops = SCALES[name] ?? SCALES[DEFAULT_SCALE];
+  const stops = name === "diverging" ? DIVERGING : (SCALES[name] ?? SCALES[DEFAULT_SCALE]);
   return stops.map((colour, i) => [i / (stops.length - 1), colour]);
 }
 

@@ -1,6 +1,7 @@
-// Downloads: the current figure as PNG or SVG, the API response as JSON, the current matrix as CSV.
+// Downloads of the figure on screen: Plotly figures and the overview grid as PNG or SVG (the CSV and
+// JSON texts come from tables.js and the API response).
 
-import { matrixCsv } from "./selection.js";
+import { lookupTable } from "./colors.js";
 
 export function downloadBlob(blob, filename) {
   const url = URL.createObjectURL(blob);
@@ -13,16 +14,8 @@ export function downloadBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-export function downloadJson(response, filename) {
-  downloadBlob(new Blob([JSON.stringify(response, null, 2)], { type: "application/json" }), `${filename}.json`);
-}
-
-export function downloadCsv(view, filename) {
-  downloadBlob(new Blob([matrixCsv(view)], { type: "text/csv;charset=utf-8" }), `${filename}.csv`);
-}
-
 export async function downloadPlot(element, format, filename) {
-  downloadBlob(await figureImage(element, format), `${filename}.${format}`);
+  downloadBlob(await figureImage(element, format), filename);
 }
 
 // The figure as an SVG, or as a PNG at twice its size. Plotly's SVG has heatmaps one pixel per cell
@@ -52,9 +45,10 @@ async function rasterise(svgBlob, scale) {
 }
 
 // The overview grid is canvases, not a Plotly figure: it is redrawn onto one canvas (PNG) or
-// written as an SVG of embedded images, with the row and column labels.
-export function downloadGrid(gridElement, format, filename) {
-  const layout = gridLayout(gridElement);
+// written as an SVG of embedded images, with its title, the row and column labels and a colour bar.
+export async function downloadGrid(gridElement, format, filename, { title, scale }) {
+  const layout = gridLayout(gridElement, title);
+  const bar = colourBarImage(scale);
   if (format === "png") {
     const canvas = document.createElement("canvas");
     canvas.width = layout.width;
@@ -64,37 +58,64 @@ export function downloadGrid(gridElement, format, filename) {
     context.fillRect(0, 0, canvas.width, canvas.height);
     context.imageSmoothingEnabled = false;
     context.fillStyle = "#1f2933";
-    context.font = "13px system-ui, sans-serif";
     context.textBaseline = "middle";
-    for (const label of layout.labels) context.fillText(label.text, label.x, label.y);
+    for (const label of layout.labels) {
+      context.font = `${label.size}px system-ui, sans-serif`;
+      context.fillText(label.text, label.x, label.y);
+    }
     for (const item of layout.images) context.drawImage(item.canvas, item.x, item.y, item.width, item.height);
-    canvas.toBlob((blob) => downloadBlob(blob, `${filename}.png`), "image/png");
+    context.drawImage(bar, layout.bar.x, layout.bar.y, layout.bar.width, layout.bar.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    downloadBlob(blob, filename);
     return;
   }
   const escape = (text) => text.replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
+  const image = (i) => `<image x="${i.x}" y="${i.y}" width="${i.width}" height="${i.height}" preserveAspectRatio="none" image-rendering="pixelated" href="${i.canvas.toDataURL("image/png")}"/>`;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${layout.width}" height="${layout.height}" viewBox="0 0 ${layout.width} ${layout.height}">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    ...layout.labels.map((l) => `<text x="${l.x}" y="${l.y}" dominant-baseline="middle" font-family="system-ui, sans-serif" font-size="13" fill="#1f2933">${escape(l.text)}</text>`),
-    ...layout.images.map(
-      (i) => `<image x="${i.x}" y="${i.y}" width="${i.width}" height="${i.height}" preserveAspectRatio="none" image-rendering="pixelated" href="${i.canvas.toDataURL("image/png")}"/>`,
-    ),
+    ...layout.labels.map((l) => `<text x="${l.x}" y="${l.y}" dominant-baseline="middle" font-family="system-ui, sans-serif" font-size="${l.size}" fill="#1f2933">${escape(l.text)}</text>`),
+    ...layout.images.map(image),
+    image({ ...layout.bar, canvas: bar }),
     "</svg>",
   ];
-  downloadBlob(new Blob([parts.join("\n")], { type: "image/svg+xml" }), `${filename}.svg`);
+  downloadBlob(new Blob([parts.join("\n")], { type: "image/svg+xml" }), filename);
 }
 
-function gridLayout(gridElement) {
+// A vertical colour bar, 0 at the bottom, as a 1 × 256 canvas.
+function colourBarImage(scale) {
+  const table = lookupTable(scale);
+  const canvas = document.createElement("canvas");
+  canvas.width = 1;
+  canvas.height = 256;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(1, 256);
+  for (let k = 0; k < 256; k++) {
+    const at = (255 - k) * 4;
+    image.data.set([table[k * 3], table[k * 3 + 1], table[k * 3 + 2], 255], at);
+  }
+  context.putImageData(image, 0, 0);
+  return canvas;
+}
+
+function gridLayout(gridElement, title) {
   const cell = 96;
   const pad = 10;
   const labelWidth = 70;
+  const top = 64; // the title, then the column labels
   const buttons = [...gridElement.querySelectorAll("button.thumb")];
   const columnLabels = [...gridElement.querySelectorAll(".grid-label-column")].map((e) => e.textContent);
   const rowLabels = [...gridElement.querySelectorAll(".grid-label-row")].map((e) => e.textContent);
   const columns = columnLabels.length;
+  const gridWidth = labelWidth + columns * (cell + pad);
+  const gridHeight = top + rowLabels.length * (cell + pad);
+  const bar = { x: gridWidth + 10, y: top, width: 14, height: Math.min(200, gridHeight - top - pad) };
   const labels = [
-    ...columnLabels.map((text, c) => ({ text, x: labelWidth + c * (cell + pad) + 4, y: 14 })),
-    ...rowLabels.map((text, r) => ({ text, x: 4, y: 30 + r * (cell + pad) + cell / 2 })),
+    { text: title, x: 4, y: 18, size: 15 },
+    ...columnLabels.map((text, c) => ({ text, x: labelWidth + c * (cell + pad) + 4, y: top - 14, size: 13 })),
+    ...rowLabels.map((text, r) => ({ text, x: 4, y: top + r * (cell + pad) + cell / 2, size: 13 })),
+    { text: "its largest weight", x: bar.x + bar.width + 6, y: bar.y + 4, size: 12 },
+    { text: "0", x: bar.x + bar.width + 6, y: bar.y + bar.height - 4, size: 12 },
   ];
   const images = buttons.map((button, k) => {
     const canvas = button.querySelector("canvas");
@@ -102,10 +123,11 @@ function gridLayout(gridElement) {
     return {
       canvas,
       x: labelWidth + (k % columns) * (cell + pad),
-      y: 30 + Math.floor(k / columns) * (cell + pad),
+      y: top + Math.floor(k / columns) * (cell + pad),
       width: Math.round(canvas.width * scale),
       height: Math.round(canvas.height * scale),
     };
   });
-  return { labels, images, width: labelWidth + columns * (cell + pad), height: 30 + rowLabels.length * (cell + pad) };
+  const titleWidth = title.length * 7.5 + 8;
+  return { labels, images, bar, width: Math.max(bar.x + bar.width + 130, titleWidth), height: gridHeight };
 }

@@ -2,15 +2,31 @@
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
 import { ApiError, fetchAttention, fetchModels } from "./api.js";
-import { downloadCsv, downloadGrid, downloadJson, downloadPlot } from "./exporting.js";
-import { displayedMap, headName, highlightFor } from "./selection.js";
-import { AGGREGATES, clampSelection, headCount, initialState, layerCount, queryFromState, stateFromQuery, VIEWS } from "./state.js";
-import { drawGrid, markGridSelection, parseHead } from "./views/grid.js";
-import { bindAxisLabelHover, drawHeadView, drawHighlight } from "./views/head.js";
+import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
+import { checkForm, fieldOf, labelled } from "./form.js";
+import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
+import {
+  clampSelection,
+  headChoices,
+  initialState,
+  KIND_NAMES,
+  layerCount,
+  queryFromState,
+  requestQuery,
+  shownKind,
+  stateFromQuery,
+  stepHead,
+  VIEWS,
+} from "./state.js";
+import { gridSummaryTable, gridViews, longTable, matrixTable, statisticsTable, stepTable, tableCsv } from "./tables.js";
+import { drawGrid, parseHead } from "./views/grid.js";
+import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headTitle } from "./views/head.js";
 import { drawHeader } from "./views/header.js";
-import { drawPanels } from "./views/panels.js";
-import { drawStatistics } from "./views/stats.js";
-import { drawSteps, stepsView } from "./views/steps.js";
+import { maskColour } from "./views/heatmap.js";
+import { drawPanels, panelsTitle, panelViews } from "./views/panels.js";
+import { drawStatistics, statisticsOf, statisticsTitle } from "./views/stats.js";
+import { drawSteps, stepRow, stepsView } from "./views/steps.js";
+import { drawTable } from "./views/table.js";
 
 const state = initialState();
 const $ = (id) => document.getElementById(id);
@@ -25,17 +41,28 @@ const el = {
   error: $("error"),
   empty: $("empty"),
   result: $("result"),
+  staleNote: $("stale-note"),
   modelInfo: $("model-info"),
+  kindPicker: $("kind-picker"),
   layer: $("layer"),
   head: $("head"),
   showSpecial: $("show-special"),
   renormalise: $("renormalise"),
   showReadings: $("show-readings"),
   scale: $("scale"),
+  toolbarNote: $("toolbar-note"),
   headFigure: $("head-figure"),
+  compare: $("compare"),
+  compareNote: $("compare-note"),
+  compareFigures: { pinned: $("compare-pinned"), difference: $("compare-difference") },
+  pin: $("pin"),
   grid: $("grid"),
   panelsFigure: $("panels-figure"),
   statsFigure: $("stats-figure"),
+  legend: $("legend"),
+  maskSwatch: $("mask-swatch"),
+  legendText: $("legend-text"),
+  table: $("figure-table"),
   actionStatus: $("action-status"),
   header: {
     translation: $("translation"),
@@ -55,13 +82,19 @@ const el = {
   },
 };
 
-// What the head view and the decoding-steps view last drew, for hovers, CSV and the slider.
+// What the views last drew: the head view for hovers, the decoding steps for the slider, and the
+// figure on screen for its exports ({ element, table, csvTable, name, title }).
 let headView = null;
 let currentStepsView = null;
+let onScreen = null;
 let latestRequest = 0;
 
 function options() {
   return { showSpecial: state.showSpecial, renormalise: state.renormalise, showReadings: state.showReadings, scale: state.scale };
+}
+
+function modelInfo() {
+  return state.models.find((m) => m.name === state.model);
 }
 
 // ---- fetching -------------------------------------------------------------------------------
@@ -87,24 +120,36 @@ async function loadModels() {
   describeModel();
 }
 
-async function translate() {
+// Refused in the page before any request: what the form can tell is wrong.
+function translate() {
+  const problem = checkForm(el, modelInfo());
+  if (problem) {
+    showError(problem.message, problem.field);
+    fieldOf(el, problem.field)?.focus();
+    return Promise.resolve();
+  }
   readForm();
-  const request = ++latestRequest;
+  return request();
+}
+
+async function request() {
+  const number = ++latestRequest;
   setLoading(true);
   try {
     const response = await fetchAttention(state);
-    if (request !== latestRequest) return; // a newer request is on its way; this answer is stale
+    if (number !== latestRequest) return; // a newer request is on its way; this answer is stale
     performance.mark("attnscope:response");
     state.response = response;
-    state.error = "";
     clampSelection(state);
     showError("");
-    render();
+    await render();
+    bringResultIntoView();
   } catch (error) {
-    if (request !== latestRequest) return;
-    showError(error instanceof ApiError ? error.message : `Something went wrong: ${error}`);
+    if (number !== latestRequest) return;
+    if (!(error instanceof ApiError)) console.error(error);
+    showError(error instanceof ApiError ? labelled(error.message) : `Something went wrong: ${error}`, error.field);
   } finally {
-    if (request === latestRequest) setLoading(false);
+    if (number === latestRequest) setLoading(false);
     writeUrl();
   }
 }
@@ -113,7 +158,7 @@ function readForm() {
   state.source = el.source.value;
   state.target = el.target.value;
   state.model = el.model.value || state.model;
-  state.beam = Math.max(1, Number.parseInt(el.beam.value, 10) || 1);
+  state.beam = Number(el.beam.value); // checked by checkForm
   state.politeness = el.politeness.value;
 }
 
@@ -124,10 +169,24 @@ function setLoading(loading) {
   el.form.setAttribute("aria-busy", String(loading));
 }
 
-function showError(message) {
+// An error names the field to fix (marked invalid); a result still on screen is marked as the earlier one.
+function showError(message, field) {
   state.error = message;
   el.error.textContent = message;
   el.error.hidden = !message;
+  for (const input of el.form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const invalid = fieldOf(el, field);
+  if (invalid) invalid.setAttribute("aria-invalid", "true");
+  const stale = Boolean(message && state.response);
+  el.result.classList.toggle("stale", stale);
+  el.staleNote.hidden = !stale;
+  el.staleNote.textContent = stale ? `Shown below: the earlier result, for “${state.response.source_tokens.map((t) => t.text).filter((t) => t !== "</s>").join(" ")}”. Fix the input above and translate again.` : "";
+}
+
+// After Enter the result's header, tabs, toolbar and figure fill the screen: scrolled to where they start.
+function bringResultIntoView() {
+  const figure = $(`view-${state.view}`).getBoundingClientRect();
+  if (figure.bottom > window.innerHeight || figure.top < 0) el.result.scrollIntoView({ block: "start" });
 }
 
 // ---- rendering ------------------------------------------------------------------------------
@@ -142,27 +201,48 @@ function render() {
   return renderView();
 }
 
+// The reasons a control does nothing in this view, shown beside the toolbar.
+function inapplicable() {
+  const reasons = [];
+  if (state.view === "panels") reasons.push("The three panels show every kind of attention, so the attention picker does not apply.");
+  if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
+  if (state.showSpecial) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
+  if (!hasReadings()) reasons.push("This result has no readings to show.");
+  return reasons;
+}
+
+function hasReadings() {
+  return state.response.target_tokens.some((t) => t.reading);
+}
+
 function renderControls() {
   const response = state.response;
+  const kind = shownKind(state);
+  const pickerApplies = state.view !== "panels" && state.view !== "steps";
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
-    radio.checked = radio.value === state.kind;
-    radio.disabled = !(radio.value in response.attention);
+    radio.checked = radio.value === kind;
+    radio.disabled = !pickerApplies || !(radio.value in response.attention);
   }
-  fillSelect(el.layer, Array.from({ length: layerCount(response, state.kind) }, (_, l) => [String(l), String(l)]), String(state.layer));
-  const heads = Array.from({ length: headCount(response, state.kind) }, (_, h) => [String(h), String(h)]);
-  const aggregates = AGGREGATES.filter((a) => a !== "rollout" || state.kind === "encoder").map((a) => [a, headName(a)]);
-  fillSelect(el.head, [...heads, ...aggregates], String(state.head));
+  el.kindPicker.setAttribute("aria-disabled", String(!pickerApplies));
+  fillSelect(el.layer, Array.from({ length: layerCount(response, kind) }, (_, l) => [String(l), String(l)]), String(state.layer));
+  fillSelect(el.head, headChoices(response, kind).map((h) => [String(h), typeof h === "number" ? String(h) : headName(h)]), String(state.head));
   el.showSpecial.checked = state.showSpecial;
-  el.renormalise.checked = state.renormalise;
+  el.renormalise.checked = state.renormalise && !state.showSpecial;
   el.renormalise.disabled = state.showSpecial;
-  el.showReadings.checked = state.showReadings;
+  el.showReadings.checked = state.showReadings && hasReadings();
+  el.showReadings.disabled = !hasReadings();
   el.scale.value = state.scale;
+  const reasons = inapplicable();
+  el.toolbarNote.textContent = reasons.join(" ");
+  el.toolbarNote.hidden = reasons.length === 0;
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     const active = tab.dataset.view === state.view;
     tab.setAttribute("aria-selected", String(active));
     tab.tabIndex = active ? 0 : -1;
   }
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== state.view;
+  el.pin.textContent = state.pinned ? "Unpin" : "Pin this result";
+  el.pin.setAttribute("aria-pressed", String(Boolean(state.pinned)));
 }
 
 function fillSelect(select, entries, value) {
@@ -181,33 +261,105 @@ function fillSelect(select, entries, value) {
   select.value = value;
 }
 
+// The px the head view may take: on a laptop screen the figure fits below the result's header,
+// tabs and toolbar; a phone scrolls instead, so there the width decides.
+function headHeight() {
+  if (window.innerWidth < 600) return Infinity;
+  const offset = el.headFigure.getBoundingClientRect().top - el.result.getBoundingClientRect().top;
+  return Math.max(320, window.innerHeight - offset - 56);
+}
+
 async function renderView() {
   const response = state.response;
+  const kind = shownKind(state);
   const selected = { layer: state.layer, head: state.head };
   switch (state.view) {
     case "head": {
-      headView = displayedMap(response, options(), state.kind, state.layer, state.head);
-      await drawHeadView(el.headFigure, headView, options(), { rows: [], cols: [] });
+      headView = displayedMap(response, options(), kind, state.layer, state.head);
+      await drawHeadView(el.headFigure, headView, options(), { rows: [], cols: [] }, headHeight());
       performance.mark("attnscope:head-view");
+      onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
+      await renderCompare();
       break;
     }
-    case "grid":
+    case "grid": {
       performance.mark("attnscope:grid-start");
-      drawGrid(el.grid, response, options(), state.kind, selected);
+      const layers = gridViews(response, options(), kind);
+      drawGrid(el.grid, layers, options(), selected);
       performance.mark("attnscope:grid-end");
+      const title = `${KIND_NAMES[kind]}: every layer and head, with each layer's mean and max (each map coloured up to its own largest weight)`;
+      onScreen = { element: el.grid, title, table: gridSummaryTable(layers, kind), csvTable: longTable(layers.flat(), title), name: `overview-${kind}` };
       break;
-    case "panels":
-      await drawPanels(el.panelsFigure, response, options(), state.layer, state.head);
+    }
+    case "panels": {
+      const views = panelViews(response, options(), state.layer, state.head);
+      await drawPanels(el.panelsFigure, views, options());
+      const title = panelsTitle(views);
+      onScreen = { element: el.panelsFigure, table: longTable(views, title), name: `panels-L${state.layer}-${fileHead(state.head)}` };
       break;
-    case "stats":
-      await drawStatistics(el.statsFigure, response, options(), state.kind, selected);
+    }
+    case "stats": {
+      const statistics = statisticsOf(response, options(), kind);
+      await drawStatistics(el.statsFigure, statistics, options(), kind, selected);
       bindStatisticsClicks();
+      onScreen = { element: el.statsFigure, table: statisticsTable(statistics, kind), name: `statistics-${kind}` };
       break;
-    case "steps":
-      currentStepsView = stepsView(response, options(), Math.min(state.layer, layerCount(response, "cross") - 1), state.head);
+    }
+    case "steps": {
+      currentStepsView = stepsView(response, options(), state.layer, state.head);
       await drawSteps(el.steps, currentStepsView, options(), state.step);
+      const row = stepRow(currentStepsView, state.step);
+      onScreen = { element: el.steps.figure, table: stepTable(currentStepsView, row), name: `steps-cross-L${state.layer}-${fileHead(state.head)}-step${row + 1}` };
       break;
+    }
   }
+  onScreen.title ??= onScreen.table.caption;
+  onScreen.element.setAttribute("aria-label", `${onScreen.title}. The table after the figure lists its values.`);
+  drawTable(el.table.querySelector("table"), onScreen.table);
+  renderLegend();
+}
+
+function fileHead(head) {
+  return typeof head === "number" ? `H${head}` : head;
+}
+
+// The legend under every view: the mask colour of the current scale (only where a causal map is
+// drawn), and what hiding <s> and </s> did to the rows.
+function renderLegend() {
+  const kind = shownKind(state);
+  const causal = state.view === "panels" ? "decoder" in state.response.attention : state.response.attention[kind].causal;
+  el.maskSwatch.hidden = !causal;
+  el.maskSwatch.style.backgroundColor = maskColour(state.scale);
+  const parts = [];
+  if (causal) parts.push("masked: a future position the decoder cannot see");
+  if (state.showSpecial) parts.push("<s> and </s> shown: each row sums to 1");
+  else if (state.renormalise) parts.push("<s> and </s> hidden, each row renormalised to sum to 1 over the tokens shown");
+  else parts.push("<s> and </s> hidden and rows not renormalised: a row shows only its share of weight on the tokens shown");
+  if (!state.showSpecial && kind === "decoder" && state.view !== "grid") parts.push("the first produced token can only look at <s>, so its row is all masked");
+  parts.push("word? unknown to the model");
+  if (state.view === "head") parts.push("point at a token to outline its row and column");
+  el.legendText.textContent = parts.join(" · ");
+}
+
+// Pinned: the pinned result's map next to the current one, and their difference where the tokens match.
+async function renderCompare() {
+  const pinned = state.pinned;
+  el.compare.hidden = !pinned;
+  if (!pinned) return;
+  const kind = shownKind(state);
+  const link = el.compare.querySelector("a");
+  link.href = `?${pinned.query}`;
+  if (!(kind in pinned.response.attention)) {
+    el.compareNote.textContent = `The pinned result has no ${KIND_NAMES[kind].toLowerCase()}.`;
+    Plotly.purge(el.compareFigures.pinned);
+    return Plotly.purge(el.compareFigures.difference);
+  }
+  const layer = Math.min(state.layer, layerCount(pinned.response, kind) - 1);
+  const head = headChoices(pinned.response, kind).includes(state.head) ? state.head : "mean";
+  const before = displayedMap(pinned.response, options(), kind, layer, head);
+  const difference = differenceMap(before, headView);
+  el.compareNote.textContent = `Pinned: “${pinned.label}” · ${selectionName(kind, layer, head)}. ${difference ? "Right: this result minus the pinned one (red: more weight now)." : "The two results have different tokens, so there is no difference map."}`;
+  await drawCompare(el.compareFigures, before, difference, options(), headHeight());
 }
 
 // Plotly's click events live on the figure element once it has been drawn; bound once.
@@ -222,7 +374,7 @@ function bindStatisticsClicks() {
 }
 
 function describeModel() {
-  const info = state.models.find((m) => m.name === state.model);
+  const info = modelInfo();
   if (!info) return;
   const bleu = info.test_bleu ? Object.entries(info.test_bleu).map(([how, score]) => `${how} ${score.toFixed(1)}`).join(", ") : "";
   const parameters = `${(info.parameters / 1e6).toFixed(1)} M parameters`;
@@ -251,19 +403,27 @@ function selectHead(layer, head) {
 }
 
 function moveHead(delta) {
-  const heads = headCount(state.response, state.kind);
-  const current = typeof state.head === "number" ? state.head : delta > 0 ? -1 : heads;
-  return update({ head: (current + delta + heads) % heads });
+  return update({ head: stepHead(state.response, shownKind(state), state.head, delta) });
 }
 
 function moveLayer(delta) {
-  const layers = layerCount(state.response, state.kind);
+  const layers = layerCount(state.response, shownKind(state));
   return update({ layer: Math.max(0, Math.min(layers - 1, state.layer + delta)) });
 }
 
 function writeUrl() {
   const query = queryFromState(state);
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
+
+function togglePin() {
+  if (state.pinned) state.pinned = null;
+  else if (state.response) {
+    const label = `${state.source.trim()}${state.target.trim() ? ` → ${state.target.trim()}` : ""} (${state.model}, ${state.response.forced ? "forced" : state.beam > 1 ? `beam ${state.beam}` : "greedy"})`;
+    state.pinned = { response: state.response, query: requestQuery(state), label };
+  }
+  state.pinQuery = state.pinned?.query ?? "";
+  return update({});
 }
 
 // Pointing at a token (a header chip or an axis label) outlines its row and column in the head
@@ -279,18 +439,19 @@ function pointAt(axis, index) {
   drawHighlight(el.headFigure, headView, axis === null ? { rows: [], cols: [] } : highlightFor(headView, axis, index));
 }
 
-function exportName() {
-  const head = typeof state.head === "number" ? `H${state.head}` : state.head;
-  return `attnscope-${state.view}-${state.kind}-L${state.layer}-${head}`;
-}
-
-function exportCurrent(format) {
-  const name = exportName();
-  if (format === "json") return downloadJson(state.response, name);
-  if (format === "csv") return downloadCsv(displayedMap(state.response, options(), state.kind, state.layer, state.head), name);
-  if (state.view === "grid") return downloadGrid(el.grid, format, name);
-  const figure = { head: el.headFigure, panels: el.panelsFigure, stats: el.statsFigure, steps: el.steps.figure }[state.view];
-  return downloadPlot(figure, format, name).catch((error) => showError(`The ${format.toUpperCase()} export failed: ${error}`));
+// Every export is of the figure on screen, named for what it shows.
+async function exportCurrent(format) {
+  const name = `attnscope-${onScreen.name}`;
+  const file = `${name}.${format}`;
+  try {
+    if (format === "json") downloadBlob(new Blob([JSON.stringify(state.response, null, 2)], { type: "application/json" }), file);
+    else if (format === "csv") downloadBlob(new Blob([tableCsv(onScreen.csvTable ?? onScreen.table)], { type: "text/csv;charset=utf-8" }), file);
+    else if (state.view === "grid") await downloadGrid(el.grid, format, file, { title: onScreen.title, scale: state.scale });
+    else await downloadPlot(onScreen.element, format, file);
+    el.actionStatus.textContent = `Downloaded ${file}`;
+  } catch (error) {
+    showError(`The ${format.toUpperCase()} export failed: ${error}`);
+  }
 }
 
 async function copyLink() {
@@ -303,6 +464,31 @@ async function copyLink() {
 }
 
 // ---- events ---------------------------------------------------------------------------------
+
+// The WAI-ARIA tabs pattern: arrows, Home and End move between the tabs while the tab list has focus.
+function onTabKey(event) {
+  const tabs = [...document.querySelectorAll('[role="tab"]')];
+  const at = tabs.indexOf(event.target);
+  const to = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: tabs.length - 1 }[event.key];
+  if (at < 0 || to === undefined) return;
+  event.preventDefault();
+  event.stopPropagation();
+  const tab = tabs[(to + tabs.length) % tabs.length];
+  update({ view: tab.dataset.view });
+  tab.focus();
+}
+
+// Arrows move between the overview's cells without redrawing it; Enter or Space opens one.
+function onGridKey(event) {
+  const thumbs = [...el.grid.querySelectorAll("button.thumb")];
+  const at = thumbs.indexOf(event.target);
+  const columns = Number(el.grid.style.getPropertyValue("--grid-columns"));
+  const to = { ArrowLeft: at - 1, ArrowRight: at + 1, ArrowUp: at - columns, ArrowDown: at + columns }[event.key];
+  if (at < 0 || to === undefined) return;
+  event.preventDefault();
+  event.stopPropagation();
+  thumbs[Math.max(0, Math.min(thumbs.length - 1, to))].focus();
+}
 
 function bindEvents() {
   el.form.addEventListener("submit", (event) => {
@@ -328,10 +514,23 @@ function bindEvents() {
   el.showReadings.addEventListener("change", () => update({ showReadings: el.showReadings.checked }));
   el.scale.addEventListener("change", () => update({ scale: el.scale.value }));
   for (const tab of document.querySelectorAll('[role="tab"]')) tab.addEventListener("click", () => update({ view: tab.dataset.view }));
+  document.querySelector('[role="tablist"]').addEventListener("keydown", onTabKey);
 
   el.grid.addEventListener("click", (event) => {
     const thumb = event.target.closest("button.thumb");
     if (thumb) selectHead(Number(thumb.dataset.layer), parseHead(thumb.dataset.head));
+  });
+  el.grid.addEventListener("keydown", onGridKey);
+  // The statistics figure takes focus: arrows choose a head (the document's shortcuts), Enter opens it.
+  el.statsFigure.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      selectHead(state.layer, typeof state.head === "number" ? state.head : 0);
+    }
+  });
+  el.table.addEventListener("click", (event) => {
+    const open = event.target.closest("button.open-head");
+    if (open) selectHead(Number(open.dataset.layer), parseHead(open.dataset.head));
   });
   bindAxisLabelHover(el.headFigure, () => headView, pointAt);
   for (const tokens of [el.header.sourceTokens, el.header.targetTokens]) {
@@ -356,10 +555,12 @@ function bindEvents() {
 
   for (const button of document.querySelectorAll("[data-export]")) button.addEventListener("click", () => exportCurrent(button.dataset.export));
   $("copy-link").addEventListener("click", copyLink);
+  el.pin.addEventListener("click", togglePin);
 
+  // Head and layer shortcuts, wherever the arrows have no job of their own.
   document.addEventListener("keydown", (event) => {
     if (!state.response || event.altKey || event.ctrlKey || event.metaKey) return;
-    if (event.target.closest?.("input, select, textarea, [contenteditable]")) return;
+    if (event.target.closest?.('input, select, textarea, [contenteditable], [role="tablist"], #grid, .figure-table')) return;
     const moves = { ArrowLeft: () => moveHead(-1), ArrowRight: () => moveHead(1), ArrowUp: () => moveLayer(-1), ArrowDown: () => moveLayer(1) };
     if (!(event.key in moves)) return;
     event.preventDefault();
@@ -380,11 +581,25 @@ function fillForm() {
   el.politeness.value = state.politeness;
 }
 
+// A shared link with a pinned result fetches that one first.
+async function restorePin() {
+  if (!state.pinQuery) return;
+  const asked = { ...initialState(), ...stateFromQuery(state.pinQuery) };
+  try {
+    const response = await fetchAttention(asked);
+    state.pinned = { response, query: state.pinQuery, label: `${asked.source.trim()} (${asked.model || "default model"})` };
+  } catch (error) {
+    showError(`The pinned result could not be restored: ${error.message}`);
+    state.pinQuery = "";
+  }
+}
+
 async function start() {
   Object.assign(state, stateFromQuery(location.search));
   fillForm();
   bindEvents();
   await loadModels();
+  await restorePin();
   if (state.source.trim()) await translate();
   else writeUrl();
 }

@@ -54,16 +54,14 @@ export function highlightFor(view, axis, index) {
   };
 }
 
-// The matrix as CSV: a header of key tokens, one line per query token. Cells that spreadsheets
-// would run as formulas (=, +, -, @) are prefixed with ' so an exported token stays text.
-export function matrixCsv(view, digits = 6) {
-  const cell = (text) => {
-    const safe = /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
-    return /[",\n\r]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+// The newer map minus the pinned one, where both show the same tokens on both axes; null otherwise.
+export function differenceMap(pinned, current) {
+  const same = (a, b) => a.length === b.length && a.every((t, i) => t.text === b[i].text);
+  if (!same(pinned.rowTokens, current.rowTokens) || !same(pinned.colTokens, current.colTokens)) return null;
+  return {
+    ...current,
+    signed: true,
+    matrix: current.matrix.map((row, i) => row.map((w, j) => w - pinned.matrix[i][j])),
+    masked: current.masked.map((row, i) => row.map((m, j) => m || pinned.masked[i][j])),
   };
-  const header = ["query \\ key", ...view.colTokens.map((t) => t.text)].map(cell).join(",");
-  const lines = view.matrix.map((row, i) =>
-    [cell(view.rowTokens[i].text), ...row.map((w, j) => (view.masked[i][j] ? "" : w.toFixed(digits)))].join(","),
-  );
-  return [header, ...lines].join("\r\n") + "\r\n";
 }

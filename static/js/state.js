@@ -23,12 +23,16 @@ export function initialState() {
     view: "head",
     step: 0,
     showSpecial: false,
-    renormalise: false,
+    // Hidden <s> and </s> leave rows that no longer sum to 1: by default they are renormalised, and the legend says so.
+    renormalise: true,
     showReadings: true,
     scale: DEFAULT_SCALE,
+    pinQuery: "", // the URL query of the pinned result's request, so a shared link restores the comparison
     // what came back
     models: [],
     response: null,
+    // a result kept for comparison: { response, query } (query: the URL query that reproduces it)
+    pinned: null,
     loading: false,
     error: "",
   };
@@ -50,7 +54,11 @@ const PARAMETERS = {
   renorm: ["renormalise", flag],
   readings: ["showReadings", flag],
   scale: ["scale", (v) => (v in SCALES ? v : undefined)],
+  pin: ["pinQuery", (v) => v],
 };
+
+// The parameters that say what was asked (as opposed to what is shown).
+const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "politeness"];
 
 export function stateFromQuery(search) {
   const params = new URLSearchParams(search);
@@ -75,6 +83,18 @@ export function queryFromState(state) {
   return params.toString();
 }
 
+// The URL query that asks for the same result as `state` (a pinned result's).
+export function requestQuery(state) {
+  const params = new URLSearchParams(queryFromState(state));
+  for (const name of [...params.keys()]) if (!REQUEST_PARAMETERS.includes(name)) params.delete(name);
+  return params.toString();
+}
+
+// The kind the current view shows: decoding steps always follow cross-attention.
+export function shownKind(state) {
+  return state.view === "steps" ? "cross" : state.kind;
+}
+
 export function layerCount(response, kind) {
   return response.attention[kind].weights.length;
 }
@@ -83,14 +103,28 @@ export function headCount(response, kind) {
   return response.attention[kind].weights[0].length;
 }
 
+// What the head selector offers for a kind: its heads, then the aggregates (rollout is an encoder notion).
+export function headChoices(response, kind) {
+  const heads = Array.from({ length: headCount(response, kind) }, (_, h) => h);
+  return [...heads, ...AGGREGATES.filter((a) => a !== "rollout" || kind === "encoder")];
+}
+
+// The choice `delta` steps from `head` among headChoices, wrapping round: arrows reach mean, max and rollout too.
+export function stepHead(response, kind, head, delta) {
+  const choices = headChoices(response, kind);
+  const at = Math.max(0, choices.indexOf(head));
+  return choices[(at + delta + choices.length) % choices.length];
+}
+
 // Bring the selection inside what the response holds (a shared link may name a layer a smaller model lacks).
 export function clampSelection(state) {
   const response = state.response;
   if (!response) return;
   if (!(state.kind in response.attention)) state.kind = Object.keys(response.attention)[0];
-  state.layer = Math.min(state.layer, layerCount(response, state.kind) - 1);
-  if (state.head === "rollout" && state.kind !== "encoder") state.head = "mean";
-  if (typeof state.head === "number") state.head = Math.min(state.head, headCount(response, state.kind) - 1);
+  const kind = shownKind(state);
+  state.layer = Math.min(state.layer, layerCount(response, kind) - 1);
+  if (state.head === "rollout" && kind !== "encoder") state.head = "mean";
+  if (typeof state.head === "number") state.head = Math.min(state.head, headCount(response, kind) - 1);
   state.step = Math.min(state.step, response.target_tokens.length - 1);
 }
 

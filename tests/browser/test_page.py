@@ -91,6 +91,8 @@ def test_keyboard_arrows_move_through_heads_and_layers(page):
         ("ArrowRight", "layer 0, head 1"),
         ("ArrowDown", "layer 1, head 1"),
         ("ArrowLeft", "layer 1, head 0"),
+        ("ArrowLeft", "layer 1, max of heads"),  # the arrows reach the aggregates too
+        ("ArrowLeft", "layer 1, mean of heads"),
         ("ArrowLeft", "layer 1, head 3"),
         ("ArrowUp", "layer 0, head 3"),
     ]:
@@ -223,7 +225,7 @@ def test_an_over_long_input_shows_the_apis_message_and_keeps_the_input(page):
     assert page.input_value("#source") == long_source
     page.fill("#source", "   ")
     page.press("#source", "Enter")
-    page.wait_for_function("() => document.querySelector('#error').textContent.includes('empty')")
+    page.wait_for_function("() => document.querySelector('#error').textContent.includes('Type a sentence')")
 
 
 def test_a_shared_url_restores_the_view(page, browser, base_url):
@@ -264,7 +266,7 @@ def test_png_export_downloads_an_image_of_the_current_figure(page, view, tmp_pat
 
 
 def test_svg_json_and_csv_exports(page, tmp_path):
-    page.goto("/")
+    page.goto("/?renorm=0")  # the weights as the API sent them
     with page.expect_response("**/api/v1/attention") as answer:
         submit(page, "This is an example.", CLASSIC_TARGET)
     files = {}

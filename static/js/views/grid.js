@@ -4,44 +4,34 @@
 
 import { lookupTable } from "../colors.js";
 import { matrixMax } from "../matrices.js";
-import { displayedMap, headName } from "../selection.js";
-import { headCount, layerCount } from "../state.js";
+import { headName } from "../selection.js";
 import { maskColour } from "./heatmap.js";
 
-const THUMB_BOX = 112; // px
+// Thumbnails of at most this many px, fewer where the row of them would not fit (a phone).
+const THUMB_BOX = 112;
 
-export function drawGrid(element, response, options, kind, selected) {
-  const heads = headCount(response, kind);
-  const columns = [...Array.from({ length: heads }, (_, h) => h), "mean", "max"];
+// `layers`: per layer, the maps of each head and then of the mean and max (tables.gridViews).
+export function drawGrid(element, layers, options, selected) {
+  const columns = layers[0].map((view) => view.head);
   const table = lookupTable(options.scale);
   const mask = hexToRgb(maskColour(options.scale));
+  const box = Math.max(36, Math.min(THUMB_BOX, Math.floor((element.clientWidth - 60) / columns.length) - 14));
   const fragment = document.createDocumentFragment();
   fragment.append(cornerCell(), ...columns.map((head) => labelCell(typeof head === "number" ? `head ${head}` : headName(head), "column")));
-  for (let layer = 0; layer < layerCount(response, kind); layer++) {
+  layers.forEach((views, layer) => {
     fragment.append(labelCell(`layer ${layer}`, "row"));
-    for (const head of columns) {
-      const view = displayedMap(response, options, kind, layer, head);
-      fragment.append(thumbnail(view, table, mask, layer === selected.layer && head === selected.head));
-    }
-  }
+    for (const view of views) fragment.append(thumbnail(view, table, mask, box, layer === selected.layer && view.head === selected.head));
+  });
   element.style.setProperty("--grid-columns", String(columns.length));
+  element.style.setProperty("--thumb", `${box + 12}px`);
   element.replaceChildren(fragment);
-}
-
-// The cheap update when only the selection moved.
-export function markGridSelection(element, selected) {
-  for (const button of element.querySelectorAll("button.thumb")) {
-    const isSelected = Number(button.dataset.layer) === selected.layer && parseHead(button.dataset.head) === selected.head;
-    button.classList.toggle("selected", isSelected);
-    button.setAttribute("aria-pressed", String(isSelected));
-  }
 }
 
 export function parseHead(value) {
   return /^\d+$/.test(value) ? Number(value) : value;
 }
 
-function thumbnail(view, table, mask, selected) {
+function thumbnail(view, table, mask, box, selected) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = selected ? "thumb selected" : "thumb";
@@ -56,7 +46,7 @@ function thumbnail(view, table, mask, selected) {
   canvas.width = Math.max(cols, 1);
   canvas.height = Math.max(rows, 1);
   // Scaled to fit a square box, keeping the map's shape.
-  const scale = THUMB_BOX / Math.max(canvas.width, canvas.height);
+  const scale = box / Math.max(canvas.width, canvas.height);
   canvas.style.width = `${Math.round(canvas.width * scale)}px`;
   canvas.style.height = `${Math.round(canvas.height * scale)}px`;
   const context = canvas.getContext("2d");

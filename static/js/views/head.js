@@ -7,13 +7,38 @@ import { attentionFigure, axisTitle, highlightShapes, PLOT_CONFIG } from "./heat
 
 const AXIS_NAMES = { source_tokens: "source tokens", target_tokens: "produced tokens", decoder_input_tokens: "decoder inputs" };
 
-export function drawHeadView(element, view, options, highlight) {
-  const title = escapePlotly(`${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`);
-  const { traces, layout } = attentionFigure([view], options, { width: element.clientWidth, xSide: "top", title, maxCell: 80 });
+export function headTitle(view) {
+  return `${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`;
+}
+
+// `height`: the px the figure may take, so that on a laptop screen it is whole in view after Enter.
+export function drawHeadView(element, view, options, highlight, height) {
+  const { traces, layout } = attentionFigure([view], options, {
+    width: element.clientWidth,
+    height,
+    xSide: "top",
+    title: escapePlotly(headTitle(view)),
+    maxCell: 90,
+    maxAspect: 2.2,
+  });
   layout.xaxis.title = { ...axisTitle(`keys: ${AXIS_NAMES[view.keyAxis]}`), standoff: 6 };
   layout.yaxis.title = { ...axisTitle(`queries: ${AXIS_NAMES[view.queryAxis]}`), standoff: 6 };
   layout.shapes = highlightShapes(view, highlight);
   return Plotly.react(element, traces, layout, PLOT_CONFIG);
+}
+
+// The pinned result's map, and beside it the current one minus the pinned one where their tokens match
+// (`difference` null where they do not): two figures, side by side where they fit.
+export function drawCompare(elements, pinned, difference, options, height) {
+  const draw = (element, view, title) => {
+    const { traces, layout } = attentionFigure([view], options, { width: element.clientWidth, height, xSide: "top", title: escapePlotly(title), maxCell: 90, maxAspect: 2.2 });
+    return Plotly.react(element, traces, layout, PLOT_CONFIG);
+  };
+  elements.difference.hidden = !difference;
+  const drawn = [draw(elements.pinned, pinned, `Pinned · ${headTitle(pinned)}`)];
+  if (difference) drawn.push(draw(elements.difference, difference, "This result minus the pinned one"));
+  else Plotly.purge(elements.difference);
+  return Promise.all(drawn);
 }
 
 export function drawHighlight(element, view, highlight) {

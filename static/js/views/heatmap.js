@@ -50,11 +50,12 @@ export function attentionTraces(view, options, axes, zmax) {
     zsmooth: "fast",
     showscale: false,
   };
+  // A signed map (a difference of two results) gets the diverging scale, centred on 0.
   const weights = {
     ...common,
     z: view.matrix.map((row, i) => row.map((w, j) => (view.masked[i][j] ? null : w))),
-    colorscale: plotlyScale(options.scale),
-    zmin: 0,
+    colorscale: plotlyScale(view.signed ? "diverging" : options.scale),
+    zmin: view.signed ? -zmax : 0,
     zmax,
   };
   if (!view.causal) return [weights];
@@ -63,34 +64,49 @@ export function attentionTraces(view, options, axes, zmax) {
   return [mask, weights];
 }
 
-// Traces and layout of panels side by side, `width` px wide. `xSide` puts the key labels on
-// "top" (the head view, like the classic figure) or "bottom" (under titled panels).
-export function attentionFigure(views, options, { width, xSide, title, maxCell = 64 }) {
+// Traces and layout of panels side by side (or, with `stack`, one above the other), `width` px wide.
+// `xSide` puts the key labels on "top" (the head view, like the classic figure) or "bottom" (under
+// titled panels). Cells are at most `maxCell` px high and fit `height` px when it is given; they may be
+// up to `maxAspect` times wider than high, so a short sentence still takes the width it has.
+// Where cells are smaller than a label, only every few labels are drawn (the hover names every cell).
+export function attentionFigure(views, options, { width, height = Infinity, xSide, title, maxCell = 64, maxAspect = 1, stack = false }) {
+  const narrow = width < 600;
+  const barRegion = narrow ? 56 : BAR_REGION;
   const yLabel = (t) => plainWidth(axisLabel(t, options.showReadings, "y"));
   const yLabelWidth = (view) => Math.max(20, ...view.rowTokens.map(yLabel)) + 12;
-  const sharesRows = (k) => k > 0 && views[k].queryAxis === views[k - 1].queryAxis && views[k].rows.length === views[k - 1].rows.length;
-  const gaps = views.map((view, k) => (k === 0 ? 0 : PANEL_GAP + (sharesRows(k) ? 0 : yLabelWidth(view))));
-  const left = yLabelWidth(views[0]) + 34; // labels, plus the axis title beside them
-  const plotWidth = Math.max(width - left - 12, 200);
-  const totalCols = views.reduce((n, v) => n + v.cols.length, 0);
-  const maxRows = Math.max(...views.map((v) => v.rows.length));
-  const room = (plotWidth - BAR_REGION - gaps.reduce((a, b) => a + b, 0)) / totalCols;
-  const cell = Math.max(8, Math.min(maxCell, room, 760 / maxRows));
-
-  // Key labels: level if they fit their cell, else slanted.
+  const sharesRows = (k) => !stack && k > 0 && views[k].queryAxis === views[k - 1].queryAxis && views[k].rows.length === views[k - 1].rows.length;
+  const gaps = views.map((view, k) => (k === 0 || stack ? 0 : PANEL_GAP + (sharesRows(k) ? 0 : yLabelWidth(view))));
+  const left = Math.max(...(stack ? views : views.slice(0, 1)).map(yLabelWidth)) + (narrow ? 22 : 34); // labels, plus the axis title beside them
+  const plotWidth = Math.max(width - left - 12, 120);
+  const columns = stack ? Math.max(...views.map((v) => v.cols.length)) : views.reduce((n, v) => n + v.cols.length, 0);
+  const maxRows = stack ? views.reduce((n, v) => n + v.rows.length, 0) : Math.max(...views.map((v) => v.rows.length));
   const xLabels = views.map((view) => view.colTokens.map((t) => plainWidth(axisLabel(t, options.showReadings, "x"))));
   const widest = Math.max(...xLabels.flat(), 10);
-  const slanted = widest > cell - 4;
   const lines = options.showReadings && views.some((v) => v.colTokens.some((t) => t.reading)) ? 2 : 1;
-  const labelHeight = slanted ? widest * 0.72 + LINE * lines : LINE * lines + 6;
-
-  const plotHeight = maxRows * cell;
+  const labelRoom = (cellWidth) => (widest > cellWidth - 4 ? Math.min(widest, 120) * 0.72 + LINE * lines : LINE * lines + 6);
   const titleHeight = title ? 40 : 0;
   const panelTitles = xSide === "bottom" ? 42 : 0;
+  const perPanel = stack ? views.length : 1; // panel titles and key labels repeat for each stacked panel
+
+  const room = (plotWidth - barRegion - gaps.reduce((a, b) => a + b, 0)) / columns;
+  const widthCell = Math.max(6, Math.min(maxCell * maxAspect, room));
+  const fixed = titleHeight + perPanel * (panelTitles + labelRoom(widthCell) + 16) + 30;
+  const cellHeight = Math.max(8, Math.min(maxCell, widthCell, (height - fixed) / maxRows, 760 / maxRows));
+  const cellWidth = Math.max(6, Math.min(widthCell, cellHeight * maxAspect));
+  const slanted = widest > cellWidth - 4;
+  const labelHeight = labelRoom(cellWidth);
+  // Every `step`-th label: slanted labels need about a line of spacing, level ones their width.
+  const xStep = Math.max(1, Math.ceil((slanted ? LINE : widest + 4) / cellWidth));
+  const yStep = Math.max(1, Math.ceil(LINE / cellHeight));
+
+  const bands = views.map((view) => view.rows.length * cellHeight + (stack ? panelTitles + labelHeight + 16 : 0));
+  const plotHeight = stack ? bands.reduce((a, b) => a + b, 0) : maxRows * cellHeight;
   const margin = xSide === "top"
     ? { l: left, r: 12, t: titleHeight + labelHeight + 30, b: 16 }
-    : { l: left, r: 12, t: titleHeight + panelTitles, b: labelHeight + 16 };
-  const zmax = Math.max(...views.map((v) => matrixMax(v.matrix))) || 1;
+    : stack
+      ? { l: left, r: 12, t: titleHeight, b: 0 }
+      : { l: left, r: 12, t: titleHeight + panelTitles, b: labelHeight + 16 };
+  const zmax = Math.max(...views.map((v) => matrixMax(v.signed ? v.matrix.map((row) => row.map(Math.abs)) : v.matrix))) || 1;
 
   const layout = {
     font: FONT,
@@ -104,17 +120,20 @@ export function attentionFigure(views, options, { width, xSide, title, maxCell =
     shapes: [],
   };
   if (title) layout.title = { text: title, x: 0, xanchor: "left", y: 1, yanchor: "top", yref: "container", pad: { t: 10 }, font: { size: 15 } };
+  const every = (values, step) => values.filter((_, k) => k % step === 0);
   const traces = [];
   let x = 0;
+  let top = 0;
   views.forEach((view, k) => {
     const axes = k === 0 ? "" : String(k + 1);
-    x += gaps[k];
-    const span = view.cols.length * cell;
-    const tall = view.rows.length * cell;
+    x = stack ? 0 : x + gaps[k];
+    const span = view.cols.length * cellWidth;
+    const tall = view.rows.length * cellHeight;
+    const y0 = stack ? top + panelTitles : 0;
     layout[`xaxis${axes}`] = {
       tickmode: "array",
-      tickvals: view.cols.map((_, j) => j),
-      ticktext: view.colTokens.map((t) => axisLabel(t, options.showReadings, "x")),
+      tickvals: every(view.cols.map((_, j) => j), xStep),
+      ticktext: every(view.colTokens.map((t) => axisLabel(t, options.showReadings, "x")), xStep),
       tickangle: slanted ? -45 : 0,
       side: xSide,
       ticks: "",
@@ -127,36 +146,40 @@ export function attentionFigure(views, options, { width, xSide, title, maxCell =
     };
     layout[`yaxis${axes}`] = {
       tickmode: "array",
-      tickvals: view.rows.map((_, i) => i),
-      ticktext: view.rowTokens.map((t) => axisLabel(t, options.showReadings, "y")),
+      tickvals: every(view.rows.map((_, i) => i), yStep),
+      ticktext: every(view.rowTokens.map((t) => axisLabel(t, options.showReadings, "y")), yStep),
       showticklabels: !sharesRows(k),
       ticks: "",
       showgrid: false,
       zeroline: false,
       fixedrange: true,
       range: [view.rows.length - 0.5, -0.5],
-      domain: [1 - tall / plotHeight, 1],
+      domain: [1 - (y0 + tall) / plotHeight, 1 - y0 / plotHeight],
       anchor: `x${axes}`,
     };
     traces.push(...attentionTraces(view, options, axes, zmax));
     x += span;
+    top += bands[k];
   });
-  const barLeft = x + 14;
-  Object.assign(layout, colourBarAxes(barLeft / plotWidth, (barLeft + 14) / plotWidth, Math.min(plotHeight, 320) / plotHeight, zmax));
-  traces.push(colourBarTrace(options, zmax));
-  return { traces, layout, cell };
+  const barLeft = (stack ? Math.max(...views.map((v) => v.cols.length)) * cellWidth : x) + 14;
+  const barTop = stack ? panelTitles / plotHeight : 0;
+  const signed = views.some((v) => v.signed);
+  Object.assign(layout, colourBarAxes(barLeft / plotWidth, (barLeft + 14) / plotWidth, barTop, Math.min(plotHeight, 320) / plotHeight, signed ? -zmax : 0, zmax, signed));
+  traces.push(colourBarTrace(options, zmax, signed));
+  return { traces, layout };
 }
 
-function colourBarTrace(options, zmax) {
+function colourBarTrace(options, zmax, signed) {
   const steps = 96;
-  const values = Array.from({ length: steps }, (_, k) => (zmax * (k + 0.5)) / steps);
+  const low = signed ? -zmax : 0;
+  const values = Array.from({ length: steps }, (_, k) => low + ((zmax - low) * (k + 0.5)) / steps);
   return {
     type: "heatmap",
     x: [0],
     y: values,
     z: values.map((v) => [v]),
-    colorscale: plotlyScale(options.scale),
-    zmin: 0,
+    colorscale: plotlyScale(signed ? "diverging" : options.scale),
+    zmin: low,
     zmax,
     zsmooth: "fast",
     showscale: false,
@@ -166,12 +189,12 @@ function colourBarTrace(options, zmax) {
   };
 }
 
-function colourBarAxes(x0, x1, height, zmax) {
+function colourBarAxes(x0, x1, top, height, zmin, zmax, signed) {
   return {
     [`xaxis${BAR_AXES}`]: { domain: [x0, x1], visible: false, fixedrange: true, range: [-0.5, 0.5], anchor: `y${BAR_AXES}` },
     [`yaxis${BAR_AXES}`]: {
-      domain: [1 - height, 1],
-      range: [0, zmax],
+      domain: [Math.max(0, 1 - top - height), 1 - top],
+      range: [zmin, zmax],
       side: "right",
       anchor: `x${BAR_AXES}`,
       ticks: "outside",
@@ -180,7 +203,7 @@ function colourBarAxes(x0, x1, height, zmax) {
       showgrid: false,
       zeroline: false,
       fixedrange: true,
-      title: { text: "weight", font: { size: 12, color: "#52606d" } },
+      title: { text: signed ? "difference" : "weight", font: { size: 12, color: "#52606d" } },
     },
   };
 }

@@ -2,7 +2,7 @@
 // with one shared colour scale; the decoder and cross panels share their rows (the produced tokens).
 
 import { displayedMap, selectionName } from "../selection.js";
-import { KINDS, KIND_NAMES, layerCount } from "../state.js";
+import { headCount, KINDS, KIND_NAMES, layerCount } from "../state.js";
 import { escapePlotly } from "../tokens.js";
 import { attentionFigure, PLOT_CONFIG } from "./heatmap.js";
 
@@ -11,22 +11,30 @@ import { attentionFigure, PLOT_CONFIG } from "./heatmap.js";
 export function panelViews(response, options, layer, head) {
   return KINDS.filter((kind) => kind in response.attention).map((kind) => {
     const kindLayer = Math.min(layer, layerCount(response, kind) - 1);
-    const kindHead = head === "rollout" && kind !== "encoder" ? "mean" : head;
+    const kindHead = head === "rollout" && kind !== "encoder" ? "mean" : typeof head === "number" ? Math.min(head, headCount(response, kind) - 1) : head;
     return displayedMap(response, options, kind, kindLayer, kindHead);
   });
 }
 
-export function drawPanels(element, response, options, layer, head) {
-  const views = panelViews(response, options, layer, head);
-  const { traces, layout } = attentionFigure(views, options, { width: Math.max(element.clientWidth, 600), xSide: "bottom", maxCell: 46 });
+export function panelsTitle(views) {
+  return `Every kind of attention · ${selectionName(views[0].kind, views[0].layer, views[0].head)}`;
+}
+
+// Side by side where they fit, one above the other on a narrow screen.
+export function drawPanels(element, views, options) {
+  const width = element.clientWidth;
+  const stack = width < 760;
+  const { traces, layout } = attentionFigure(views, options, { width, xSide: "bottom", maxCell: 46, stack, title: escapePlotly(panelsTitle(views)) });
   views.forEach((view, k) => {
-    const domain = layout[`xaxis${k === 0 ? "" : k + 1}`].domain;
+    const axes = k === 0 ? "" : k + 1;
+    const domain = layout[`xaxis${axes}`].domain;
+    const note = view.head === "mean" && views[0].head === "rollout" ? " (rollout is for the encoder)" : "";
     layout.annotations.push({
-      text: `${escapePlotly(KIND_NAMES[view.kind])}<br>${escapePlotly(selectionName(view.kind, view.layer, view.head))}`,
+      text: `${escapePlotly(KIND_NAMES[view.kind])}<br>${escapePlotly(selectionName(view.kind, view.layer, view.head) + note)}`,
       xref: "paper",
       yref: "paper",
       x: (domain[0] + domain[1]) / 2,
-      y: 1,
+      y: layout[`yaxis${axes}`].domain[1],
       yshift: 6,
       yanchor: "bottom",
       showarrow: false,

@@ -5,6 +5,7 @@ import { plotlyScale } from "../colors.js";
 import { headStatistics } from "../matrices.js";
 import { displayedMap } from "../selection.js";
 import { KIND_NAMES } from "../state.js";
+import { escapePlotly } from "../tokens.js";
 import { axisTitle, FONT, PLOT_CONFIG } from "./heatmap.js";
 
 // Statistics of the matrices as shown (special tokens hidden or not, renormalised or not).
@@ -15,8 +16,14 @@ export function statisticsOf(response, options, kind) {
   return headStatistics(matrices, kind === "cross");
 }
 
-export function drawStatistics(element, response, options, kind, selected) {
-  const { entropy, distance } = statisticsOf(response, options, kind);
+export function statisticsTitle(kind) {
+  return `${KIND_NAMES[kind]}: how spread out and how far each head looks`;
+}
+
+// Two panels side by side, or one above the other on a narrow screen.
+export function drawStatistics(element, statistics, options, kind, selected) {
+  const { entropy, distance } = statistics;
+  const stack = element.clientWidth < 640;
   const layers = entropy.map((_, l) => l);
   const heads = entropy[0].map((_, h) => h);
   // Values are printed in the cells, so no colour bar is needed; 2 px gaps set the cells apart.
@@ -40,24 +47,28 @@ export function drawStatistics(element, response, options, kind, selected) {
   const selection = typeof selected.head === "number" ? selectedShapes(selected) : [];
   const layout = {
     font: FONT,
-    title: { text: `${KIND_NAMES[kind]}: how spread out and how far each head looks`, x: 0, xanchor: "left", font: { size: 15 } },
-    height: Math.max(260, layers.length * 46 + 170),
-    margin: { t: 80, r: 30, b: 60, l: 70 },
-    xaxis: { ...axis("head"), domain: [0, 0.45], tickvals: heads },
-    yaxis: { ...axis("layer"), autorange: "reversed", tickvals: layers },
-    xaxis2: { ...axis("head"), domain: [0.55, 1], tickvals: heads },
-    yaxis2: { ...axis(""), autorange: "reversed", tickvals: layers, anchor: "x2" },
+    title: { text: escapePlotly(statisticsTitle(kind)), x: 0, xanchor: "left", font: { size: 15 } },
+    height: stack ? Math.max(420, layers.length * 92 + 260) : Math.max(260, layers.length * 46 + 170),
+    margin: { t: 80, r: stack ? 12 : 30, b: 60, l: 70 },
+    xaxis: { ...axis("head"), domain: stack ? [0, 1] : [0, 0.45], tickvals: heads },
+    yaxis: { ...axis("layer"), autorange: "reversed", tickvals: layers, domain: stack ? [0.58, 1] : [0, 1] },
+    xaxis2: { ...axis("head"), domain: stack ? [0, 1] : [0.55, 1], tickvals: heads, anchor: "y2" },
+    yaxis2: { ...axis(stack ? "layer" : ""), autorange: "reversed", tickvals: layers, anchor: "x2", domain: stack ? [0, 0.42] : [0, 1] },
     annotations: [
-      subtitle("Entropy of each query's weights (bits): low = focused", 0.225),
-      subtitle(kind === "cross" ? "Mean distance from the diagonal (tokens)" : "Mean attention distance (tokens)", 0.775),
+      subtitle(stack ? "Entropy (bits): low = focused" : "Entropy of each query's weights (bits): low = focused", stack ? 0.5 : 0.225, 1),
+      subtitle(
+        kind === "cross" ? "Mean distance from the diagonal (tokens)" : "Mean attention distance (tokens)",
+        stack ? 0.5 : 0.775,
+        stack ? 0.42 : 1,
+      ),
     ],
     shapes: selection,
   };
   return Plotly.react(element, [panel(entropy, "", "entropy", "bits"), panel(distance, "2", "distance", "tokens")], layout, PLOT_CONFIG);
 }
 
-function subtitle(text, x) {
-  return { text, x, xref: "paper", y: 1.02, yref: "paper", yanchor: "bottom", showarrow: false, font: { size: 12, color: "#52606d" } };
+function subtitle(text, x, y) {
+  return { text, x, xref: "paper", y: y + 0.02, yref: "paper", yanchor: "bottom", showarrow: false, font: { size: 12, color: "#52606d" } };
 }
 
 function selectedShapes({ layer, head }) {
