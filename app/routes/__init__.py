@@ -9,7 +9,6 @@ from fastapi import Request, Response
 
 from app.schemas import ErrorResponse
 
-
 # Each documented status with what it means and an answer as the service words it, so /docs shows
 # a 404 as an unknown model and a 503 as a busy server, not every error as an empty source.
 ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
@@ -36,7 +35,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         description, example = ERRORS[status]
-        responses[status] = {"model": ErrorResponse, "description": description, "content": {"application/json": {"example": example}}}
+        content = {"application/json": {"example": example}}
+        responses[status] = {"model": ErrorResponse, "description": description, "content": content}
     if 503 in responses:
         retry_after = {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
         responses[503]["headers"] = {"Retry-After": retry_after}

@@ -9,10 +9,14 @@ export function drawHeader(elements, response, beam, askedPoliteness) {
   elements.politeness.textContent = response.politeness === null ? "" : politenessBadge(response, askedPoliteness);
   elements.sourceTokens.replaceChildren(...response.source_tokens.map((token, i) => chip(token, "source_tokens", i)));
   elements.targetTokens.replaceChildren(...response.target_tokens.map((token, i) => chip(token, "target_tokens", i)));
-  const unknown = response.source_tokens.filter((t) => t.unknown).map((t) => t.text);
-  elements.unknownNote.hidden = unknown.length === 0;
-  elements.unknownNote.textContent = unknown.length
-    ? `Unknown to the model (it reads them as <unk>): ${unknown.join(", ")}`
+  const unknown = (tokens) => tokens.filter((t) => t.unknown && t.text !== "<unk>").map((t) => t.text);
+  const lists = [
+    ["source", unknown(response.source_tokens)],
+    ["target", response.forced ? unknown(response.target_tokens) : []],
+  ].filter(([, words]) => words.length);
+  elements.unknownNote.hidden = lists.length === 0;
+  elements.unknownNote.textContent = lists.length
+    ? `Unknown to the model (it reads them as <unk>): ${lists.map(([side, words]) => `${side} ${words.join(", ")}`).join("; ")}`
     : "";
 }
 

@@ -25,6 +25,7 @@ const BAR_AXES = "9"; // the colour bar's subplot
 const BAR_REGION = 78; // px at the right of the plot area: bar, ticks and title
 const PANEL_GAP = 30; // px between panels
 const LINE = 17; // px per line of tick label
+const BAR_BELOW = 40; // px under the maps for a level colour bar and its ticks
 
 export function maskColour(scale) {
   return MASK_COLOUR[scale] ?? MASK_COLOUR.default;
@@ -71,7 +72,9 @@ export function attentionTraces(view, options, axes, zmax) {
 // Where cells are smaller than a label, only every few labels are drawn (the hover names every cell).
 export function attentionFigure(views, options, { width, height = Infinity, xSide, title, maxCell = 64, maxAspect = 1, stack = false }) {
   const narrow = width < 600;
-  const barRegion = narrow ? 56 : BAR_REGION;
+  // On a phone the head view's colour bar goes under the map, so the map can take the width.
+  const barBelow = narrow && xSide === "top";
+  const barRegion = barBelow ? 0 : narrow ? 56 : BAR_REGION;
   const yLabel = (t) => plainWidth(axisLabel(t, options.showReadings, "y"));
   const yLabelWidth = (view) => Math.max(20, ...view.rowTokens.map(yLabel)) + 12;
   const sharesRows = (k) => !stack && k > 0 && views[k].queryAxis === views[k - 1].queryAxis && views[k].rows.length === views[k - 1].rows.length;
@@ -100,9 +103,10 @@ export function attentionFigure(views, options, { width, height = Infinity, xSid
   const yStep = Math.max(1, Math.ceil(LINE / cellHeight));
 
   const bands = views.map((view) => view.rows.length * cellHeight + (stack ? panelTitles + labelHeight + 16 : 0));
-  const plotHeight = stack ? bands.reduce((a, b) => a + b, 0) : maxRows * cellHeight;
+  const mapsHeight = stack ? bands.reduce((a, b) => a + b, 0) : maxRows * cellHeight;
+  const plotHeight = mapsHeight + (barBelow ? BAR_BELOW : 0);
   const margin = xSide === "top"
-    ? { l: left, r: 12, t: titleHeight + labelHeight + 30, b: 16 }
+    ? { l: left, r: 12, t: titleHeight + labelHeight + 30, b: barBelow ? 34 : 16 }
     : stack
       ? { l: left, r: 12, t: titleHeight, b: 0 }
       : { l: left, r: 12, t: titleHeight + panelTitles, b: labelHeight + 16 };
@@ -161,23 +165,28 @@ export function attentionFigure(views, options, { width, height = Infinity, xSid
     x += span;
     top += bands[k];
   });
-  const barLeft = (stack ? Math.max(...views.map((v) => v.cols.length)) * cellWidth : x) + 14;
-  const barTop = stack ? panelTitles / plotHeight : 0;
   const signed = views.some((v) => v.signed);
-  Object.assign(layout, colourBarAxes(barLeft / plotWidth, (barLeft + 14) / plotWidth, barTop, Math.min(plotHeight, 320) / plotHeight, signed ? -zmax : 0, zmax, signed));
-  traces.push(colourBarTrace(options, zmax, signed));
+  const range = [signed ? -zmax : 0, zmax];
+  if (barBelow) {
+    const box = { x: [0, Math.min(1, 220 / plotWidth)], y: [(BAR_BELOW - 26) / plotHeight, (BAR_BELOW - 14) / plotHeight] };
+    Object.assign(layout, colourBarAxes(box, range, signed, "x"));
+  } else {
+    const barLeft = (stack ? Math.max(...views.map((v) => v.cols.length)) * cellWidth : x) + 14;
+    const barTop = stack ? panelTitles / plotHeight : 0;
+    const box = { x: [barLeft / plotWidth, (barLeft + 14) / plotWidth], y: [Math.max(0, 1 - barTop - Math.min(mapsHeight, 320) / plotHeight), 1 - barTop] };
+    Object.assign(layout, colourBarAxes(box, range, signed, "y"));
+  }
+  traces.push(colourBarTrace(options, range, signed, barBelow ? "x" : "y"));
   return { traces, layout };
 }
 
-function colourBarTrace(options, zmax, signed) {
+// `along`: the axis the values run along, "y" (upright, right of the maps) or "x" (level, under them).
+function colourBarTrace(options, [low, zmax], signed, along) {
   const steps = 96;
-  const low = signed ? -zmax : 0;
   const values = Array.from({ length: steps }, (_, k) => low + ((zmax - low) * (k + 0.5)) / steps);
   return {
     type: "heatmap",
-    x: [0],
-    y: values,
-    z: values.map((v) => [v]),
+    ...(along === "y" ? { x: [0], y: values, z: values.map((v) => [v]) } : { x: values, y: [0], z: [values] }),
     colorscale: plotlyScale(signed ? "diverging" : options.scale),
     zmin: low,
     zmax,
@@ -189,14 +198,15 @@ function colourBarTrace(options, zmax, signed) {
   };
 }
 
-function colourBarAxes(x0, x1, top, height, zmin, zmax, signed) {
+function colourBarAxes(box, range, signed, along) {
+  const across = along === "y" ? "x" : "y";
   return {
-    [`xaxis${BAR_AXES}`]: { domain: [x0, x1], visible: false, fixedrange: true, range: [-0.5, 0.5], anchor: `y${BAR_AXES}` },
-    [`yaxis${BAR_AXES}`]: {
-      domain: [Math.max(0, 1 - top - height), 1 - top],
-      range: [zmin, zmax],
-      side: "right",
-      anchor: `x${BAR_AXES}`,
+    [`${across}axis${BAR_AXES}`]: { domain: box[across], visible: false, fixedrange: true, range: [-0.5, 0.5], anchor: `${along}${BAR_AXES}` },
+    [`${along}axis${BAR_AXES}`]: {
+      domain: box[along],
+      range,
+      side: along === "y" ? "right" : "bottom",
+      anchor: `${across}${BAR_AXES}`,
       ticks: "outside",
       ticklen: 4,
       nticks: 6,
