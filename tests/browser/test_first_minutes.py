@@ -108,7 +108,7 @@ def test_every_view_is_usable_on_a_phone(browser, base_url):
         assert left["right"] <= right["left"] + 1 or left["bottom"] <= right["top"] + 1 or abs(left["x"] - right["x"]) >= 12
     open_view(page, "panels")
     domains = page.evaluate(
-        "() => { const l = document.getElementById('panels-figure').layout; return [l.xaxis.domain, l.xaxis2.domain, l.xaxis3.domain]; }"
+        "() => ['xaxis', 'xaxis2', 'xaxis3'].map((axis) => document.getElementById('panels-figure').layout[axis].domain)"
     )
     assert domains[0][0] == domains[1][0] == domains[2][0] == 0  # one above the other, each from the left edge
     open_view(page, "stats")
