@@ -176,7 +176,7 @@ def attention_links(translator: Translator, src: list[list[str]], tgt: list[list
         result = translator.attention(" ".join(s), " ".join(t))
         if (len(result.source_tokens), len(result.target_tokens)) != (len(s) + 1, len(t) + 1):
             raise ValueError(f"the translator re-tokenized a corpus pair to other lengths: {' '.join(s)!r}")
-        mean = result.maps.cross.mean(1)  # (L, T, S) mean over heads
+        mean = result.maps["cross"].mean(1)  # (L, T, S) mean over heads
         for layer in range(n_layers):
             plain[layer].append(argmax_links(mean[layer]))
             shifted[layer].append(argmax_links(mean[layer], shift=True))
