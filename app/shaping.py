@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from app.checks import AttentionCall, TranslateCall, limits, words
 from app.schemas import (
+    AlignmentLayer,
     AttentionMap,
     AttentionResponse,
     ControlInfo,
@@ -25,6 +26,21 @@ from backends.interface import Token as ModelToken
 
 # Shown by name, up to this many, in a warning about unknown words.
 NAMED_WORDS = 5
+
+
+def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
+    """The cross-attention layer to open first: the card's measured best, else the last one."""
+    cross = description.kinds.get("cross")
+    if cross is None:
+        return None
+    measured = description.card.get("alignment_by_layer")
+    if measured:
+        best = measured["best_layer"]
+        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
+        return AlignmentLayer(
+            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
+        )
+    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def model_info(name: str, model: TranslationModel, default: str, settings: Settings) -> ModelInfo:
@@ -48,6 +64,7 @@ def model_info(name: str, model: TranslationModel, default: str, settings: Setti
         examples=list(d.examples),
         target_example=d.target_example,
         has_readings=d.has_readings,
+        alignment_layer=alignment_layer(d),
         card=d.card,
     )
 
