@@ -55,13 +55,11 @@ bench: install-dev $(CHROMIUM)
 
 # The shipped model in two stages: 18 epochs from scratch, then 12 more that stop rewarding <unk>,
 # add politeness control and hide 10% of the source words (the best on dev BLEU is kept: an epoch,
-# or the average of the last 4); last, the politeness classifier is set to read only the words seen
-# at least 16 times in training.
+# or the average of the last 4).
 train: install-train
 	$(PY) -m model.train --data $(DATA) --out runs/stage1/en-ja.pt --epochs 18
 	$(PY) -m model.train --data $(DATA) --out model/checkpoints/en-ja.pt --init-from runs/stage1/en-ja.pt \
 		--skip-unk-targets --politeness-control --source-word-dropout 0.1 --epochs 12 --lr 5e-4 --warmup 200 --average-last 4 --seed 2
-	$(PY) -m model.politeness_vocab --data $(DATA) --checkpoint model/checkpoints/en-ja.pt --min-count 16
 
 evaluate: install-train
 	$(PY) -m model.evaluate --data $(DATA) --checkpoint model/checkpoints/en-ja.pt

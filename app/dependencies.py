@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.service import InferenceRunner, ModelRegistry
+from app.registry import ModelRegistry
+from app.runner import InferenceRunner
 from app.settings import Settings
 
 

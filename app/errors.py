@@ -9,9 +9,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from app.registry import UnknownModel
+from app.runner import RequestCancelled, ServerBusy
 from app.schemas import ErrorResponse, ValidationIssue
-from app.service import RequestCancelled, ServerBusy, UnknownModel
-from model.translator import InputError
+from backends.interface import InputError
 
 log = logging.getLogger("attnscope")
 

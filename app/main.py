@@ -12,12 +12,13 @@ from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
 from app.middleware import BodySizeLimit, SecurityHeaders, UnexpectedErrors
+from app.registry import ModelRegistry
 from app.routes import attention, docs, health, models, pages, translate, vendor
-from app.service import InferenceRunner, ModelRegistry, configure_torch
+from app.runner import InferenceRunner, configure_torch
 from app.settings import REPO_ROOT, Settings, get_settings
 
 DESCRIPTION = """
-See what a transformer translation model attends to. `POST /api/v1/attention` returns every
+See what an encoder-decoder translation model attends to. `POST /api/v1/attention` returns every
 attention map (encoder self-attention, decoder masked self-attention, encoder-decoder cross-attention)
 for each layer and head; `POST /api/v1/translate` translates. Errors are JSON `{"detail": "..."}`.
 """
@@ -27,7 +28,7 @@ for each layer and head; `POST /api/v1/translate` translates. Errors are JSON `{
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_torch(settings)
-    app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model)
+    app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
     app.state.runner = InferenceRunner(
         settings.concurrency, settings.cache_size, settings.cache_max_bytes, settings.max_queue, settings.queue_timeout
     )

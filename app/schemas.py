@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AttentionKind = Literal["encoder", "decoder", "cross"]
-ATTENTION_KINDS: tuple[AttentionKind, ...] = ("encoder", "decoder", "cross")
-TokenAxis = Literal["source_tokens", "target_tokens", "decoder_input_tokens"]
-PolitenessChoice = Literal["auto", "plain", "polite"]
+from backends.interface import AttentionKind, Granularity, TokenAxis
 
 EXAMPLE_SOURCE = "This is an example."
 
@@ -21,14 +18,15 @@ class RequestBody(BaseModel):
 
 class TranslateRequest(RequestBody):
     model: str | None = Field(None, description="model name from GET /api/v1/models; the default model when left out")
-    source: str = Field(description="English text, raw (`Don't go!`) or corpus-tokenized", examples=[EXAMPLE_SOURCE])
+    source: str = Field(
+        description="text in the model's source language, raw (`Don't go!`) or tokenized", examples=[EXAMPLE_SOURCE]
+    )
     beam_size: int = Field(1, ge=1, description="1 is greedy decoding; at most the server's max_beam_size")
     max_length: int | None = Field(None, ge=1, description="at most this many produced tokens (</s> included)")
-    politeness: PolitenessChoice = Field(
-        "auto",
-        description="register of the Japanese: plain (だ・である) or polite (です・ます); auto lets the model predict it "
-        "from the source (a forced target is scored under its own). Only models that list politeness_levels in "
-        "GET /api/v1/models take more than auto",
+    controls: dict[str, str] = Field(
+        default_factory=dict,
+        description="decoding controls by name, as the model lists them in GET /api/v1/models (e.g. the built-in "
+        'model\'s {"politeness": "plain"}); a control left out takes its default',
     )
 
 
@@ -40,17 +38,29 @@ class AttentionRequest(TranslateRequest):
             "examples": [
                 {"source": EXAMPLE_SOURCE},
                 {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "kinds": ["cross"], "layers": [0], "heads": [0, 1]},
+                {"source": EXAMPLE_SOURCE, "controls": {"politeness": "plain"}},
             ]
         },
     )
 
     target: str | None = Field(
-        None, description="a Japanese translation to force (space-separated tokens or plain text); the model's own when left out"
+        None, description="a translation to force (space-separated tokens or plain text); the model's own when left out"
     )
-    kinds: list[AttentionKind] = Field(list(ATTENTION_KINDS), min_length=1, description="which maps to return")
-    layers: list[int] | None = Field(None, min_length=1, description="layer indices (from 0); all when left out")
-    heads: list[int] | None = Field(None, min_length=1, description="head indices (from 0); all when left out")
+    kinds: list[AttentionKind] | None = Field(
+        None, min_length=1, description="which maps to return; every kind the model has when left out"
+    )
+    layers: list[int] | None = Field(
+        None, min_length=1, description="layer indices (from 0) of every kind asked for; all when left out"
+    )
+    heads: list[int] | None = Field(
+        None, min_length=1, description="head indices (from 0) of every kind asked for; all when left out"
+    )
     precision: int = Field(4, ge=0, le=8, description="decimal places of the weights")
+    granularity: Granularity = Field(
+        "token",
+        description="word merges the subword pieces of each word: columns summed over a word's pieces, rows averaged, "
+        "so rows still sum to 1 (models whose tokens are words have nothing to merge)",
+    )
 
 
 class Token(BaseModel):
@@ -62,6 +72,7 @@ class Token(BaseModel):
         None,
         description="Latin-letter reading of a target token (例 -> rei), from the model's readings table; null when it has none",
     )
+    word_start: bool = Field(True, description="begins a word (false for a continuation piece of a subword model)")
 
 
 class Hypothesis(BaseModel):
@@ -70,21 +81,32 @@ class Hypothesis(BaseModel):
     score: float = Field(description="log-probability, length-penalised for beam search")
 
 
+class ResultWarning(BaseModel):
+    code: str = Field(
+        examples=["unknown_source_words"],
+        description="unknown_source_words, all_source_unknown, source_longer_than_training, unknown_target_tokens, "
+        "target_mostly_unknown, nothing_to_merge",
+    )
+    message: str = Field(examples=["1 of 4 source words is not in the model's vocabulary (flibbert): it reads it as <unk>"])
+
+
 # Shared by both responses, declared once; listed after the score so that JSON reads model, translation first.
-PolitenessUsed = Annotated[
-    str | None,
+ControlsUsed = Annotated[
+    dict[str, str],
     Field(
-        description="the politeness decoded with (auto resolves to the predicted one, or to a forced target's own); "
-        "null for a model without politeness control",
-        examples=["polite"],
+        description="the value each of the model's controls was decoded with (an auto resolved to what was used)",
+        examples=[{"politeness": "polite"}],
     ),
 ]
-PolitenessProbabilities = Annotated[
-    dict[str, float],
+Predictions = Annotated[
+    dict[str, dict[str, float]],
     Field(
-        description="the politeness the model predicts from the source; empty for a model without politeness control",
-        examples=[{"plain": 0.3, "polite": 0.7}],
+        description="for controls the model predicts from the source: its probabilities",
+        examples=[{"politeness": {"plain": 0.3, "polite": 0.7}}],
     ),
+]
+Warnings = Annotated[
+    list[ResultWarning], Field(description="where the model is likely out of its depth; empty when nothing stands out")
 ]
 
 
@@ -92,11 +114,12 @@ class TranslateResponse(BaseModel):
     model: str
     translation: str = Field(examples=["これは例です。"])
     score: float
-    politeness: PolitenessUsed
-    politeness_probabilities: PolitenessProbabilities
+    controls: ControlsUsed
+    predictions: Predictions
     source_tokens: list[Token]
     target_tokens: list[Token]
     n_best: list[Hypothesis] = Field(description="best first; one entry per finished beam hypothesis")
+    warnings: Warnings
 
 
 class AttentionMap(BaseModel):
@@ -115,12 +138,14 @@ class AttentionResponse(BaseModel):
     translation: str = Field(examples=["これは例です。"])
     forced: bool = Field(description="true when the target was given rather than decoded")
     score: float = Field(description="log-probability of the target tokens")
-    politeness: PolitenessUsed
-    politeness_probabilities: PolitenessProbabilities
+    controls: ControlsUsed
+    predictions: Predictions
+    granularity: Granularity
     source_tokens: list[Token] = Field(description="rows and columns of encoder maps, columns of cross maps")
     target_tokens: list[Token] = Field(description="tokens produced: rows of decoder and cross maps")
     decoder_input_tokens: list[Token] = Field(description="<s> then target_tokens[:-1]: columns of decoder maps")
     attention: dict[AttentionKind, AttentionMap]
+    warnings: Warnings
 
 
 class VocabSizes(BaseModel):
@@ -134,23 +159,63 @@ class ModelLimits(BaseModel):
     max_beam_size: int
 
 
+class LanguageInfo(BaseModel):
+    code: str = Field(examples=["ja"])
+    name: str = Field(examples=["Japanese"])
+
+
+class KindInfo(BaseModel):
+    layers: int
+    heads: int
+
+
+class ControlInfo(BaseModel):
+    name: str = Field(examples=["politeness"])
+    label: str = Field(examples=["Politeness"])
+    values: list[str] = Field(examples=[["auto", "plain", "polite"]])
+    default: str
+    help: str
+    value_labels: dict[str, str] = Field(description="labels for the page, where a value has one")
+
+
+class TokenConventionsInfo(BaseModel):
+    subword_marker: str | None = Field(
+        description="how the model's tokenizer marks word pieces (shown stripped); null for word-level models"
+    )
+    target_joiner: str = Field(description='"" when the target language is written without spaces, " " otherwise')
+    special_tokens: list[str]
+    word_level: bool = Field(description="every token is a whole word: granularity word has nothing to merge")
+
+
+class AlignmentLayer(BaseModel):
+    layer: int = Field(description="the cross-attention layer whose mean over heads aligns best")
+    measured: bool = Field(description="true when the model card measured it; false: the last layer, for want of a figure")
+    note: str = Field(examples=["lowest AER on dev against eflomal alignments (0.609)"])
+
+
 class ModelInfo(BaseModel):
     name: str = Field(examples=["en-ja"])
     description: str
-    source_language: str | None
-    target_language: str | None
-    encoder_layers: int
-    decoder_layers: int
-    heads: int
+    family: str = Field(examples=["attnscope-transformer", "marian", "t5"])
+    default: bool
+    source_language: LanguageInfo
+    target_language: LanguageInfo
+    kinds: dict[AttentionKind, KindInfo] = Field(
+        description="the attention kinds the model has, with their layer and head counts"
+    )
+    controls: list[ControlInfo] = Field(description="decoding controls a request may set in `controls`")
+    tokens: TokenConventionsInfo
+    granularities: list[Granularity]
+    limits: ModelLimits
     d_model: int
     parameters: int
     vocab_sizes: VocabSizes
     test_bleu: dict[str, float] | None = Field(description="BLEU on the test set by decoding method, from the model card")
-    politeness_levels: list[str] = Field(
-        description="politeness a request may ask for besides auto; empty for a model without politeness control"
-    )
-    default: bool
-    limits: ModelLimits
+    examples: list[str] = Field(description="source sentences to try")
+    target_example: str | None = Field(description="a target the model accepts as written")
+    has_readings: bool = Field(description="target tokens carry a Latin-letter reading")
+    alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
+    card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")
 
 
 class ValidationIssue(BaseModel):

@@ -18,7 +18,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    model_dir: Path = BUILT_IN_MODEL_DIR
+    model_dir: Path | None = Field(
+        BUILT_IN_MODEL_DIR, description="folder whose NAME.pt checkpoints and Hugging Face NAME/ directories are all served"
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description='more models, one by one: paths or Hugging Face hub ids (JSON list, e.g. ["./opus-mt-en-de"])',
+    )
     default_model: str | None = Field(None, description="name of the default model; None picks en-ja, else the first by name")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
     max_source_tokens: int = Field(128, ge=1)

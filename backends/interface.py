@@ -46,6 +46,10 @@ class InputError(ValueError):
     """Input the model cannot take; the message says what to change."""
 
 
+class ModelLoadError(ValueError):
+    """A model that cannot be served (not a model, not an encoder-decoder, a missing part); one line saying why."""
+
+
 # --- what a model says about itself -------------------------------------------------------------
 
 
@@ -53,6 +57,19 @@ class InputError(ValueError):
 class Language:
     code: str  # BCP 47 ("en", "ja", "de"), or the model's own code ("eng_Latn") for multilingual models
     name: str  # "English"
+
+
+# Names for the codes a model card or config gives; a code missing here is shown as it is.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "hi": "Hindi", "it": "Italian",
+    "ja": "Japanese", "ko": "Korean", "nl": "Dutch", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
+    "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+
+
+def language(code: str) -> Language:
+    """A Language from a code like "ja", "ja_XX" (mBART) or "jpn_Jpan" (NLLB: named by its code)."""
+    return Language(code, LANGUAGE_NAMES.get(code.split("_")[0].lower(), code))
 
 
 @dataclass(frozen=True)

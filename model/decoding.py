@@ -16,25 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from backends.interface import StopCheck, never_stop
 from model.transformer import Seq2SeqTransformer
 from model.vocab import Vocab
-
-
-@dataclass
-class AttentionMaps:
-    """Every attention map of one (source, target) pair, for every layer and head.
-
-    encoder: (L, H, S, S)  rows and columns are `source` positions.
-    decoder: (L, H, T, T)  masked self-attention: row t is labelled by the token *produced* at
-                           position t (target[t]); columns by the decoder *inputs* (<s>, target[:-1]).
-                           Entries above the diagonal are exactly 0.
-    cross:   (L, H, T, S)  rows labelled like `decoder`, columns by `source`.
-    """
-
-    encoder: Tensor
-    decoder: Tensor
-    cross: Tensor
-
 
 # What Seq2SeqTransformer.encode returns: memory (B, S, D) and per-layer self-attention weights.
 Encoded = tuple[Tensor, list[Tensor]]
@@ -71,10 +55,11 @@ def greedy_decode(
     max_length: int | None = None,
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
+    stop: StopCheck = never_stop,
 ) -> list[Hypothesis]:
     """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control; encoded: model.encode(src), where the caller has already run it. Returns one
-    hypothesis per sentence."""
+    control; encoded: model.encode(src), where the caller has already run it; stop is called before
+    every step and raises to end the call. Returns one hypothesis per sentence."""
     model.eval()
     b = src.size(0)
     memory, _ = encoded or model.encode(src)
@@ -84,6 +69,7 @@ def greedy_decode(
     scores = torch.zeros(b, device=src.device)
     finished = torch.zeros(b, dtype=torch.bool, device=src.device)
     for _ in range(steps):
+        stop()
         logp = next_token_logprobs(model.decode_step(ys[:, -1], caches, politeness))
         next_id = logp.argmax(-1)
         scores += torch.where(finished, 0.0, logp.gather(1, next_id[:, None]).squeeze(1))
@@ -116,9 +102,11 @@ def beam_search(
     n_best: int = 1,
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
+    stop: StopCheck = never_stop,
 ) -> list[list[Hypothesis]]:
     """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control; encoded: model.encode(src), where the caller has already run it. Returns, per
+    control; encoded: model.encode(src), where the caller has already run it; stop is called before
+    every step and raises to end the call. Returns, per
     sentence, up to `n_best` hypotheses, best first, scored by log p / length_penalty. The
     sentences' beams are decoded together, K = beam_size rows each."""
     model.eval()
@@ -135,6 +123,7 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
     done = [False] * b
     for step in range(1, max(limits) + 1):
+        stop()
         logp = next_token_logprobs(model.decode_step(beams[:, -1], caches, politeness_rows))  # (B·K, V)
         vocab_size = logp.size(-1)
         cand = (beam_logp[:, :, None] + logp.view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
@@ -180,21 +169,23 @@ def forced_attention(
     target_ids: list[int],
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
-) -> tuple[AttentionMaps, Tensor]:
+) -> tuple[dict[str, Tensor], Tensor]:
     """One teacher-forced pass of `target_ids` (produced tokens, usually ending with </s>).
 
     src: (1, S), politeness: (1,) for a model with politeness control; encoded: model.encode(src),
-    where the caller has already run it. Returns the maps and the per-position log-probabilities
-    of target_ids (T,).
+    where the caller has already run it. Returns the maps by kind, labelled as backends.interface
+    documents (decoder and cross rows: the token produced at each position; decoder columns: the
+    inputs <s>, target[:-1]; decoder entries above the diagonal exactly 0), and the per-position
+    log-probabilities of target_ids (T,).
     """
     model.eval()
     tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
     memory, enc = encoded or model.encode(src)
     logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)
-    maps = AttentionMaps(
-        encoder=torch.stack(enc, 1)[0].cpu(),  # (L, H, S, S)
-        decoder=torch.stack(dec, 1)[0].cpu(),  # (L, H, T, T)
-        cross=torch.stack(cross, 1)[0].cpu(),  # (L, H, T, S)
-    )
+    maps = {
+        "encoder": torch.stack(enc, 1)[0].cpu(),  # (L, H, S, S)
+        "decoder": torch.stack(dec, 1)[0].cpu(),  # (L, H, T, T)
+        "cross": torch.stack(cross, 1)[0].cpu(),  # (L, H, T, S)
+    }
     return maps, logp.cpu()

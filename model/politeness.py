@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 POLITENESS_LEVELS = ("plain", "polite")
+POLITENESS_LABELS = {"plain": "Plain (だ・である)", "polite": "Polite (です・ます)"}
 
 # Polite verb endings as KyTea splits them in the corpus (です → で す, ました → ま し た).
 POLITE_ENDINGS = (

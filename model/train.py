@@ -113,7 +113,7 @@ def dev_scores(translator: Translator, src: list[list[str]], ref: list[list[str]
     bleu = corpus_bleu([[t.text for t in h.target_tokens if not t.special] for h in hyps], ref)
     if not translator.config.politeness_levels:
         return bleu, None
-    return bleu, sum(h.politeness == target_politeness(r) for h, r in zip(hyps, ref, strict=True)) / len(ref)
+    return bleu, sum(h.controls["politeness"] == target_politeness(r) for h, r in zip(hyps, ref, strict=True)) / len(ref)
 
 
 def average_state_dicts(states: list[dict]) -> dict:

@@ -29,14 +29,9 @@ class ModelConfig:
     positional_encoding: str = "sinusoidal"  # "sinusoidal" | "learned"
     tie_target_embeddings: bool = True
     pad_id: int = 0
-    unk_id: int = 1
     # Politeness control (model/politeness.py): the levels the decoder can be asked for,
     # e.g. ("plain", "polite"); empty for a model without it.
     politeness_levels: tuple[str, ...] = ()
-    # The politeness classifier reads source ids below this (the vocabulary is sorted by frequency,
-    # so these are the commonest words) and the rest as <unk>: a word seen a handful of times is
-    # weak evidence for a register, and letting it decide overfits. 0 reads every word.
-    politeness_vocab_size: int = 0
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -253,15 +248,7 @@ class Seq2SeqTransformer(nn.Module):
         return self.encoder_norm(x), weights
 
     def politeness_logits(self, memory: Tensor, src: Tensor) -> Tensor:
-        """memory: (B, S, D), src: (B, S) -> (B, P) scores of the politeness level a translation should take.
-
-        `memory` is the encoding of `src`; with a politeness vocabulary, a source with rarer words
-        is encoded again with those words as <unk>.
-        """
-        if self.cfg.politeness_vocab_size:
-            rare = src >= self.cfg.politeness_vocab_size  # (B, S)
-            if rare.any():
-                memory, _ = self.encode(src.masked_fill(rare, self.cfg.unk_id))
+        """memory: (B, S, D), the encoding of src: (B, S) -> (B, P) scores of the politeness level a translation should take."""
         keep = (src != self.cfg.pad_id).unsqueeze(-1).to(memory.dtype)  # (B, S, 1)
         pooled = (memory * keep).sum(1) / keep.sum(1)  # (B, D)
         return self.politeness_head(pooled)

@@ -1,57 +1,25 @@
-"""The model-facing service: raw text in, translations and labelled attention maps out.
+"""The built-in transformer's translator: raw text in, translations and labelled attention maps out.
 
-This is what the web service and the CLIs call; it knows nothing of HTTP.
+It returns the model interface's result types (backends.interface); backends.builtin serves it
+through that interface, and the model CLIs (translate, evaluate, train) call it directly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from backends.interface import AttentionResult, InputError, StopCheck, Token, Translation, never_stop
+from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import AttentionMaps, Encoded, Hypothesis, beam_search, forced_attention, greedy_decode
+from model.decoding import Encoded, Hypothesis, beam_search, forced_attention, greedy_decode
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
 from model.vocab import BOS, EOS, Vocab
 
-
-class InputError(ValueError):
-    """Input the model cannot take; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # the surface form as typed (lowercased English), even when the model sees <unk>
-    id: int
-    unknown: bool
-    special: bool
-
-
-@dataclass
-class Translation:
-    source_tokens: list[Token]
-    target_tokens: list[Token]
-    translation: str
-    score: float
-    n_best: list[tuple[str, list[str], float]]  # (translation, tokens, score), best first
-    politeness: str | None  # the politeness decoded with; None for a model without politeness control
-    politeness_probabilities: dict[str, float]  # the model's prediction from the source; {} without control
-
-
-@dataclass
-class AttentionResult:
-    source_tokens: list[Token]  # columns of encoder and cross maps (ends with </s>)
-    target_tokens: list[Token]  # produced tokens: rows of decoder and cross maps (ends with </s>)
-    decoder_input_tokens: list[Token]  # <s> + target_tokens[:-1]: columns of the decoder map
-    translation: str
-    forced: bool
-    score: float  # total log-probability of target_tokens
-    maps: AttentionMaps
-    politeness: str | None
-    politeness_probabilities: dict[str, float]
+POLITENESS = "politeness"  # the control's name in Translation.controls and .predictions
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -87,10 +55,7 @@ class Translator:
         """Tokenize raw or corpus-tokenized English; appends </s> as the model was trained."""
         words = tokenize_english(text)
         if not words:
-            raise InputError("the source is empty: type an English sentence")
-        limit = self.config.max_positions
-        if len(words) + 1 > limit:
-            raise InputError(f"the source has {len(words)} tokens; this model takes at most {limit - 1}")
+            raise InputError("the source is empty: type a sentence in English")
         return self._tokens([*words, EOS], self.src_vocab)
 
     def target_tokens(self, text: str) -> list[Token]:
@@ -98,10 +63,14 @@ class Translator:
         words = [w for w in segment_japanese(text, self.tgt_vocab) if w != EOS]
         if not words:
             raise InputError("the target is empty: type a Japanese translation or leave it out")
-        limit = self.config.max_positions
-        if len(words) + 1 > limit:
-            raise InputError(f"the target has {len(words)} tokens; this model takes at most {limit - 1}")
         return self._tokens([*words, EOS], self.tgt_vocab)
+
+    def _fitting(self, tokens: list[Token], what: str) -> list[Token]:
+        """`tokens` (</s> included) when the position table holds them; InputError otherwise."""
+        limit = self.config.max_positions - 1
+        if len(tokens) - 1 > limit:
+            raise InputError(f"the {what} has {len(tokens) - 1} tokens; the limit is {limit}: shorten it")
+        return tokens
 
     def _src_tensor(self, tokens: list[Token]) -> torch.Tensor:
         return torch.tensor([[t.id for t in tokens]], device=self.device)
@@ -136,8 +105,12 @@ class Translator:
             ids = torch.full((src.size(0),), names.index(politeness), dtype=torch.long, device=src.device)
         return ids, [dict(zip(names, row, strict=True)) for row in probs.tolist()]
 
-    def _politeness_name(self, ids: torch.Tensor | None, i: int) -> str | None:
-        return None if ids is None else self.config.politeness_levels[int(ids[i])]
+    def _politeness_used(self, ids: torch.Tensor | None, i: int) -> dict[str, str]:
+        return {} if ids is None else {POLITENESS: self.config.politeness_levels[int(ids[i])]}
+
+    @staticmethod
+    def _predictions(probabilities: dict[str, float]) -> dict[str, dict[str, float]]:
+        return {POLITENESS: probabilities} if probabilities else {}
 
     def _hypotheses(
         self,
@@ -147,11 +120,14 @@ class Translator:
         max_length: int | None,
         n_best: int,
         politeness: torch.Tensor | None,
+        stop: StopCheck,
     ) -> list[list[Hypothesis]]:
         """src: (B, S) -> per sentence, its best hypotheses, best first (one for greedy)."""
         if beam_size <= 1:
-            return [[h] for h in greedy_decode(self.model, src, max_length, politeness, encoded)]
-        return beam_search(self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded)
+            return [[h] for h in greedy_decode(self.model, src, max_length, politeness, encoded, stop)]
+        return beam_search(
+            self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop
+        )
 
     def translate(
         self,
@@ -160,37 +136,40 @@ class Translator:
         max_length: int | None = None,
         n_best: int = 1,
         politeness: str = "auto",
+        stop: StopCheck = never_stop,
     ) -> list[Translation]:
-        """Translate many sentences, decoded in length-sorted batches (beam search included)."""
+        """Translate many sentences, decoded in length-sorted batches (beam search included); stop is
+        called before every pass and decoding step, and raises to end the call."""
         self.check_politeness(politeness)
-        sources = [self.source_tokens(t) for t in texts]
+        sources = [self._fitting(self.source_tokens(t), "source") for t in texts]
         best: list[list[Hypothesis]] = [[] for _ in texts]
-        chosen: list[tuple[str | None, dict[str, float]]] = [(None, {}) for _ in texts]
+        chosen: list[tuple[dict[str, str], dict[str, float]]] = [({}, {}) for _ in texts]
         order = sorted(range(len(texts)), key=lambda i: len(sources[i]))
         # A beam takes beam_size decoder rows per sentence; this keeps a batch near 64 rows.
         batch_size = max(1, 64 // max(1, beam_size))
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
+            stop()
             encoded = self._encode(src)
             ids, probs = self._politeness_ids(encoded, src, politeness)
-            hyps = self._hypotheses(src, encoded, beam_size, max_length, max(1, n_best), ids)
+            hyps = self._hypotheses(src, encoded, beam_size, max_length, max(1, n_best), ids, stop)
             for row, i in enumerate(chunk):
                 best[i] = hyps[row]
-                chosen[i] = (self._politeness_name(ids, row), probs[row])
+                chosen[i] = (self._politeness_used(ids, row), probs[row])
         results = []
         for tokens, hyps, (used, probs) in zip(sources, best, chosen, strict=True):
-            n_best_list = [(join_japanese(w := self.tgt_vocab.decode(h.ids)), w, h.score) for h in hyps]
+            n_best_list = [NBestEntry(join_japanese(w := self.tgt_vocab.decode(h.ids)), w, h.score) for h in hyps]
             top = hyps[0]
             results.append(
                 Translation(
-                    tokens,
-                    self._tokens(self.tgt_vocab.decode(top.ids), self.tgt_vocab),
-                    n_best_list[0][0],
-                    top.score,
-                    n_best_list,
-                    used,
-                    probs,
+                    source_tokens=tokens,
+                    target_tokens=self._tokens(self.tgt_vocab.decode(top.ids), self.tgt_vocab),
+                    translation=n_best_list[0].translation,
+                    score=top.score,
+                    n_best=n_best_list,
+                    controls=used,
+                    predictions=self._predictions(probs),
                 )
             )
         return results
@@ -202,26 +181,30 @@ class Translator:
         beam_size: int = 1,
         max_length: int | None = None,
         politeness: str = "auto",
+        stop: StopCheck = never_stop,
     ) -> AttentionResult:
-        """Translate `source` (or force `target`) and return every attention map of that pair.
+        """Translate `source` (or force `target`) and return every attention map of that pair; stop is
+        called before every pass and decoding step, and raises to end the call.
 
         With politeness "auto", a decoded translation takes the politeness predicted from the source;
         a forced target is scored under its own (これは例です。 is polite whatever the prediction).
         """
         self.check_politeness(politeness)
-        src_tokens = self.source_tokens(source)
+        src_tokens = self._fitting(self.source_tokens(source), "source")
         src = self._src_tensor(src_tokens)
-        forced_tokens = None if target is None else self.target_tokens(target)
+        forced_tokens = None if target is None else self._fitting(self.target_tokens(target), "target")
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
+        stop()
         encoded = self._encode(src)
         ids, probs = self._politeness_ids(encoded, src, politeness)
         if forced_tokens is None:
-            target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids)[0][0].ids
+            target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids, stop)[0][0].ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
+        stop()
         maps, logp = forced_attention(self.model, src, target_ids, ids, encoded)
         decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
         return AttentionResult(
@@ -232,6 +215,6 @@ class Translator:
             forced=target is not None,
             score=float(logp.sum()),
             maps=maps,
-            politeness=self._politeness_name(ids, 0),
-            politeness_probabilities=probs[0],
+            controls=self._politeness_used(ids, 0),
+            predictions=self._predictions(probs[0]),
         )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app import service
+from app import checks, shaping
 from app.dependencies import ClientGoneDep, RegistryDep, RunnerDep, SettingsDep
 from app.routes import POST_ERRORS, gzipped_json_response
 from app.schemas import AttentionRequest, AttentionResponse
@@ -29,8 +29,9 @@ async def attention(
       diagonal are masked and exactly 0;
     - **cross** (encoder-decoder) attention: rows are `target_tokens`, columns `source_tokens`.
     """
-    served = registry.get(body.model)
-    service.check_attention(served, body, settings)  # before queueing: bad input is answered at once
-    key = ("attention", served.name, repr(body.model_dump(exclude={"model"})))
-    content = await runner.gzipped_json(key, lambda: service.attention(served, body, settings), client_gone)
+    name, model = registry.get(body.model)
+    call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
+    content = await runner.gzipped_json(
+        ("attention", name, call), lambda stop: shaping.attention(model, name, call, stop), client_gone
+    )
     return gzipped_json_response(request, content)

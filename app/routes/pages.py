@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from app import service
+from app import shaping
 from app.dependencies import RegistryDep, SettingsDep
 from app.settings import REPO_ROOT
 
@@ -17,5 +17,5 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTMLResponse:
-    models = [service.model_info(served, registry, settings).model_dump() for served in registry.models.values()]
+    models = [shaping.model_info(name, model, registry.default, settings).model_dump() for name, model in registry.models.items()]
     return templates.TemplateResponse(request, "index.html", {"models": models, "default_model": registry.default})

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from app.service import InferenceRunner
+from app.runner import InferenceRunner
 from tests.app.conftest import attention, make_client
 
 EXAMPLE = "This is an example."
@@ -59,7 +59,7 @@ def test_weights_are_the_models_own_rounded_to_the_precision(client, served_tran
     maps = served_translator.attention(EXAMPLE, "これ は 例 で す 。").maps
     for kind in ("encoder", "decoder", "cross"):
         served = torch.tensor(body["attention"][kind]["weights"], dtype=torch.float64)
-        assert torch.allclose(served, getattr(maps, kind).double(), atol=6e-7)
+        assert torch.allclose(served, maps[kind].double(), atol=6e-7)
 
 
 def test_precision_sets_the_decimal_places(client):

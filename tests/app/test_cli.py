@@ -41,7 +41,7 @@ def test_attention_json_is_what_the_api_returns(capsys, client, tiny_model_dir):
 
 def test_attention_reports_bad_input_in_one_line(capsys, tiny_model_dir):
     code, out, err = run(capsys, "attention", "   ", "--model-dir", str(tiny_model_dir))
-    assert (code, out, err) == (2, "", "attnscope: the source is empty: type an English sentence\n")
+    assert (code, out, err) == (2, "", "attnscope: the source is empty: type a sentence in English\n")
     code, _, err = run(capsys, "attention", "hi", "--layers", "9", "--model-dir", str(tiny_model_dir))
     assert code == 2 and "out of range" in err
 
@@ -52,13 +52,18 @@ def test_serve_refuses_a_folder_without_models(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("app.cli.get_settings", lru_cache(Settings))
     code, _, err = run(capsys, "serve", "--model-dir", str(tmp_path), "--port", "0")
     assert code == 2
-    assert err == f"attnscope: no model checkpoints (*.pt) in {tmp_path}: run `make train` or pass --model-dir\n"
+    assert err == (
+        f"attnscope: cannot serve: no models in {tmp_path}: it holds no NAME.pt checkpoint and no Hugging Face directory "
+        "NAME/ with a config.json\n"
+    )
 
 
-def test_attention_asks_for_a_politeness_and_prints_the_prediction(capsys, tmp_path):
+def test_attention_sets_a_control_and_prints_the_prediction(capsys, tmp_path):
     write_model_dir(tmp_path, politeness_levels=("plain", "polite"))
-    code, out, _ = run(capsys, "attention", "I like tea.", "--politeness", "plain", "--model-dir", str(tmp_path))
+    code, out, _ = run(capsys, "attention", "I like tea.", "--control", "politeness=plain", "--model-dir", str(tmp_path))
     assert code == 0
     assert "politeness:  plain (predicted: plain " in out and ", polite " in out
-    code, _, err = run(capsys, "attention", "I like tea.", "--politeness", "formal", "--model-dir", str(tmp_path))
-    assert code == 2 and "invalid choice" in err
+    code, _, err = run(capsys, "attention", "I like tea.", "--control", "politeness=formal", "--model-dir", str(tmp_path))
+    assert (code, err) == (2, "attnscope: Politeness 'formal' is not one of auto, plain, polite\n")
+    code, _, err = run(capsys, "attention", "I like tea.", "--control", "register=formal", "--model-dir", str(tmp_path))
+    assert (code, err) == (2, "attnscope: model tiny has no control 'register'; its controls: politeness\n")

@@ -61,16 +61,16 @@ def test_unknown_model_lists_the_available_ones(strict_client):
         ({"layers": [-1]}, ["layers -1 out of range", "0 to 1"]),
         ({"layers": [10**30]}, ["out of range", "0 to 1"]),
         ({"kinds": ["cross"], "layers": [5]}, ["cross layers 5 out of range"]),
-        ({"heads": [4]}, ["heads 4 out of range", "0 to 3"]),
+        ({"heads": [4]}, ["encoder heads 4 out of range", "0 to 3"]),
         ({"heads": [-2]}, ["heads -2 out of range", "0 to 3"]),
         ({"kinds": ["self"]}, ["kinds[0]", "'encoder', 'decoder' or 'cross'"]),
         ({"kinds": []}, ["kinds"]),
         ({"layers": []}, ["layers"]),
-        ({"beam_size": 5}, ["beam_size 5 is over the limit", "1 to 4"]),
-        ({"beam_size": 10**6}, ["beam_size 1000000 is over the limit"]),
+        ({"beam_size": 5}, ["Beam size (beam_size) 5 is over the limit", "1 to 4"]),
+        ({"beam_size": 10**6}, ["Beam size (beam_size) 1000000 is over the limit"]),
         ({"beam_size": 0}, ["beam_size", "greater than or equal to 1"]),
-        ({"max_length": 13}, ["max_length 13 is over the limit", "1 to 12"]),
-        ({"max_length": 10**6}, ["max_length 1000000"]),
+        ({"max_length": 13}, ["Max length (max_length) 13 is over the limit", "1 to 12"]),
+        ({"max_length": 10**6}, ["Max length (max_length) 1000000"]),
         ({"max_length": 0}, ["max_length"]),
         ({"precision": 9}, ["precision", "less than or equal to 8"]),
         ({"source": 5}, ["source", "valid string"]),
@@ -141,9 +141,9 @@ def test_unknown_paths_and_methods(strict_client):
 
 def test_an_unexpected_failure_is_a_json_500_without_internals(strict_client, monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("secret internals at /work/main/app/service.py")
+        raise RuntimeError("secret internals at /work/main/app/shaping.py")
 
-    monkeypatch.setattr("app.service.attention", broken)
+    monkeypatch.setattr("app.shaping.attention", broken)
     response = post(strict_client, {"source": "this is"})
     assert_error(response, 500, "internal error")
     assert "secret" not in response.text

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import torch
 
-from app import service
+from app import shaping
 from app.cli import main
-from app.service import InferenceRunner, RequestCancelled, ResponseCache, ServerBusy
+from app.runner import InferenceRunner, RequestCancelled, ResponseCache, ServerBusy
 from app.settings import Settings
 from tests.app.conftest import live_server
 from tests.conftest import write_model_dir
@@ -41,7 +41,7 @@ def assert_one_clear_line(err: str, *fragments: str) -> None:
 def test_serve_refuses_a_missing_folder(capsys, monkeypatch, tmp_path):
     code, err = serve(capsys, monkeypatch, tmp_path / "nowhere")
     assert code == 2
-    assert_one_clear_line(err, "no model checkpoints")
+    assert_one_clear_line(err, "does not exist")
 
 
 def test_serve_refuses_a_truncated_checkpoint(capsys, monkeypatch, tmp_path):
@@ -77,19 +77,19 @@ def test_serve_refuses_a_broken_model_card(capsys, monkeypatch, tmp_path):
 
 
 class BlockedModel:
-    """Stands in for service.attention: each call waits until released, so a test controls who holds the slot."""
+    """Stands in for shaping.attention: each call waits until released, so a test controls who holds the slot."""
 
-    def __init__(self, real=service.attention):
+    def __init__(self, real=shaping.attention):
         self.real = real
         self.release = threading.Event()
         self.calls = 0
         self.running = threading.Event()
 
-    def __call__(self, served, body, settings):
+    def __call__(self, model, name, call, stop):
         self.calls += 1
         self.running.set()
         self.release.wait(30)
-        return self.real(served, body, settings)
+        return self.real(model, name, call, stop)
 
 
 def wait_until(condition, timeout: float = 10) -> None:
@@ -114,7 +114,7 @@ def post_in_thread(base: str, body: dict, results: list, timeout: float = 30) ->
 
 def test_a_full_queue_and_a_long_wait_answer_503_with_retry_after(tiny_model_dir, monkeypatch):
     blocked = BlockedModel()
-    monkeypatch.setattr(service, "attention", blocked)
+    monkeypatch.setattr(shaping, "attention", blocked)
     settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=1, queue_timeout=1.5, cache_size=0)
     with live_server(settings) as base:
         holder, waiter = [], []
@@ -146,7 +146,7 @@ def test_a_full_queue_and_a_long_wait_answer_503_with_retry_after(tiny_model_dir
 
 def test_a_client_that_leaves_the_queue_frees_its_place_and_never_runs(tiny_model_dir, monkeypatch):
     blocked = BlockedModel()
-    monkeypatch.setattr(service, "attention", blocked)
+    monkeypatch.setattr(shaping, "attention", blocked)
     settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=1, queue_timeout=30, cache_size=0)
     with live_server(settings) as base:
         holder, leaver = [], []
@@ -169,26 +169,26 @@ def test_a_client_that_leaves_the_queue_frees_its_place_and_never_runs(tiny_mode
 
 def test_a_client_that_leaves_mid_call_stops_the_model_and_frees_its_slot(tiny_model_dir, monkeypatch):
     stopped = threading.Event()
-    real_attention = service.attention
+    real_attention = shaping.attention
 
-    def endless(served, body, settings):
-        """A model call that would take 60 s: decoding step after decoding step."""
+    def endless(model, name, call, stop):
+        """A model call that would take 60 s: decoding step after decoding step, checking stop as every model does."""
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                served.translator.attention(body.source)
+                model.attention(call.source, stop=stop)
         except RequestCancelled:
             stopped.set()
             raise
-        return real_attention(served, body, settings)
+        return real_attention(model, name, call, stop)
 
-    monkeypatch.setattr(service, "attention", endless)
+    monkeypatch.setattr(shaping, "attention", endless)
     settings = Settings(model_dir=tiny_model_dir, concurrency=1, queue_timeout=30, cache_size=0)
     with live_server(settings) as base:
         with pytest.raises(httpx.TimeoutException):
             httpx.post(f"{base}/api/v1/attention", json={"source": "this is"}, timeout=0.5)
         assert stopped.wait(5), "the model call went on after its client had left"
-        monkeypatch.setattr(service, "attention", real_attention)
+        monkeypatch.setattr(shaping, "attention", real_attention)
         started = time.monotonic()
         assert httpx.post(f"{base}/api/v1/attention", json={"source": "i like tea"}, timeout=10).status_code == 200
         assert time.monotonic() - started < 5
@@ -201,7 +201,7 @@ def test_runner_turns_requests_away_when_the_queue_is_full():
 
     async def call(i):
         try:
-            await runner.gzipped_json(i, lambda: (release.wait(5), Settings())[1])
+            await runner.gzipped_json(i, lambda stop: (release.wait(5), Settings())[1])
             outcomes.append("ok")
         except ServerBusy as exc:
             outcomes.append(exc.retry_after)
@@ -244,7 +244,7 @@ def test_the_app_takes_the_cache_budget_from_the_settings(tiny_model_dir):
 def test_bad_input_is_answered_at_once_even_when_every_slot_is_taken(tiny_model_dir, monkeypatch):
     # Found by bench/load.py: validation ran inside the model call, so under load a typo waited, then got 503.
     blocked = BlockedModel()
-    monkeypatch.setattr(service, "attention", blocked)
+    monkeypatch.setattr(shaping, "attention", blocked)
     settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=0, queue_timeout=5, cache_size=0)
     with live_server(settings) as base:
         holder = []

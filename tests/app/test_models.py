@@ -11,17 +11,26 @@ def test_lists_the_model_with_its_architecture_and_card(client):
     cfg = make_tiny_model().model.cfg
     assert info["name"] == "tiny"
     assert info["description"] == "tiny random model for tests"
-    assert (info["source_language"], info["target_language"]) == ("en", "ja")
-    assert (info["encoder_layers"], info["decoder_layers"], info["heads"], info["d_model"]) == (
-        cfg.n_encoder_layers,
-        cfg.n_decoder_layers,
-        cfg.n_heads,
-        cfg.d_model,
+    assert info["family"] == "attnscope-transformer"
+    assert (info["source_language"], info["target_language"]) == (
+        {"code": "en", "name": "English"},
+        {"code": "ja", "name": "Japanese"},
     )
+    layers, heads = cfg.n_encoder_layers, cfg.n_heads
+    assert info["kinds"] == {kind: {"layers": layers, "heads": heads} for kind in ("encoder", "decoder", "cross")}
+    assert info["d_model"] == cfg.d_model
+    assert info["tokens"] == {
+        "subword_marker": None,
+        "target_joiner": "",
+        "special_tokens": ["<pad>", "<unk>", "<s>", "</s>"],
+        "word_level": True,
+    }
+    assert info["granularities"] == ["token"]
     assert info["vocab_sizes"] == {"source": cfg.src_vocab_size, "target": cfg.tgt_vocab_size}
     assert info["parameters"] == make_tiny_model().model.num_parameters()
     assert info["test_bleu"] == {"greedy": 0.0}
-    assert info["politeness_levels"] == []
+    assert info["controls"] == []
+    assert info["card"]["description"] == "tiny random model for tests"
     assert info["default"] is True
     # the model's 64 positions cap the configured 128 source tokens (one position is </s>)
     assert info["limits"] == {"max_source_tokens": 63, "max_target_tokens": 63, "max_beam_size": 8}
@@ -60,3 +69,12 @@ def test_a_checkpoint_without_a_card_is_described_from_the_checkpoint(tmp_path):
     assert info["description"] == ""
     assert info["test_bleu"] is None
     assert info["parameters"] == make_tiny_model().model.num_parameters()
+
+
+def test_a_model_without_an_alignment_figure_opens_on_its_last_cross_layer(client):
+    info = client.get("/api/v1/models/tiny").json()
+    assert info["alignment_layer"] == {
+        "layer": info["kinds"]["cross"]["layers"] - 1,
+        "measured": False,
+        "note": "the last layer: the model card has no alignment figure",
+    }

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from app.service import ModelRegistry, RegistryError
+from app.registry import ModelRegistry, RegistryError
 from model.readings import readings_path
 from tests.app.conftest import attention, make_client
 

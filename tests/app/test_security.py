@@ -59,9 +59,9 @@ def test_every_answer_carries_the_security_headers(client, method, path, body, s
 
 def test_an_unexpected_failure_carries_them_too(client, monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("secret internals at /work/main/app/service.py")
+        raise RuntimeError("secret internals at /work/main/app/shaping.py")
 
-    monkeypatch.setattr("app.service.attention", broken)
+    monkeypatch.setattr("app.shaping.attention", broken)
     response = client.post("/api/v1/attention", json={"source": "this is"})
     assert response.status_code == 500
     assert_secured(response)

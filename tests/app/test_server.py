@@ -59,7 +59,7 @@ def test_real_server_answers_over_http(server):
         assert set(body["attention"]) == {"encoder", "decoder", "cross"}
 
         error = client.post("/api/v1/attention", json={"source": "   "})
-        assert (error.status_code, error.json()) == (422, {"detail": "the source is empty: type an English sentence"})
+        assert (error.status_code, error.json()) == (422, {"detail": "the source is empty: type a sentence in English"})
         too_big = client.post("/api/v1/attention", content=b"x" * 70_000, headers={"content-type": "application/json"})
         assert too_big.status_code == 413
         assert client.get("/").status_code == 200

@@ -24,13 +24,9 @@ def test_the_classic_example_has_every_map_shaped_by_its_tokens(shipped_client):
     info = shipped_client.get("/api/v1/models/en-ja").json()
     rows = {"encoder": len(source), "decoder": len(target), "cross": len(target)}
     columns = {"encoder": len(source), "decoder": len(body["decoder_input_tokens"]), "cross": len(source)}
-    for kind, layers in (
-        ("encoder", info["encoder_layers"]),
-        ("decoder", info["decoder_layers"]),
-        ("cross", info["decoder_layers"]),
-    ):
+    for kind, shape in info["kinds"].items():
         weights = torch.tensor(body["attention"][kind]["weights"])
-        assert weights.shape == (layers, info["heads"], rows[kind], columns[kind])
+        assert weights.shape == (shape["layers"], shape["heads"], rows[kind], columns[kind])
         # each of the row's weights is rounded to 4 places, so the sum may be off by half a unit per cell
         assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=columns[kind] * 5e-5)
     decoder = torch.tensor(body["attention"]["decoder"]["weights"])
@@ -46,15 +42,19 @@ def test_the_classic_example_forced_through_the_api(shipped_client):
     assert body["target_tokens"][2]["reading"] == "rei"
     info = shipped_client.get("/api/v1/models/en-ja").json()
     assert info["default"] is True
+    card = info["card"]["alignment_by_layer"]
+    best = min(card["layers"], key=lambda row: row["aer"])["layer"]
+    assert info["alignment_layer"]["layer"] == card["best_layer"] == best and info["alignment_layer"]["measured"]
     assert info["test_bleu"]["greedy"] >= 35.0
 
 
 def test_the_shipped_model_takes_a_politeness(shipped_client):
-    assert shipped_client.get("/api/v1/models/en-ja").json()["politeness_levels"] == ["plain", "polite"]
+    (control,) = shipped_client.get("/api/v1/models/en-ja").json()["controls"]
+    assert (control["name"], control["values"]) == ("politeness", ["auto", "plain", "polite"])
     plain, polite = (
-        shipped_client.post("/api/v1/translate", json={"source": "He is a student.", "politeness": level}).json()
+        shipped_client.post("/api/v1/translate", json={"source": "He is a student.", "controls": {"politeness": level}}).json()
         for level in ("plain", "polite")
     )
-    assert (plain["politeness"], polite["politeness"]) == ("plain", "polite")
+    assert (plain["controls"], polite["controls"]) == ({"politeness": "plain"}, {"politeness": "polite"})
     assert plain["translation"] != polite["translation"]
-    assert plain["politeness_probabilities"] == polite["politeness_probabilities"]
+    assert plain["predictions"] == polite["predictions"]

@@ -32,10 +32,10 @@ def test_single_forced_pass_equals_maps_collected_during_greedy_decoding(politen
     produced, enc, dec_rows, cross_rows = collect_maps_step_by_step(model, src, politeness=politeness)
     assert produced == greedy_decode(model, src, max_length=12, politeness=politeness)[0].ids
     maps, _ = forced_attention(model, src, produced, politeness)
-    torch.testing.assert_close(maps.encoder, enc, atol=1e-5, rtol=0)
+    torch.testing.assert_close(maps["encoder"], enc, atol=1e-5, rtol=0)
     for t, (dec_row, cross_row) in enumerate(zip(dec_rows, cross_rows, strict=True)):
-        torch.testing.assert_close(maps.decoder[:, :, t, : t + 1], dec_row, atol=1e-5, rtol=0)
-        torch.testing.assert_close(maps.cross[:, :, t], cross_row, atol=1e-5, rtol=0)
+        torch.testing.assert_close(maps["decoder"][:, :, t, : t + 1], dec_row, atol=1e-5, rtol=0)
+        torch.testing.assert_close(maps["cross"][:, :, t], cross_row, atol=1e-5, rtol=0)
 
 
 def test_beam_of_one_equals_greedy(tiny_model):

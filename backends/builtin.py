@@ -1,0 +1,146 @@
+"""The built-in transformer (model/) behind the model interface: a NAME.pt checkpoint, its NAME.json
+card and its NAME.readings.json table of romaji, served as one TranslationModel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from backends.interface import (
+    AttentionResult,
+    Control,
+    KindShape,
+    ModelDescription,
+    ModelLimits,
+    ModelLoadError,
+    StopCheck,
+    Token,
+    TokenConventions,
+    Translation,
+    language,
+    never_stop,
+)
+from model.checkpoint import CheckpointError
+from model.politeness import POLITENESS_LABELS
+from model.readings import load_readings
+from model.translator import POLITENESS, Translator
+from model.vocab import SPECIALS
+
+FAMILY = "attnscope-transformer"
+
+
+class BuiltinModel:
+    """One NAME.pt served through backends.interface.TranslationModel."""
+
+    def __init__(self, name: str, translator: Translator, card: dict, readings: dict[str, str]):
+        self.name = name
+        self.translator = translator
+        self.card = card
+        self.readings = readings
+        self._description = self._describe()
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> BuiltinModel:
+        path = Path(path)
+        try:
+            translator = Translator.from_checkpoint(path, device)
+        except CheckpointError as exc:
+            raise ModelLoadError(str(exc)) from None
+        card_path = path.with_suffix(".json")
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+        except (ValueError, OSError) as exc:
+            raise ModelLoadError(f"model card {card_path.name} cannot be read: {exc}") from None
+        try:
+            readings = load_readings(path)
+        except ValueError as exc:
+            raise ModelLoadError(f"readings table of {path.name} cannot be used: {exc}") from None
+        return cls(path.stem, translator, card, readings)
+
+    def _describe(self) -> ModelDescription:
+        cfg, card = self.translator.config, self.card
+        controls = ()
+        if cfg.politeness_levels:
+            controls = (
+                Control(
+                    name=POLITENESS,
+                    label="Politeness",
+                    values=("auto", *cfg.politeness_levels),
+                    default="auto",
+                    help="English does not mark politeness: choose the register of the translation, or let the model "
+                    "predict it from the source (a forced target is scored under its own)",
+                    value_labels={
+                        "auto": "Auto (predicted)",
+                        **{level: POLITENESS_LABELS[level] for level in cfg.politeness_levels},
+                    },
+                ),
+            )
+        return ModelDescription(
+            name=self.name,
+            description=card.get("description", ""),
+            family=FAMILY,
+            source_language=language(card.get("source_language", "en")),
+            target_language=language(card.get("target_language", "ja")),
+            kinds={
+                "encoder": KindShape(cfg.n_encoder_layers, cfg.n_heads),
+                "decoder": KindShape(cfg.n_decoder_layers, cfg.n_heads),
+                "cross": KindShape(cfg.n_decoder_layers, cfg.n_heads),
+            },
+            controls=controls,
+            # Japanese is written without spaces; the corpus's (and so the model's) tokens are whole words.
+            tokens=TokenConventions(subword_marker=None, target_joiner="", special_tokens=tuple(SPECIALS), word_level=True),
+            limits=ModelLimits(max_source_tokens=cfg.max_positions - 1, max_target_tokens=cfg.max_positions - 1),
+            d_model=cfg.d_model,
+            parameters=card.get("parameters", self.translator.model.num_parameters()),
+            vocab_sizes={"source": len(self.translator.src_vocab), "target": len(self.translator.tgt_vocab)},
+            card=card,
+            examples=tuple(card.get("examples", ())),
+            target_example=card.get("target_example"),
+            has_readings=bool(self.readings),
+        )
+
+    def describe(self) -> ModelDescription:
+        return self._description
+
+    def _with_readings(self, tokens: list[Token]) -> list[Token]:
+        return [Token(t.text, t.id, t.unknown, t.special, reading=self.readings.get(t.text)) for t in tokens]
+
+    @staticmethod
+    def _politeness(controls: dict[str, str] | None) -> str:
+        return (controls or {}).get(POLITENESS, "auto")
+
+    def source_tokens(self, text: str) -> list[Token]:
+        return self.translator.source_tokens(text)
+
+    def target_tokens(self, text: str) -> list[Token]:
+        return self._with_readings(self.translator.target_tokens(text))
+
+    def translate(
+        self,
+        texts: list[str],
+        *,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        n_best: int = 1,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> list[Translation]:
+        results = self.translator.translate(texts, beam_size, max_length, n_best, self._politeness(controls), stop)
+        for result in results:
+            result.target_tokens = self._with_readings(result.target_tokens)
+        return results
+
+    def attention(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> AttentionResult:
+        result = self.translator.attention(source, target, beam_size, max_length, self._politeness(controls), stop)
+        result.target_tokens = self._with_readings(result.target_tokens)
+        result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
+        return result

@@ -1,0 +1,45 @@
+"""Which models a folder holds: every built-in NAME.pt, and every Hugging Face directory NAME/ with a config.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backends.interface import ModelLoadError, TranslationModel
+
+
+def is_huggingface_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def load_model(path_or_id: str | Path, device: str = "auto", name: str | None = None) -> tuple[str, TranslationModel]:
+    """One model: a NAME.pt checkpoint, a Hugging Face directory, or a hub id (where the machine can reach the hub).
+    Returns (name, model); ModelLoadError says in one line why it cannot be served."""
+    path = Path(path_or_id)
+    if path.suffix == ".pt":
+        from backends.builtin import BuiltinModel
+
+        model = BuiltinModel.load(path, device)
+        return name or model.name, model
+    if path.exists() and not is_huggingface_dir(path):
+        raise ModelLoadError(f"{path} is neither a NAME.pt checkpoint nor a Hugging Face model directory (no config.json)")
+    from backends.huggingface import HuggingFaceModel  # needs the [hf] extra; it says so when it is missing
+
+    model = HuggingFaceModel.load(str(path_or_id), name=name, device=device)
+    return model.describe().name, model
+
+
+def load_folder(model_dir: str | Path, device: str = "auto") -> dict[str, TranslationModel]:
+    """Every model in `model_dir`, by name (sorted). ModelLoadError for a folder with none, or one that fails."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model folder {model_dir} does not exist")
+    candidates = sorted(p for p in model_dir.iterdir() if p.suffix == ".pt" or is_huggingface_dir(p))
+    if not candidates:
+        raise ModelLoadError(
+            f"no models in {model_dir}: it holds no NAME.pt checkpoint and no Hugging Face directory NAME/ with a config.json"
+        )
+    models: dict[str, TranslationModel] = {}
+    for path in candidates:
+        name, model = load_model(path, device, name=path.stem if path.suffix == ".pt" else path.name)
+        models[name] = model
+    return models
