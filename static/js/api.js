@@ -12,8 +12,10 @@ export async function fetchModels() {
   return request("/api/v1/models");
 }
 
-export async function fetchAttention({ model, source, target, beam, politeness }) {
-  const body = { source, beam_size: beam, politeness };
+// `controls` holds only values the reader chose (the model's defaults are left to the model).
+export async function fetchAttention({ model, source, target, beam, controls, granularity }) {
+  const body = { source, beam_size: beam, granularity };
+  if (Object.keys(controls).length) body.controls = controls;
   if (model) body.model = model;
   if (target.trim()) body.target = target;
   return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });

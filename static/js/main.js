@@ -25,6 +25,7 @@ import { drawHeader } from "./views/header.js";
 import { maskColour } from "./views/heatmap.js";
 import { drawPanels, panelsTitle, panelViews } from "./views/panels.js";
 import { drawStatistics, statisticsOf, statisticsTitle } from "./views/stats.js";
+import { chosenControls, describeGranularity, describeLanguages, drawControls, modelLine } from "./views/model.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
 import { drawTable } from "./views/table.js";
 
@@ -36,13 +37,25 @@ const el = {
   target: $("target"),
   model: $("model"),
   beam: $("beam"),
-  politeness: $("politeness"),
+  granularity: $("granularity"),
+  granularityWhy: $("granularity-why"),
+  controls: $("controls"),
   submit: $("submit"),
   error: $("error"),
   empty: $("empty"),
   result: $("result"),
   staleNote: $("stale-note"),
   modelInfo: $("model-info"),
+  languages: {
+    tagline: $("tagline"),
+    sourceLabel: $("source-label"),
+    source: $("source"),
+    target: $("target"),
+    sourceTokens: $("source-tokens"),
+    targetText: [$("target"), $("translation"), $("target-tokens"), $("step-prefix")],
+    examples: $("examples"),
+  },
+  viewNote: $("view-note"),
   kindPicker: $("kind-picker"),
   layer: $("layer"),
   head: $("head"),
@@ -68,7 +81,8 @@ const el = {
     translation: $("translation"),
     mode: $("mode"),
     score: $("score"),
-    politeness: $("politeness-badge"),
+    badges: $("badges"),
+    warnings: $("warnings"),
     sourceTokens: $("source-tokens"),
     targetTokens: $("target-tokens"),
     unknownNote: $("unknown-note"),
@@ -93,8 +107,8 @@ function options() {
   return { showSpecial: state.showSpecial, renormalise: state.renormalise, showReadings: state.showReadings, scale: state.scale };
 }
 
-function modelInfo() {
-  return state.models.find((m) => m.name === state.model);
+function modelInfo(name = state.model) {
+  return state.models.find((m) => m.name === name);
 }
 
 // ---- fetching -------------------------------------------------------------------------------
@@ -140,7 +154,8 @@ async function request() {
     if (number !== latestRequest) return; // a newer request is on its way; this answer is stale
     performance.mark("attnscope:response");
     state.response = response;
-    clampSelection(state);
+    state.answeredSource = state.source;
+    clampSelection(state, modelInfo(response.model));
     showError("");
     await render();
     bringResultIntoView();
@@ -159,7 +174,9 @@ function readForm() {
   state.target = el.target.value;
   state.model = el.model.value || state.model;
   state.beam = Number(el.beam.value); // checked by checkForm
-  state.politeness = el.politeness.value;
+  state.granularity = el.granularity.disabled ? "token" : el.granularity.value;
+  const chosen = Object.fromEntries([...el.controls.querySelectorAll("select")].map((select) => [select.dataset.control, select.value]));
+  state.controls = chosenControls(modelInfo(), chosen);
 }
 
 function setLoading(loading) {
@@ -180,7 +197,7 @@ function showError(message, field) {
   const stale = Boolean(message && state.response);
   el.result.classList.toggle("stale", stale);
   el.staleNote.hidden = !stale;
-  el.staleNote.textContent = stale ? `Shown below: the earlier result, for “${state.response.source_tokens.map((t) => t.text).filter((t) => t !== "</s>").join(" ")}”. Fix the input above and translate again.` : "";
+  el.staleNote.textContent = stale ? `Shown below: the earlier result, for “${state.answeredSource}”. Fix the input above and translate again.` : "";
 }
 
 // After Enter the result's header, tabs, toolbar and figure fill the screen: scrolled to where they start.
@@ -196,7 +213,7 @@ function render() {
   el.empty.hidden = Boolean(response);
   el.result.hidden = !response;
   if (!response) return Promise.resolve();
-  drawHeader(el.header, response, state.beam, state.politeness);
+  drawHeader(el.header, response, state.beam, modelInfo(response.model), state.controls);
   renderControls();
   return renderView();
 }
@@ -279,6 +296,7 @@ async function renderView() {
       await drawHeadView(el.headFigure, headView, options(), { rows: [], cols: [] }, headHeight());
       performance.mark("attnscope:head-view");
       onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
+      describeFirstView(kind);
       await renderCompare();
       break;
     }
@@ -373,18 +391,32 @@ function bindStatisticsClicks() {
   });
 }
 
+// Why the head view opened where it did: the layer the model's card measured to align best, or,
+// without such a figure, the last layer. Said while that is what is shown.
+function describeFirstView(kind) {
+  const alignment = modelInfo(state.response.model)?.alignment_layer;
+  const shown = kind === "cross" && alignment && state.head === "mean" && state.layer === Math.min(alignment.layer, layerCount(state.response, kind) - 1);
+  el.viewNote.hidden = !shown;
+  if (!shown) return;
+  el.viewNote.textContent = alignment.measured
+    ? `Layer ${alignment.layer}, mean of heads: the layer whose attention aligns words best (${alignment.note}).`
+    : `Layer ${alignment.layer}, mean of heads: ${alignment.note}.`;
+}
+
 function describeModel() {
   const info = modelInfo();
   if (!info) return;
-  const bleu = info.test_bleu ? Object.entries(info.test_bleu).map(([how, score]) => `${how} ${score.toFixed(1)}`).join(", ") : "";
-  const parameters = `${(info.parameters / 1e6).toFixed(1)} M parameters`;
-  const shape = `${info.encoder_layers}+${info.decoder_layers} layers × ${info.heads} heads`;
-  el.modelInfo.textContent = [info.name, shape, parameters, bleu && `test BLEU ${bleu}`].filter(Boolean).join(" · ");
+  el.modelInfo.textContent = modelLine(info);
   el.beam.max = String(info.limits.max_beam_size);
-  // A model trained without politeness control decides for itself; asking it would be refused.
-  const controllable = info.politeness_levels.length > 0;
-  el.politeness.disabled = !controllable;
-  if (!controllable) el.politeness.value = state.politeness = "auto";
+  describeLanguages(el.languages, info, (text) => {
+    el.source.value = text;
+    el.target.value = "";
+    translate();
+  });
+  drawControls(el.controls, info, state.controls, (control, value) => {
+    state.controls = chosenControls(info, { ...state.controls, [control.name]: value });
+  });
+  describeGranularity(el.granularity, el.granularityWhy, info, state.granularity);
 }
 
 // ---- changing what is shown -----------------------------------------------------------------
@@ -392,7 +424,7 @@ function describeModel() {
 function update(changes) {
   Object.assign(state, changes);
   if (!state.response) return writeUrl();
-  clampSelection(state);
+  clampSelection(state, modelInfo(state.response.model));
   renderControls();
   writeUrl();
   return renderView();
@@ -416,11 +448,18 @@ function writeUrl() {
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
 }
 
+// "This is an example. → これ は 例 で す 。 (tiny, forced)": what was asked, of which model, how decoded.
+function resultLabel(asked, response) {
+  const target = asked.target.trim() ? ` → ${asked.target.trim()}` : "";
+  const how = response.forced ? "forced" : asked.beam > 1 ? `beam ${asked.beam}` : "greedy";
+  const controls = Object.entries(response.controls).map(([name, value]) => `${name} ${value}`);
+  return `${asked.source.trim()}${target} (${[response.model, how, ...controls].join(", ")})`;
+}
+
 function togglePin() {
   if (state.pinned) state.pinned = null;
   else if (state.response) {
-    const label = `${state.source.trim()}${state.target.trim() ? ` → ${state.target.trim()}` : ""} (${state.model}, ${state.response.forced ? "forced" : state.beam > 1 ? `beam ${state.beam}` : "greedy"})`;
-    state.pinned = { response: state.response, query: requestQuery(state), label };
+    state.pinned = { response: state.response, query: requestQuery(state), label: resultLabel(state, state.response) };
   }
   state.pinQuery = state.pinned?.query ?? "";
   return update({});
@@ -495,17 +534,13 @@ function bindEvents() {
     event.preventDefault();
     translate();
   });
-  for (const button of document.querySelectorAll("button.example")) {
-    button.addEventListener("click", () => {
-      el.source.value = button.textContent;
-      el.target.value = "";
-      translate();
-    });
-  }
   el.model.addEventListener("change", () => {
     state.model = el.model.value;
+    state.layer = null; // another model: open where it aligns best again
     describeModel();
   });
+  // Units change the request: a result on screen is fetched again in the new units.
+  el.granularity.addEventListener("change", () => state.response && translate());
   for (const radio of document.querySelectorAll('input[name="kind"]')) radio.addEventListener("change", () => update({ kind: radio.value }));
   el.layer.addEventListener("change", () => update({ layer: Number(el.layer.value) }));
   el.head.addEventListener("change", () => update({ head: parseHead(el.head.value) }));
@@ -578,7 +613,7 @@ function fillForm() {
   el.source.value = state.source;
   el.target.value = state.target;
   el.beam.value = String(state.beam);
-  el.politeness.value = state.politeness;
+  el.granularity.value = state.granularity;
 }
 
 // A shared link with a pinned result fetches that one first.
@@ -587,7 +622,7 @@ async function restorePin() {
   const asked = { ...initialState(), ...stateFromQuery(state.pinQuery) };
   try {
     const response = await fetchAttention(asked);
-    state.pinned = { response, query: state.pinQuery, label: `${asked.source.trim()} (${asked.model || "default model"})` };
+    state.pinned = { response, query: state.pinQuery, label: resultLabel(asked, response) };
   } catch (error) {
     showError(`The pinned result could not be restored: ${error.message}`);
     state.pinQuery = "";

@@ -6,7 +6,6 @@ export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
 export const VIEWS = ["head", "grid", "panels", "stats", "steps"];
 export const AGGREGATES = ["mean", "max", "rollout"];
-export const POLITENESS = ["auto", "plain", "polite"];
 
 export function initialState() {
   return {
@@ -15,11 +14,12 @@ export function initialState() {
     target: "",
     model: "",
     beam: 1,
-    politeness: "auto",
+    controls: {}, // control name -> value, only where it differs from the model's default
+    granularity: "token",
     // what is shown
     kind: "cross",
-    layer: 0,
-    head: 0, // a head index, or one of AGGREGATES
+    layer: null, // null: the model's alignment layer (ModelInfo.alignment_layer) for cross-attention, else the last
+    head: "mean", // a head index, or one of AGGREGATES
     view: "head",
     step: 0,
     showSpecial: false,
@@ -31,6 +31,7 @@ export function initialState() {
     // what came back
     models: [],
     response: null,
+    answeredSource: "", // the source the response is for
     // a result kept for comparison: { response, query } (query: the URL query that reproduces it)
     pinned: null,
     loading: false,
@@ -44,7 +45,7 @@ const PARAMETERS = {
   t: ["target", (v) => v],
   model: ["model", (v) => v],
   beam: ["beam", positiveInteger],
-  politeness: ["politeness", (v) => (POLITENESS.includes(v) ? v : undefined)],
+  units: ["granularity", (v) => (v === "token" || v === "word" ? v : undefined)],
   kind: ["kind", (v) => (KINDS.includes(v) ? v : undefined)],
   layer: ["layer", nonNegativeInteger],
   head: ["head", (v) => (AGGREGATES.includes(v) ? v : nonNegativeInteger(v))],
@@ -57,8 +58,11 @@ const PARAMETERS = {
   pin: ["pinQuery", (v) => v],
 };
 
+// Controls travel as c.NAME=value; which names and values are valid is the model's to say (the API checks).
+const CONTROL_PREFIX = "c.";
+
 // The parameters that say what was asked (as opposed to what is shown).
-const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "politeness"];
+const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "units"];
 
 export function stateFromQuery(search) {
   const params = new URLSearchParams(search);
@@ -68,6 +72,8 @@ export function stateFromQuery(search) {
     const value = parse(params.get(name));
     if (value !== undefined) found[key] = value;
   }
+  const controls = [...params].filter(([name]) => name.startsWith(CONTROL_PREFIX));
+  if (controls.length) found.controls = Object.fromEntries(controls.map(([name, value]) => [name.slice(CONTROL_PREFIX.length), value]));
   return found;
 }
 
@@ -80,13 +86,14 @@ export function queryFromState(state) {
     if (value === defaults[key] || value === "" || value === null) continue;
     params.set(name, typeof value === "boolean" ? (value ? "1" : "0") : String(value));
   }
+  for (const [name, value] of Object.entries(state.controls)) params.set(`${CONTROL_PREFIX}${name}`, value);
   return params.toString();
 }
 
 // The URL query that asks for the same result as `state` (a pinned result's).
 export function requestQuery(state) {
   const params = new URLSearchParams(queryFromState(state));
-  for (const name of [...params.keys()]) if (!REQUEST_PARAMETERS.includes(name)) params.delete(name);
+  for (const name of [...params.keys()]) if (!REQUEST_PARAMETERS.includes(name) && !name.startsWith(CONTROL_PREFIX)) params.delete(name);
   return params.toString();
 }
 
@@ -116,13 +123,19 @@ export function stepHead(response, kind, head, delta) {
   return choices[(at + delta + choices.length) % choices.length];
 }
 
+// The layer to open first: for cross-attention the one the model says aligns best, else the last.
+export function firstLayer(response, kind, info) {
+  const last = layerCount(response, kind) - 1;
+  return kind === "cross" && info?.alignment_layer ? Math.min(info.alignment_layer.layer, last) : last;
+}
+
 // Bring the selection inside what the response holds (a shared link may name a layer a smaller model lacks).
-export function clampSelection(state) {
+export function clampSelection(state, info) {
   const response = state.response;
   if (!response) return;
   if (!(state.kind in response.attention)) state.kind = Object.keys(response.attention)[0];
   const kind = shownKind(state);
-  state.layer = Math.min(state.layer, layerCount(response, kind) - 1);
+  state.layer = state.layer === null ? firstLayer(response, kind, info) : Math.min(state.layer, layerCount(response, kind) - 1);
   if (state.head === "rollout" && kind !== "encoder") state.head = "mean";
   if (typeof state.head === "number") state.head = Math.min(state.head, headCount(response, kind) - 1);
   state.step = Math.min(state.step, response.target_tokens.length - 1);

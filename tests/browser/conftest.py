@@ -16,9 +16,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.settings import Settings
+from model.checkpoint import save_checkpoint
 from model.readings import readings_path
 from tests.app.conftest import live_server
-from tests.conftest import write_model_dir
+from tests.conftest import make_tiny_model, write_model_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -33,6 +34,17 @@ CHROMIUM_FLAGS = [
 TINY_READINGS = {"これ": "kore", "は": "wa", "例": "rei", "で": "de", "す": "su", "私": "watashi", "猫": "neko", "犬": "inu"}
 CLASSIC_TARGET = "これ は 例 で す 。"
 POLITE_MODEL = "tiny_polite"
+DEEP_MODEL = "tiny_deep"
+TINY_EXAMPLES = ["This is an example.", "I like tea."]
+# A measured figure as model.card_figures stores it: here layer 0 "aligns best".
+ALIGNMENT_BY_LAYER = {
+    "split": "dev",
+    "layers": [
+        {"layer": 0, "aer": 0.5, "precision": 0.5, "recall": 0.5},
+        {"layer": 1, "aer": 0.7, "precision": 0.3, "recall": 0.3},
+    ],
+    "best_layer": 0,
+}
 # What the page must run under (issue 6): only its own scripts and styles, nothing inline.
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
@@ -40,12 +52,24 @@ STRICT_CSP = (
 )
 
 
+def add_to_card(checkpoint: Path, **fields) -> None:
+    card_path = checkpoint.with_suffix(".json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card_path.write_text(json.dumps({**card, **fields}, ensure_ascii=False), encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory) -> Iterator[str]:
     model_dir = tmp_path_factory.mktemp("models")
     checkpoint = write_model_dir(model_dir)
-    # A second model, trained (here: built) with politeness control; "tiny" stays the default.
-    write_model_dir(model_dir, POLITE_MODEL, seed=1, politeness_levels=("plain", "polite"))
+    add_to_card(checkpoint, examples=TINY_EXAMPLES, target_example=CLASSIC_TARGET)
+    # A second model, trained (here: built) with politeness control, whose card measured its
+    # alignment by layer; "tiny" stays the default.
+    polite = write_model_dir(model_dir, POLITE_MODEL, seed=1, politeness_levels=("plain", "polite"))
+    add_to_card(polite, alignment_by_layer=ALIGNMENT_BY_LAYER)
+    # A third with other counts per kind: 3 encoder layers, 1 decoder layer, 2 heads.
+    deep = make_tiny_model(2, n_encoder_layers=3, n_decoder_layers=1, n_heads=2)
+    save_checkpoint(model_dir / f"{DEEP_MODEL}.pt", deep.model, deep.src_vocab, deep.tgt_vocab)
     blob = {"format": 1, "language": "ja", "readings": TINY_READINGS}
     readings_path(checkpoint).write_text(json.dumps(blob, ensure_ascii=False), encoding="utf-8")
     with live_server(Settings(model_dir=model_dir, device="cpu", cache_size=0)) as base:

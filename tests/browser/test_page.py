@@ -58,7 +58,7 @@ def test_readings_show_on_axes_in_hovers_and_in_the_header_and_toggle_off(page):
 
 
 def test_switching_kind_layer_and_head_changes_the_figure_without_refetching(page):
-    page.goto("/")
+    page.goto("/?layer=0&head=0")
     submit(page, "This is an example.", CLASSIC_TARGET)
     calls = []
     page.on("request", lambda r: "/api/" in r.url and calls.append(r.url))
@@ -84,7 +84,7 @@ def test_switching_kind_layer_and_head_changes_the_figure_without_refetching(pag
 
 
 def test_keyboard_arrows_move_through_heads_and_layers(page):
-    page.goto("/")
+    page.goto("/?layer=0&head=0")
     submit(page, "This is an example.", CLASSIC_TARGET)
     page.locator("#head-figure").click(position={"x": 5, "y": 5})
     for key, title in [
@@ -266,7 +266,7 @@ def test_png_export_downloads_an_image_of_the_current_figure(page, view, tmp_pat
 
 
 def test_svg_json_and_csv_exports(page, tmp_path):
-    page.goto("/?renorm=0")  # the weights as the API sent them
+    page.goto("/?renorm=0&layer=0&head=0")  # the weights as the API sent them
     with page.expect_response("**/api/v1/attention") as answer:
         submit(page, "This is an example.", CLASSIC_TARGET)
     files = {}
@@ -335,26 +335,35 @@ def test_exported_heatmaps_keep_their_cells_crisp(page):
     assert colours <= columns
 
 
-def test_politeness_is_asked_only_of_a_model_that_has_it_and_survives_a_reload(page):
+def test_controls_come_from_the_models_description_and_survive_a_reload(page):
     page.goto("/")
     page.wait_for_function("() => document.querySelector('#model').options.length > 1")
-    assert page.is_disabled("#politeness")
+    assert page.locator("#controls select").count() == 0  # tiny declares no controls
     page.select_option("#model", POLITE_MODEL)
-    assert page.is_enabled("#politeness")
-    page.select_option("#politeness", "polite")
+    control = page.locator("#control-politeness")
+    assert control.count() == 1 and page.inner_text('label[for="control-politeness"]') == "Politeness"
+    values = page.eval_on_selector_all("#control-politeness option", "(options) => options.map((o) => o.value)")
+    assert values == ["auto", "plain", "polite"]
+    page.select_option("#control-politeness", "polite")
     with page.expect_request("**/api/v1/attention") as asked:
         submit(page, "This is an example.")
-    assert json.loads(asked.value.post_data)["politeness"] == "polite"
-    badge = page.locator("#politeness-badge")
-    assert badge.is_visible() and badge.inner_text().startswith("polite (")
-    assert parse_qs(urlparse(page.url).query)["politeness"] == ["polite"]
-    page.select_option("#politeness", "auto")
-    submit(page, "This is an example.", CLASSIC_TARGET)
-    assert badge.inner_text().startswith("polite (the target's; predicted ")
-    page.select_option("#politeness", "polite")
+    assert json.loads(asked.value.post_data)["controls"] == {"politeness": "polite"}
+    badge = page.locator(".control-badge")
+    assert badge.is_visible() and badge.inner_text().startswith("Politeness: ")
+    assert "asked; predicted" in badge.inner_text()
+    assert parse_qs(urlparse(page.url).query)["c.politeness"] == ["polite"]
+    page.select_option("#control-politeness", "auto")
+    with page.expect_request("**/api/v1/attention") as asked:
+        submit(page, "This is an example.", CLASSIC_TARGET)
+    assert "controls" not in json.loads(asked.value.post_data)  # the default is the model's to apply
+    assert "the target's; predicted " in badge.inner_text()
+    page.select_option("#control-politeness", "polite")
     submit(page, "This is an example.")
     page.reload()
     wait_for_figure(page)
-    assert page.input_value("#politeness") == "polite"
+    assert page.input_value("#control-politeness") == "polite"
     page.select_option("#model", "tiny")
-    assert page.is_disabled("#politeness") and page.input_value("#politeness") == "auto"
+    assert page.locator("#controls select").count() == 0
+    with page.expect_request("**/api/v1/attention") as asked:
+        submit(page, "This is an example.")
+    assert "controls" not in json.loads(asked.value.post_data)

@@ -1,12 +1,19 @@
-// The result header: translation and both token lists. DOM built with textContent only.
+// The result header: translation, badges, both token lists, unknown words and warnings. DOM built with textContent only.
 
-export function drawHeader(elements, response, beam, askedPoliteness) {
+// `info`: the model's description (control labels); `asked`: the control values the reader chose.
+export function drawHeader(elements, response, beam, info, asked) {
   elements.translation.textContent = response.translation || "(empty translation)";
   elements.mode.textContent = response.forced ? "forced target" : beam > 1 ? `beam search (${beam})` : "greedy decoding";
   elements.mode.classList.toggle("forced", response.forced);
   elements.score.textContent = `log-probability ${response.score.toFixed(2)}`;
-  elements.politeness.hidden = response.politeness === null;
-  elements.politeness.textContent = response.politeness === null ? "" : politenessBadge(response, askedPoliteness);
+  for (const badge of elements.badges.querySelectorAll(".control-badge")) badge.remove();
+  for (const control of info?.controls ?? []) {
+    if (!(control.name in response.controls)) continue;
+    const badge = document.createElement("span");
+    badge.className = "badge subtle control-badge";
+    badge.textContent = controlBadge(control, response, asked);
+    elements.badges.append(" ", badge);
+  }
   elements.sourceTokens.replaceChildren(...response.source_tokens.map((token, i) => chip(token, "source_tokens", i)));
   elements.targetTokens.replaceChildren(...response.target_tokens.map((token, i) => chip(token, "target_tokens", i)));
   const unknown = (tokens) => tokens.filter((t) => t.unknown && t.text !== "<unk>").map((t) => t.text);
@@ -18,14 +25,27 @@ export function drawHeader(elements, response, beam, askedPoliteness) {
   elements.unknownNote.textContent = lists.length
     ? `Unknown to the model (it reads them as <unk>): ${lists.map(([side, words]) => `${side} ${words.join(", ")}`).join("; ")}`
     : "";
+  elements.warnings.replaceChildren(
+    ...response.warnings.map((warning) => {
+      const item = document.createElement("li");
+      item.dataset.code = warning.code;
+      item.textContent = warning.message;
+      return item;
+    }),
+  );
+  elements.warnings.hidden = response.warnings.length === 0;
 }
 
-// "polite (predicted polite 62%)"; where the level came from elsewhere the prediction is still worth seeing.
-function politenessBadge({ politeness, politeness_probabilities: probabilities, forced }, asked) {
+// "Politeness: Polite (です・ます) (predicted polite 62%)"; where the value came from elsewhere the
+// prediction is still worth seeing.
+function controlBadge(control, response, asked) {
+  const value = response.controls[control.name];
+  const label = control.value_labels[value] ?? value;
+  const probabilities = response.predictions[control.name];
+  if (!probabilities || Object.keys(probabilities).length === 0) return `${control.label}: ${label}`;
   const [predicted, p] = Object.entries(probabilities).reduce((best, entry) => (entry[1] > best[1] ? entry : best));
-  const prediction = `predicted ${predicted} ${Math.round(p * 100)}%`;
-  const origin = asked !== "auto" ? "asked; " : forced ? "the target's; " : "";
-  return `${politeness} (${origin}${prediction})`;
+  const origin = control.name in asked ? "asked; " : response.forced ? "the target's; " : "";
+  return `${control.label}: ${label} (${origin}predicted ${predicted} ${Math.round(p * 100)}%)`;
 }
 
 // A token chip; a target token carries its reading as ruby text, like 例 with "rei" above it.
