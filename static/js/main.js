@@ -435,7 +435,7 @@ function selectHead(layer, head) {
 }
 
 function moveHead(delta) {
-  return update({ head: stepHead(state.response, shownKind(state), state.head, delta) });
+  return update({ head: stepHead(state.response, shownKind(state), state.head, delta, state.view === "stats") });
 }
 
 function moveLayer(delta) {

@@ -116,9 +116,10 @@ export function headChoices(response, kind) {
   return [...heads, ...AGGREGATES.filter((a) => a !== "rollout" || kind === "encoder")];
 }
 
-// The choice `delta` steps from `head` among headChoices, wrapping round: arrows reach mean, max and rollout too.
-export function stepHead(response, kind, head, delta) {
-  const choices = headChoices(response, kind);
+// The choice `delta` steps from `head` among headChoices, wrapping round: arrows reach mean, max and
+// rollout too, unless `headsOnly` (the statistics, which are per head).
+export function stepHead(response, kind, head, delta, headsOnly = false) {
+  const choices = headChoices(response, kind).filter((h) => !headsOnly || typeof h === "number");
   const at = Math.max(0, choices.indexOf(head));
   return choices[(at + delta + choices.length) % choices.length];
 }

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser.conftest import CLASSIC_TARGET, POLITE_MODEL, head_title, open_page, submit, wait_for_figure
+from tests.browser.conftest import CLASSIC_TARGET, DEEP_MODEL, POLITE_MODEL, head_title, open_page, submit, wait_for_figure
 
 VIEWS = ["head", "grid", "panels", "stats", "steps"]
 FIGURES = {"head": "head-figure", "grid": "grid", "panels": "panels-figure", "stats": "stats-figure", "steps": "steps-figure"}
@@ -323,3 +323,72 @@ def test_the_docs_show_each_error_with_its_own_example(page):
     responses.wait_for()
     text = responses.inner_text()
     assert "unknown model" in text and "over the limit" in text and "the server is busy" in text
+
+
+# ---- 1: the first view shows the model's alignment -------------------------------------------
+
+
+def test_the_first_view_is_the_cross_layer_the_card_measured_to_align_best_else_the_last(page):
+    page.goto("/")
+    submit(page, "This is an example.", CLASSIC_TARGET)  # tiny: no figure in its card
+    assert head_title(page) == "Cross-attention · layer 1, mean of heads"
+    assert "the model card has no alignment figure" in page.inner_text("#view-note")
+    page.select_option("#model", POLITE_MODEL)  # its card measured layer 0 best
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert head_title(page) == "Cross-attention · layer 0, mean of heads"
+    assert "aligns words best (lowest AER on dev against silver alignments (0.500))" in page.inner_text("#view-note")
+    page.select_option("#head", "2")
+    assert page.locator("#view-note").is_hidden()
+
+
+# ---- 3: warnings when the model is out of its depth ------------------------------------------
+
+
+def test_warnings_from_the_api_are_listed_on_the_page(page):
+    page.goto("/")
+    with page.expect_response("**/api/v1/attention") as answer:
+        submit(page, "😀 😀 😀")
+    codes = [w["code"] for w in answer.value.json()["warnings"]]
+    assert "all_source_unknown" in codes
+    items = page.locator("#warnings li")
+    assert items.count() == len(codes) and items.first.inner_text() == answer.value.json()["warnings"][0]["message"]
+    submit(page, "This is an example.", "this is a pen")
+    assert page.locator('#warnings li[data-code="target_mostly_unknown"]').is_visible()
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert page.locator("#warnings").is_hidden()
+
+
+# ---- issue 15: the page knows models only through their description --------------------------
+
+
+def test_languages_examples_selectors_and_units_follow_the_chosen_model(page):
+    page.goto("/")
+    page.wait_for_function("() => document.querySelector('#model').options.length > 2")
+    assert page.inner_text("#source-label") == "English sentence"
+    assert page.get_attribute("#source", "lang") == "en" and page.get_attribute("#target", "lang") == "ja"
+    assert page.get_attribute("#source", "placeholder") == "This is an example."
+    assert page.get_attribute("#target", "placeholder") == CLASSIC_TARGET
+    assert page.locator("#examples button.example").all_inner_texts() == ["This is an example.", "I like tea."]
+    assert page.inner_text("#tagline") == "What tiny attends to when it translates English into Japanese"
+    assert page.is_disabled("#granularity") and "nothing to merge" in page.inner_text("#granularity-why")
+    page.click("#examples button.example >> nth=1")
+    wait_for_figure(page)
+    assert page.get_attribute("#translation", "lang") == "ja"
+
+    page.select_option("#model", DEEP_MODEL)  # 3 encoder layers, 1 decoder layer, 2 heads; no examples in its card
+    assert "encoder 3×2, decoder 1×2, cross 1×2" in page.inner_text("#model-info")
+    assert page.locator("#examples").is_hidden() and page.get_attribute("#source", "placeholder") == ""
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert head_title(page) == "Cross-attention · layer 0, mean of heads"  # its only cross layer
+    options = lambda select: page.eval_on_selector_all(f"{select} option", "(o) => o.map((x) => x.value)")  # noqa: E731
+    assert options("#layer") == ["0"] and options("#head") == ["0", "1", "mean", "max"]
+    page.check('input[name="kind"][value="encoder"]', force=True)
+    page.wait_for_function("() => document.getElementById('head-figure').layout.title.text.startsWith('Encoder')")
+    assert options("#layer") == ["0", "1", "2"] and options("#head") == ["0", "1", "mean", "max", "rollout"]
+    for view in VIEWS:  # every view draws for this model too
+        open_view(page, view)
+    assert page.watch.errors == []
+
+    page.select_option("#model", "tiny")
+    submit(page, "This is an example.", CLASSIC_TARGET)
+    assert options("#layer") == ["0", "1"] and options("#head")[:6] == ["0", "1", "2", "3", "mean", "max"]
