@@ -8,10 +8,6 @@ export class ApiError extends Error {
   }
 }
 
-export async function fetchModels() {
-  return request("/api/v1/models");
-}
-
 // `controls` holds only values the reader chose (the model's defaults are left to the model).
 export async function fetchAttention({ model, source, target, beam, controls, granularity }) {
   const body = { source, beam_size: beam, granularity };

@@ -1,7 +1,8 @@
 // The page: one state object; events change it, then the controls and the active view are redrawn
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
-import { ApiError, fetchAttention, fetchModels } from "./api.js";
+import { ApiError, fetchAttention } from "./api.js";
+import { lookupTable } from "./colors.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
 import { checkForm, fieldOf, labelled } from "./form.js";
 import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
@@ -19,13 +20,13 @@ import {
   VIEWS,
 } from "./state.js";
 import { gridSummaryTable, gridViews, longTable, matrixTable, statisticsTable, stepTable, tableCsv } from "./tables.js";
-import { drawGrid, parseHead } from "./views/grid.js";
+import { drawGrid, hexToRgb, paintMap, parseHead } from "./views/grid.js";
 import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headTitle } from "./views/head.js";
 import { drawHeader } from "./views/header.js";
 import { maskColour } from "./views/heatmap.js";
 import { drawPanels, panelsTitle, panelViews } from "./views/panels.js";
-import { drawStatistics, statisticsOf, statisticsTitle } from "./views/stats.js";
 import { chosenControls, describeGranularity, describeLanguages, drawControls, modelLine } from "./views/model.js";
+import { drawStatistics, statisticsOf } from "./views/stats.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
 import { drawTable } from "./views/table.js";
 
@@ -113,13 +114,25 @@ function modelInfo(name = state.model) {
 
 // ---- fetching -------------------------------------------------------------------------------
 
-async function loadModels() {
-  try {
-    state.models = await fetchModels();
-  } catch (error) {
-    showError(error instanceof ApiError ? `Models could not be listed: ${error.message}` : String(error));
-    return;
-  }
+// Plotly's bundle (preloaded by the template) is run by startPlotly: at once when there is no result
+// to show, else once the first map's preview is painted, as its start-up holds the page for a second.
+// Figures wait for it; the header and the preview do not.
+let startPlotly;
+const plotlyReady = new Promise((resolve, reject) => {
+  startPlotly = () => {
+    if (document.getElementById("plotly-bundle")) return;
+    const script = document.createElement("script");
+    script.id = "plotly-bundle";
+    script.src = "/vendor/plotly.min.js";
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error("the figure library (/vendor/plotly.min.js) could not be loaded")));
+    document.head.append(script);
+  };
+});
+
+// The models' descriptions, as GET /api/v1/models gives them, come with the page.
+function loadModels() {
+  state.models = JSON.parse($("models-data").textContent);
   el.model.replaceChildren(
     ...state.models.map((info) => {
       const option = document.createElement("option");
@@ -136,6 +149,7 @@ async function loadModels() {
 
 // Refused in the page before any request: what the form can tell is wrong.
 function translate() {
+  performance.mark("attnscope:submit");
   const problem = checkForm(el, modelInfo());
   if (problem) {
     showError(problem.message, problem.field);
@@ -215,7 +229,25 @@ function render() {
   if (!response) return Promise.resolve();
   drawHeader(el.header, response, state.beam, modelInfo(response.model), state.controls);
   renderControls();
-  return renderView();
+  if (!window.Plotly && state.view === "head") {
+    drawPreview();
+    requestAnimationFrame(() => setTimeout(startPlotly, 0)); // after the preview's frame is painted
+  } else startPlotly();
+  return plotlyReady.then(renderView);
+}
+
+// Until Plotly's bundle has started up (a shared link opened afresh), the head view's map is painted
+// as the overview paints its thumbnails, so the reader sees it at once; the interactive figure replaces it.
+function drawPreview() {
+  const view = displayedMap(state.response, options(), shownKind(state), state.layer, state.head);
+  const box = Math.min(el.headFigure.clientWidth * 0.6, headHeight() - 120);
+  const canvas = paintMap(view, lookupTable(state.scale), hexToRgb(maskColour(state.scale)), box);
+  canvas.className = "preview";
+  const caption = document.createElement("p");
+  caption.className = "preview hint";
+  caption.textContent = `${headTitle(view)} · the interactive figure, with its labels, is loading…`;
+  el.headFigure.replaceChildren(caption, canvas);
+  performance.mark("attnscope:head-preview");
 }
 
 // The reasons a control does nothing in this view, shown beside the toolbar.
@@ -293,6 +325,7 @@ async function renderView() {
   switch (state.view) {
     case "head": {
       headView = displayedMap(response, options(), kind, state.layer, state.head);
+      for (const preview of el.headFigure.querySelectorAll(".preview")) preview.remove();
       await drawHeadView(el.headFigure, headView, options(), { rows: [], cols: [] }, headHeight());
       performance.mark("attnscope:head-view");
       onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
@@ -427,7 +460,7 @@ function update(changes) {
   clampSelection(state, modelInfo(state.response.model));
   renderControls();
   writeUrl();
-  return renderView();
+  return plotlyReady.then(renderView);
 }
 
 function selectHead(layer, head) {
@@ -633,10 +666,11 @@ async function start() {
   Object.assign(state, stateFromQuery(location.search));
   fillForm();
   bindEvents();
-  await loadModels();
+  loadModels();
   await restorePin();
   if (state.source.trim()) await translate();
   else writeUrl();
+  startPlotly(); // for the first figure to come, or where a refused shared link drew none
 }
 
 start();

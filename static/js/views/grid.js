@@ -40,12 +40,19 @@ function thumbnail(view, table, mask, box, selected) {
   button.setAttribute("aria-pressed", String(selected));
   button.setAttribute("aria-label", `layer ${view.layer}, ${headName(view.head)}: open in the head view`);
   button.title = `layer ${view.layer}, ${headName(view.head)}`;
+  const canvas = paintMap(view, table, mask, box);
+  button.append(canvas);
+  return button;
+}
+
+// A map as a canvas of one pixel per cell, scaled by CSS to fit a `box` px square keeping its shape.
+// `table`: the scale's lookup table (colors.lookupTable); `mask`: the RGB of masked cells.
+export function paintMap(view, table, mask, box) {
   const canvas = document.createElement("canvas");
   const rows = view.rows.length;
   const cols = view.cols.length;
   canvas.width = Math.max(cols, 1);
   canvas.height = Math.max(rows, 1);
-  // Scaled to fit a square box, keeping the map's shape.
   const scale = box / Math.max(canvas.width, canvas.height);
   canvas.style.width = `${Math.round(canvas.width * scale)}px`;
   canvas.style.height = `${Math.round(canvas.height * scale)}px`;
@@ -55,7 +62,8 @@ function thumbnail(view, table, mask, box, selected) {
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       const at = (i * cols + j) * 4;
-      const rgb = view.masked[i][j] ? mask : table.subarray(colourIndex(view.matrix[i][j], top) * 3, colourIndex(view.matrix[i][j], top) * 3 + 3);
+      const k = colourIndex(view.matrix[i][j], top) * 3;
+      const rgb = view.masked[i][j] ? mask : table.subarray(k, k + 3);
       image.data[at] = rgb[0];
       image.data[at + 1] = rgb[1];
       image.data[at + 2] = rgb[2];
@@ -63,8 +71,7 @@ function thumbnail(view, table, mask, box, selected) {
     }
   }
   context.putImageData(image, 0, 0);
-  button.append(canvas);
-  return button;
+  return canvas;
 }
 
 function colourIndex(weight, top) {
@@ -84,7 +91,7 @@ function cornerCell() {
   return cell;
 }
 
-function hexToRgb(hex) {
+export function hexToRgb(hex) {
   const value = parseInt(hex.slice(1), 16);
   return [(value >> 16) & 255, (value >> 8) & 255, value & 255];
 }

@@ -16,7 +16,7 @@ export function statisticsOf(response, options, kind) {
   return headStatistics(matrices, kind === "cross");
 }
 
-export function statisticsTitle(kind) {
+function statisticsTitle(kind) {
   return `${KIND_NAMES[kind]}: how spread out and how far each head looks`;
 }
 

@@ -1,0 +1,125 @@
+"""How long a reader waits for the first heatmap, measured with the page's own timing marks.
+
+    python bench/page_timing.py [--model-dir model/checkpoints] [--runs 7]
+
+Starts `attnscope serve` with the shipped model on a free port and, in headless /usr/bin/chromium,
+times, as median and worst of --runs (the three cases interleaved, run by run):
+- Enter -> heatmap painted, for a 10-word and a 40-word source: from the page's `attnscope:submit`
+  mark to the first frame painted after its `attnscope:head-view` mark (request, answer, drawing);
+- a share link opened in a fresh page -> heatmap painted: from navigation start to the frame after the
+  interactive figure is drawn, and to its canvas preview (main.js drawPreview) where Plotly came second
+  (target < 1.5 s), in a new browser context (a first visit: empty cache, Plotly's 4.8 MB bundle
+  fetched and compiled again) and in a new tab of a browser that has shown the page before (the
+  bundle from the HTTP cache, as its Cache-Control allows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+from pathlib import Path
+from urllib.parse import quote
+
+from live_server import CHROMIUM_FLAGS, free_port, start_server
+from playwright.sync_api import Page, sync_playwright
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = "this is an example of a long sentence , and i like it very much .".split()
+
+def source(words: int, run: int) -> str:
+    """`words` words; the last one changes from run to run, so no answer comes from the server's cache."""
+    return " ".join((WORDS * 3)[: words - 1] + [WORDS[run % len(WORDS)]])
+
+
+SHARE_TARGET_MS = 1500
+
+# Resolves with [mark time, painted time] once the head view's mark is set and a frame has been painted after it.
+PAINTED = """() => new Promise((resolve) => {
+    const check = () => {
+        const drawn = performance.getEntriesByName('attnscope:head-view').at(-1);
+        if (!drawn) return setTimeout(check, 5);
+        requestAnimationFrame(() => setTimeout(() => resolve([drawn.startTime, performance.now()]), 0));
+    };
+    check();
+})"""
+
+
+def enter_to_paint(page: Page, source: str) -> float:
+    page.fill("#source", source)
+    page.evaluate("() => performance.clearMarks()")
+    page.press("#source", "Enter")
+    painted = page.evaluate(PAINTED)[1]
+    return painted - page.evaluate("() => performance.getEntriesByName('attnscope:submit')[0].startTime")
+
+
+def share_link_to_paint(context, url: str) -> tuple[float, float | None]:
+    """Navigation start -> the interactive figure painted, and -> its preview drawn (None if Plotly was first)."""
+    # In a new tab of `context`; a context of its own when `context` is a Browser.
+    fresh = not hasattr(context, "browser")
+    if fresh:
+        context = context.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    page.goto(url, wait_until="commit")
+    painted = page.evaluate(PAINTED)[1]  # performance.now() counts from navigation start
+    preview = page.evaluate("() => performance.getEntriesByName('attnscope:head-preview')[0]?.startTime ?? null")
+    page.close()
+    if fresh:
+        context.close()
+    return painted, preview
+
+
+def summary(name: str, values: list[float], target: float | None = None) -> str:
+    verdict = "" if target is None else ("  ok" if statistics.median(values) <= target else f"  OVER the {target:.0f} ms target")
+    return f"{name:<52} median {statistics.median(values):7.0f} ms   worst {max(values):7.0f} ms{verdict}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=REPO / "model" / "checkpoints")
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+
+    port = free_port()
+    server = start_server(args.model_dir, port)
+    base = f"http://127.0.0.1:{port}"
+    times: dict[str, list[float]] = {"10 words": [], "40 words": [], "share": [], "share, cached": [], "preview": []}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+            page.set_default_timeout(120_000)
+            page.goto(base)
+            page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+            for run in range(args.runs + 1):  # the first run warms up the server, Plotly and the JIT
+                share, preview = share_link_to_paint(browser, f"{base}/?s={quote(source(10, run + 7))}")
+                measured = {
+                    "10 words": enter_to_paint(page, source(10, run)),
+                    "40 words": enter_to_paint(page, source(40, run)),
+                    "share": share,
+                    "share, cached": share_link_to_paint(page.context, f"{base}/?s={quote(source(10, run + 3))}")[0],
+                }
+                if preview is not None:
+                    measured["preview"] = preview
+                if run > 0:
+                    for name, value in measured.items():
+                        times[name].append(value)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{args.runs} runs, Chromium headless at 1366×768, {os.cpu_count()} cores, load average {load}")
+    print(summary("Enter -> heatmap painted, 10-word source", times["10 words"]))
+    print(summary("Enter -> heatmap painted, 40-word source", times["40 words"]))
+    print(summary("share link, first visit (new context) -> heatmap painted", times["share"], SHARE_TARGET_MS))
+    if times["preview"]:
+        name = f"  the same, its preview drawn ({len(times['preview'])} of {args.runs} runs)"
+        print(summary(name, times["preview"], SHARE_TARGET_MS))
+    print(summary("share link, new tab, bundle cached -> heatmap painted", times["share, cached"], SHARE_TARGET_MS))
+
+
+if __name__ == "__main__":
+    main()
