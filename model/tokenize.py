@@ -47,8 +47,8 @@ def segment_japanese(text: str, vocabulary: Container[str], max_word_length: int
     Spaces separate chunks; a chunk in the vocabulary is one word, any other chunk is segmented
     like plain text. So `これ は 例 です 。` reads です as で す, as the vocabulary has it, instead
     of as one unknown word. Plain text is segmented greedily by the longest vocabulary word at each
-    position; a character no word covers becomes a token of its own (and so reaches the model as
-    <unk> if it is not in the vocabulary either).
+    position; characters no word covers stay together as one token (which reaches the model as
+    <unk>), so `this` or a stray tag is one unknown word, not one per letter.
     """
     tokens: list[str] = []
     for chunk in _clean(text).split():
@@ -57,11 +57,20 @@ def segment_japanese(text: str, vocabulary: Container[str], max_word_length: int
 
 
 def _longest_match(text: str, vocabulary: Container[str], max_word_length: int) -> list[str]:
-    tokens, i = [], 0
+    tokens: list[str] = []
+    uncovered = ""
+    i = 0
     while i < len(text):
-        for j in range(min(len(text), i + max_word_length), i, -1):
-            if text[i:j] in vocabulary or j == i + 1:
-                tokens.append(text[i:j])
-                i = j
-                break
+        word = next((text[i:j] for j in range(min(len(text), i + max_word_length), i, -1) if text[i:j] in vocabulary), None)
+        if word is None:
+            uncovered += text[i]
+            i += 1
+            continue
+        if uncovered:
+            tokens.append(uncovered)
+            uncovered = ""
+        tokens.append(word)
+        i += len(word)
+    if uncovered:
+        tokens.append(uncovered)
     return tokens

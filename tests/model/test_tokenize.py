@@ -51,5 +51,8 @@ def test_spaced_japanese_keeps_vocabulary_words_and_segments_the_other_chunks():
     assert segment_japanese("これは 例", VOCAB) == ["これ", "は", "例"]
 
 
-def test_a_chunk_no_word_covers_still_becomes_single_characters():
+def test_characters_no_word_covers_stay_together_as_one_token():
     assert segment_japanese("猫 です", VOCAB) == ["猫", "で", "す"]
+    assert segment_japanese("this is a pen", VOCAB) == ["this", "is", "a", "pen"]
+    assert segment_japanese("象牙です", VOCAB) == ["象牙", "で", "す"]
+    assert segment_japanese("これ<b>は", VOCAB) == ["これ", "<b>", "は"]

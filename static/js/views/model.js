@@ -2,8 +2,10 @@
 // header line, the form's language labels, placeholders and examples, its decoding controls and
 // whether word units apply. DOM built with textContent only.
 
+import { KINDS } from "../state.js";
+
 export function modelLine(info) {
-  const kinds = Object.entries(info.kinds).map(([kind, { layers, heads }]) => `${kind} ${layers}×${heads}`).join(", ");
+  const kinds = KINDS.filter((kind) => kind in info.kinds).map((kind) => `${kind} ${info.kinds[kind].layers}×${info.kinds[kind].heads}`).join(", ");
   const parameters = `${(info.parameters / 1e6).toFixed(1)} M parameters`;
   const bleu = info.test_bleu ? Object.entries(info.test_bleu).map(([how, score]) => `${how} ${score.toFixed(1)}`).join(", ") : "";
   return [info.name, `layers × heads: ${kinds}`, parameters, bleu && `test BLEU ${bleu}`].filter(Boolean).join(" · ");
