@@ -203,9 +203,13 @@ class HuggingFaceModel:
         except (OSError, ValueError, KeyError) as error:
             raise ModelLoadError(f"{source}: cannot read the model config: {_one_line(error)}") from error
         if not getattr(config, "is_encoder_decoder", False):
-            raise ModelLoadError(f"{source}: {config.model_type} is not an encoder-decoder model (attnscope needs encoder and decoder)")
+            raise ModelLoadError(
+                f"{source}: {config.model_type} is not an encoder-decoder model (attnscope needs encoder and decoder)"
+            )
         if directory is not None and not any((directory / file).is_file() for file in TOKENIZER_FILES):
-            raise ModelLoadError(f"{directory}: no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the tokenizer beside the model")
+            raise ModelLoadError(
+                f"{directory}: no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the tokenizer beside the model"
+            )
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError, KeyError, TypeError, ImportError) as error:
@@ -276,12 +280,16 @@ class HuggingFaceModel:
 
         return (
             Control(
-                name="source_language", label="Source language", values=codes,
+                name="source_language",
+                label="Source language",
+                values=codes,
                 default=default("source_language", self._tokenizer.src_lang),
                 help="The language of the source text: the code the tokenizer adds to it.",
             ),
             Control(
-                name="target_language", label="Target language", values=codes,
+                name="target_language",
+                label="Target language",
+                values=codes,
                 default=default("target_language", getattr(self._tokenizer, "tgt_lang", None)),
                 help="The language to translate into: the decoder is made to begin with its code.",
             ),
@@ -337,7 +345,10 @@ class HuggingFaceModel:
             after_word_end = special or (self._marker == WORD_END_MARKER and piece.endswith(WORD_END_MARKER))
             tokens.append(
                 Token(
-                    text=text, id=token_id, unknown=token_id == self._tokenizer.unk_token_id, special=special,
+                    text=text,
+                    id=token_id,
+                    unknown=token_id == self._tokenizer.unk_token_id,
+                    special=special,
                     word_start=word_start,
                 )
             )
@@ -367,7 +378,9 @@ class HuggingFaceModel:
         if beam_size < 1:
             raise InputError("beam_size must be at least 1")
         options = dict(
-            num_beams=beam_size, do_sample=False, max_new_tokens=max_length,
+            num_beams=beam_size,
+            do_sample=False,
+            max_new_tokens=max_length,
             stopping_criteria=_stop_criteria()(stop),
         )
         if self._cache_by_layer_count:
@@ -407,15 +420,17 @@ class HuggingFaceModel:
         options = self._generation_options(beam_size, max_length, values, stop)
         with torch.inference_mode():
             output = self._model.generate(
-                **self._batch(sources), **options, num_return_sequences=n_best,
-                return_dict_in_generate=True, output_scores=True, output_logits=beam_size == 1,
+                **self._batch(sources),
+                **options,
+                num_return_sequences=n_best,
+                return_dict_in_generate=True,
+                output_scores=True,
+                output_logits=beam_size == 1,
             )
         produced = [self._produced(sequence) for sequence in output.sequences]
         if beam_size == 1:  # greedy: the sum of the model's own log-probabilities of the produced tokens
             log_probs = torch.stack(output.logits, dim=1).float().log_softmax(-1)  # (B, T, V)
-            scores = [
-                log_probs[row, torch.arange(len(ids)), torch.tensor(ids)].sum().item() for row, ids in enumerate(produced)
-            ]
+            scores = [log_probs[row, torch.arange(len(ids)), torch.tensor(ids)].sum().item() for row, ids in enumerate(produced)]
         else:  # beam: generate's length-penalised sequence scores
             scores = output.sequences_scores.tolist()
         translations = []

@@ -25,17 +25,35 @@ FAMILIES = ("marian", "bart", "t5", "m2m_100")
 # so a test that mixes up kinds fails.
 TINY_CONFIGS: dict[str, dict] = {
     "marian": dict(
-        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=2,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=4,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
     ),
     "bart": dict(
-        d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
     ),
     "t5": dict(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=3, num_heads=2, relative_attention_num_buckets=8),
     "m2m_100": dict(
-        d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
     ),
 }
 
@@ -51,8 +69,14 @@ def _train_sentencepiece(lines: list[str], vocab_size: int, **options) -> bytes:
 
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=vocab_size, hard_vocab_limit=False,
-        character_coverage=1.0, num_threads=1, minloglevel=2, **options,
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        num_threads=1,
+        minloglevel=2,
+        **options,
     )
     return model.getvalue()
 
@@ -79,8 +103,11 @@ def _marian_tokenizer(work: Path, lines: int, vocab_size: int):
     vocab["<pad>"] = len(vocab)
     (work / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     return MarianTokenizer(
-        source_spm=str(work / "source.spm"), target_spm=str(work / "target.spm"), vocab=str(work / "vocab.json"),
-        source_lang="en", target_lang="ja",
+        source_spm=str(work / "source.spm"),
+        target_spm=str(work / "target.spm"),
+        vocab=str(work / "vocab.json"),
+        source_lang="en",
+        target_lang="ja",
     )
 
 
@@ -91,11 +118,16 @@ def _bart_tokenizer(work: Path, lines: int, vocab_size: int):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size + 256, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size + 256,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator(corpus_lines("en", lines) + corpus_lines("ja", lines), trainer)
-    merges = [tuple(merge) if isinstance(merge, list) else tuple(merge.split(" ")) for merge in json.loads(bpe.to_str())["model"]["merges"]]
+    merges = [
+        tuple(merge) if isinstance(merge, list) else tuple(merge.split(" "))
+        for merge in json.loads(bpe.to_str())["model"]["merges"]
+    ]
     return BartTokenizer(vocab=bpe.get_vocab(), merges=merges)
 
 
@@ -104,7 +136,12 @@ def _t5_tokenizer(work: Path, lines: int, vocab_size: int):
 
     # T5's own id layout: <pad> 0, </s> 1, <unk> 2, no <s>.
     spm = _train_sentencepiece(
-        corpus_lines("en", lines) + corpus_lines("ja", lines), vocab_size, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+        corpus_lines("en", lines) + corpus_lines("ja", lines),
+        vocab_size,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
     )
     return T5Tokenizer(vocab=_pieces(spm), extra_ids=0)
 
@@ -120,8 +157,11 @@ def _m2m_100_tokenizer(work: Path, lines: int, vocab_size: int):
     (work / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     # "wmt21" is M2M100's 8-language code set (en, ha, is, ja, cs, ru, zh, de): a multilingual vocabulary, kept small.
     return M2M100Tokenizer(
-        vocab_file=str(work / "vocab.json"), spm_file=str(work / "sentencepiece.bpe.model"),
-        language_codes="wmt21", src_lang="en", tgt_lang="ja",
+        vocab_file=str(work / "vocab.json"),
+        spm_file=str(work / "sentencepiece.bpe.model"),
+        language_codes="wmt21",
+        src_lang="en",
+        tgt_lang="ja",
     )
 
 
@@ -132,8 +172,11 @@ def _config(family: str, tokenizer, overrides: dict):
     from transformers import BartConfig, M2M100Config, MarianConfig, T5Config
 
     common = dict(
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        dropout=0.0, **{**TINY_CONFIGS[family], **overrides},
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        dropout=0.0,
+        **{**TINY_CONFIGS[family], **overrides},
     )
     if family == "marian":
         return MarianConfig(decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=tokenizer.eos_token_id, **common)
@@ -150,7 +193,9 @@ def _config(family: str, tokenizer, overrides: dict):
     raise ValueError(f"no tiny model for family {family!r}; one of {', '.join(FAMILIES)}")
 
 
-def write_tiny_hf_model(directory: Path, family: str, *, lines: int = 300, vocab_size: int = 1000, seed: int = 0, **config) -> Path:
+def write_tiny_hf_model(
+    directory: Path, family: str, *, lines: int = 300, vocab_size: int = 1000, seed: int = 0, **config
+) -> Path:
     """A randomly initialised `family` checkpoint with a tokenizer trained on `lines` corpus lines, saved in `directory`.
 
     `config` overrides the tiny config (the bench builds a model of the built-in model's size this way).

@@ -82,11 +82,15 @@ def test_map_shapes_rows_and_causality(models, family):
     result = models[family].attention(SOURCE, max_length=10)
     kinds = models[family].describe().kinds
     lengths = {
-        "source_tokens": len(result.source_tokens), "target_tokens": len(result.target_tokens),
+        "source_tokens": len(result.source_tokens),
+        "target_tokens": len(result.target_tokens),
         "decoder_input_tokens": len(result.decoder_input_tokens),
     }
-    axes = {"encoder": ("source_tokens", "source_tokens"), "decoder": ("target_tokens", "decoder_input_tokens"),
-            "cross": ("target_tokens", "source_tokens")}
+    axes = {
+        "encoder": ("source_tokens", "source_tokens"),
+        "decoder": ("target_tokens", "decoder_input_tokens"),
+        "cross": ("target_tokens", "source_tokens"),
+    }
     assert set(result.maps) == set(ATTENTION_KINDS)
     for kind, weights in result.maps.items():
         rows, columns = axes[kind]
@@ -111,7 +115,9 @@ def test_maps_equal_transformers_output_attentions(models, direct, family):
     with torch.no_grad():
         output = model(**encoded, decoder_input_ids=decoder_input_ids, output_attentions=True)
     expected = {
-        "encoder": output.encoder_attentions, "decoder": output.decoder_attentions, "cross": output.cross_attentions,
+        "encoder": output.encoder_attentions,
+        "decoder": output.decoder_attentions,
+        "cross": output.cross_attentions,
     }
     for kind, layers in expected.items():
         torch.testing.assert_close(result.maps[kind], torch.cat(layers), atol=1e-5, rtol=0)
@@ -141,8 +147,11 @@ def test_beam_n_best_with_generate_scores(models, direct, family):
     options = {**direct_generate_options(family, tokenizer), "num_beams": 3, "max_new_tokens": 8}
     with torch.no_grad():
         output = model.generate(
-            **tokenizer(SOURCE, return_tensors="pt"), **options, num_return_sequences=2,
-            return_dict_in_generate=True, output_scores=True,
+            **tokenizer(SOURCE, return_tensors="pt"),
+            **options,
+            num_return_sequences=2,
+            return_dict_in_generate=True,
+            output_scores=True,
         )
     translation = models[family].translate([SOURCE], beam_size=3, n_best=2, max_length=8)[0]
     assert [hypothesis.score for hypothesis in translation.n_best] == pytest.approx(output.sequences_scores.tolist(), abs=1e-5)
@@ -271,9 +280,13 @@ def test_multilingual_controls(models):
 def test_card_file(tiny_hf_dirs, tmp_path):
     directory = shutil.copytree(tiny_hf_dirs["marian"], tmp_path / "opus-tiny")
     card = {
-        "name": "tiny-en-ja", "description": "A tiny random Marian model",
-        "source_language": {"code": "en", "name": "English"}, "target_language": {"code": "ja", "name": "Japanese"},
-        "target_joiner": "", "examples": ["i like tea ."], "target_example": "私 は お 茶 が 好き で す 。",
+        "name": "tiny-en-ja",
+        "description": "A tiny random Marian model",
+        "source_language": {"code": "en", "name": "English"},
+        "target_language": {"code": "ja", "name": "Japanese"},
+        "target_joiner": "",
+        "examples": ["i like tea ."],
+        "target_example": "私 は お 茶 が 好き で す 。",
         "card": {"test_bleu": None},
     }
     (directory / "attnscope.json").write_text(json.dumps(card), encoding="utf-8")

@@ -49,9 +49,15 @@ def result() -> AttentionResult:
         return torch.stack([weights, weights.flip(-1)]).unsqueeze(1)
 
     return AttentionResult(
-        source_tokens=SOURCE, target_tokens=TARGET, decoder_input_tokens=DECODER_INPUT, translation="お茶", forced=True,
-        score=-3.5, maps={"encoder": two_layers(ENCODER), "decoder": two_layers(DECODER), "cross": two_layers(CROSS)},
-        controls={}, predictions={},
+        source_tokens=SOURCE,
+        target_tokens=TARGET,
+        decoder_input_tokens=DECODER_INPUT,
+        translation="お茶",
+        forced=True,
+        score=-3.5,
+        maps={"encoder": two_layers(ENCODER), "decoder": two_layers(DECODER), "cross": two_layers(CROSS)},
+        controls={},
+        predictions={},
     )
 
 
@@ -108,8 +114,15 @@ def test_word_level_tokens_are_unchanged():
     words = [piece("this", 3), piece("is", 4), piece("</s>", 2, special=True)]
     weights = torch.softmax(torch.randn(1, 2, 3, 3), -1)
     unchanged = AttentionResult(
-        source_tokens=words, target_tokens=words, decoder_input_tokens=[piece("<s>", 1, special=True), *words[:-1]],
-        translation="this is", forced=False, score=-1.0, maps={"cross": weights}, controls={}, predictions={},
+        source_tokens=words,
+        target_tokens=words,
+        decoder_input_tokens=[piece("<s>", 1, special=True), *words[:-1]],
+        translation="this is",
+        forced=False,
+        score=-1.0,
+        maps={"cross": weights},
+        controls={},
+        predictions={},
     )
     merged = merge_words(unchanged)
     assert merged.source_tokens == words
