@@ -185,7 +185,8 @@ class HuggingFaceModel:
         self._special_ids = set(tokenizer.all_special_ids) | set(self._languages.values())
         self._marker = _subword_marker(tokenizer)
         self._description = self._describe(name, source)
-        self._cache_by_layer_count = self._description.kinds["decoder"].layers != getattr(config, "num_hidden_layers", None)
+        cache_layers = getattr(config.get_text_config(decoder=True), "num_hidden_layers", None)
+        self._needs_growing_cache = self._description.kinds["decoder"].layers != cache_layers
 
     @classmethod
     def load(cls, path_or_hub_id: str | Path, name: str | None = None, device: str = "cpu") -> HuggingFaceModel:
@@ -383,9 +384,9 @@ class HuggingFaceModel:
             max_new_tokens=max_length,
             stopping_criteria=_stop_criteria()(stop),
         )
-        if self._cache_by_layer_count:
-            # generate sizes its cache by num_hidden_layers, which T5-style configs alias to the encoder's layer count:
-            # a decoder with more layers overflows it. A cache without a config grows with the layers that use it.
+        if self._needs_growing_cache:
+            # generate sizes its cache by the decoder config's num_hidden_layers, which T5-style configs alias to the
+            # encoder's layer count: a deeper decoder overflows it. A cache without a config grows with its layers.
             import transformers
 
             cache = transformers.EncoderDecoderCache(transformers.DynamicCache(), transformers.DynamicCache())

@@ -19,9 +19,11 @@ import torch
 os.environ["HF_HUB_OFFLINE"] = "1"  # the tests build every model they load; nothing may reach a hub
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared/data/small_parallel_enja"
-FAMILIES = ("marian", "bart", "t5", "m2m_100")
+# "nllb" is an M2M100 model (model_type m2m_100) with NLLB's tokenizer and its 202 language codes
+FAMILIES = ("marian", "bart", "t5", "m2m_100", "nllb")
 
-# Per-kind counts differ on purpose (Marian: 2 encoder / 1 decoder layers, 4 / 2 heads; T5: 2 / 3 layers, 2 heads)
+# Per-kind counts differ on purpose (Marian: 2 encoder / 1 decoder layers, 4 / 2 heads; T5: 2 / 3 layers, 2 heads;
+# NLLB: 1 / 2 layers, 2 / 4 heads)
 # so a test that mixes up kinds fails.
 TINY_CONFIGS: dict[str, dict] = {
     "marian": dict(
@@ -51,6 +53,16 @@ TINY_CONFIGS: dict[str, dict] = {
         decoder_layers=2,
         encoder_attention_heads=2,
         decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+    ),
+    "nllb": dict(
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=4,
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         max_position_embeddings=64,
@@ -124,11 +136,12 @@ def _bart_tokenizer(work: Path, lines: int, vocab_size: int):
         show_progress=False,
     )
     bpe.train_from_iterator(corpus_lines("en", lines) + corpus_lines("ja", lines), trainer)
-    merges = [
-        tuple(merge) if isinstance(merge, list) else tuple(merge.split(" "))
-        for merge in json.loads(bpe.to_str())["model"]["merges"]
-    ]
-    return BartTokenizer(vocab=bpe.get_vocab(), merges=merges)
+    return BartTokenizer(vocab=bpe.get_vocab(), merges=_merges(bpe))
+
+
+def _merges(bpe) -> list[tuple[str, str]]:
+    merges = json.loads(bpe.to_str())["model"]["merges"]
+    return [tuple(merge) if isinstance(merge, list) else tuple(merge.split(" ")) for merge in merges]
 
 
 def _t5_tokenizer(work: Path, lines: int, vocab_size: int):
@@ -165,7 +178,24 @@ def _m2m_100_tokenizer(work: Path, lines: int, vocab_size: int):
     )
 
 
-TOKENIZER_BUILDERS = {"marian": _marian_tokenizer, "bart": _bart_tokenizer, "t5": _t5_tokenizer, "m2m_100": _m2m_100_tokenizer}
+def _nllb_tokenizer(work: Path, lines: int, vocab_size: int):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import NllbTokenizer
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False)
+    bpe.train_from_iterator(corpus_lines("en", lines) + corpus_lines("ja", lines), trainer)
+    return NllbTokenizer(vocab=bpe.get_vocab(), merges=_merges(bpe), src_lang="eng_Latn", tgt_lang="jpn_Jpan")
+
+
+TOKENIZER_BUILDERS = {
+    "marian": _marian_tokenizer,
+    "bart": _bart_tokenizer,
+    "t5": _t5_tokenizer,
+    "m2m_100": _m2m_100_tokenizer,
+    "nllb": _nllb_tokenizer,
+}
 
 
 def _config(family: str, tokenizer, overrides: dict):
@@ -186,6 +216,8 @@ def _config(family: str, tokenizer, overrides: dict):
     if family == "t5":
         common.pop("dropout")
         return T5Config(dropout_rate=0.0, decoder_start_token_id=tokenizer.pad_token_id, **common)
+    if family == "nllb":
+        return M2M100Config(bos_token_id=tokenizer.bos_token_id, decoder_start_token_id=tokenizer.eos_token_id, **common)
     if family == "m2m_100":
         # language tokens and M2M100's made-up words come after the sentencepiece vocabulary, as in facebook/m2m100_418M
         common["vocab_size"] = tokenizer.encoder_size + len(tokenizer.lang_code_to_id) + tokenizer.num_madeup_words

@@ -25,8 +25,10 @@ EXPECTED_KINDS = {
     "bart": {"encoder": KindShape(2, 2), "decoder": KindShape(2, 2), "cross": KindShape(2, 2)},
     "t5": {"encoder": KindShape(2, 2), "decoder": KindShape(3, 2), "cross": KindShape(3, 2)},
     "m2m_100": {"encoder": KindShape(2, 2), "decoder": KindShape(2, 2), "cross": KindShape(2, 2)},
+    "nllb": {"encoder": KindShape(1, 2), "decoder": KindShape(2, 4), "cross": KindShape(2, 4)},
 }
-MARKERS = {"marian": "▁", "bart": "Ġ", "t5": "▁", "m2m_100": "▁"}
+MARKERS = {"marian": "▁", "bart": "Ġ", "t5": "▁", "m2m_100": "▁", "nllb": "▁"}
+MODEL_TYPES = {"nllb": "m2m_100"}
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +52,8 @@ def direct_generate_options(family: str, tokenizer) -> dict:
         options["use_cache"] = False  # transformers sizes generate's cache by the encoder's layer count (2 < 3 decoder layers)
     if family == "m2m_100":
         options["forced_bos_token_id"] = tokenizer.get_lang_id("ja")
+    if family == "nllb":
+        options["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids("jpn_Jpan")
     return options
 
 
@@ -60,7 +64,7 @@ def test_is_a_translation_model(models):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_describe(models, family):
     description = models[family].describe()
-    assert description.family == family
+    assert description.family == MODEL_TYPES.get(family, family)
     assert description.kinds == EXPECTED_KINDS[family]
     assert description.tokens.subword_marker == MARKERS[family]
     assert description.tokens.target_joiner == " " and not description.tokens.word_level
@@ -275,6 +279,18 @@ def test_multilingual_controls(models):
     assert "__de__" not in result.translation
     forced = model.attention(SOURCE, TARGET, controls={"target_language": "zh"})
     assert forced.target_tokens[0].text == "__zh__"
+
+
+def test_nllb_language_codes_are_its_language_tokens(models):
+    description = models["nllb"].describe()
+    controls = {control.name: control for control in description.controls}
+    assert len(controls["target_language"].values) == 202 and "fra_Latn" in controls["target_language"].values
+    assert (controls["source_language"].default, controls["target_language"].default) == ("eng_Latn", "jpn_Jpan")
+    assert description.source_language.code == "eng_Latn"
+    with pytest.raises(InputError, match="'ja' is not one of ace_Arab"):
+        resolve_controls(description, {"target_language": "ja"})
+    result = models["nllb"].attention(SOURCE, max_length=3, controls={"target_language": "fra_Latn"})
+    assert [token.text for token in result.target_tokens][:1] == ["fra_Latn"] and result.source_tokens[0].text == "eng_Latn"
 
 
 def test_card_file(tiny_hf_dirs, tmp_path):
