@@ -33,13 +33,18 @@ from backends.interface import (
     Language,
     ModelDescription,
     ModelLimits,
+    ModelLoadError,
     StopCheck,
     Token,
     TokenConventions,
     Translation,
+    language,
     never_stop,
     resolve_controls,
 )
+from model.translator import resolve_device
+
+__all__ = ["HuggingFaceModel", "ModelLoadError"]
 
 CARD_FILE = "attnscope.json"
 # A directory without one of these has no tokenizer (transformers would build an empty one without complaint).
@@ -52,10 +57,6 @@ WORD_END_MARKER = "</w>"
 # NLLB's language codes are its language tokens ("eng_Latn"); M2M100 and mBART-50 map codes to ids themselves.
 NLLB_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")
 UNKNOWN_LANGUAGE = Language("und", "unknown")
-
-
-class ModelLoadError(ValueError):
-    """A path attnscope cannot serve as a Hugging Face model; the one-line message says why."""
 
 
 def _transformers():
@@ -120,10 +121,11 @@ def _read_card(directory: Path | None) -> dict:
 
 
 def _card_language(value) -> Language | None:
+    """A language as a card or tokenizer gives it: a code ("en"), or {"code": "en", "name": "English"}."""
     if isinstance(value, str):
-        return Language(value, value)
+        return language(value)
     if isinstance(value, dict) and "code" in value:
-        return Language(value["code"], value.get("name", value["code"]))
+        return Language(value["code"], value.get("name") or language(value["code"]).name)
     return None
 
 
@@ -189,7 +191,7 @@ class HuggingFaceModel:
         self._needs_growing_cache = self._description.kinds["decoder"].layers != cache_layers
 
     @classmethod
-    def load(cls, path_or_hub_id: str | Path, name: str | None = None, device: str = "cpu") -> HuggingFaceModel:
+    def load(cls, path_or_hub_id: str | Path, name: str | None = None, device: str = "auto") -> HuggingFaceModel:
         """Load a save_pretrained directory (or a hub id, when the hub is reachable); ModelLoadError says why not."""
         transformers = _transformers()
         source = str(path_or_hub_id)
@@ -220,7 +222,7 @@ class HuggingFaceModel:
             model = transformers.AutoModelForSeq2SeqLM.from_pretrained(source, attn_implementation="eager")
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise ModelLoadError(f"{source}: cannot load the model: {_one_line(error)}") from error
-        model.to(device).eval()
+        model.to(resolve_device(device)).eval()
         card = _read_card(directory)
         default_name = directory.resolve().name if directory is not None else source.rsplit("/", 1)[-1]
         return cls(model, tokenizer, name or card.get("name") or default_name, card, source)
@@ -237,8 +239,8 @@ class HuggingFaceModel:
         source_language = _card_language(card.get("source_language"))
         target_language = _card_language(card.get("target_language"))
         if controls:  # a multilingual model translates between the languages its controls select
-            source_language = Language(defaults["source_language"], defaults["source_language"])
-            target_language = Language(defaults["target_language"], defaults["target_language"])
+            source_language = language(defaults["source_language"])
+            target_language = language(defaults["target_language"])
         source_language = source_language or _card_language(getattr(tokenizer, "source_lang", None)) or UNKNOWN_LANGUAGE
         target_language = target_language or _card_language(getattr(tokenizer, "target_lang", None)) or UNKNOWN_LANGUAGE
         max_positions = getattr(config, "max_position_embeddings", None) or RELATIVE_POSITIONS_CAP
@@ -271,6 +273,7 @@ class HuggingFaceModel:
         if not self._languages:
             return ()
         codes = tuple(self._languages)
+        names = {code: language(code).name for code in codes if language(code).name != code}
         card = self._card
 
         def default(card_key: str, tokenizer_value: str | None) -> str:
@@ -286,6 +289,7 @@ class HuggingFaceModel:
                 values=codes,
                 default=default("source_language", self._tokenizer.src_lang),
                 help="The language of the source text: the code the tokenizer adds to it.",
+                value_labels=names,
             ),
             Control(
                 name="target_language",
@@ -293,6 +297,7 @@ class HuggingFaceModel:
                 values=codes,
                 default=default("target_language", getattr(self._tokenizer, "tgt_lang", None)),
                 help="The language to translate into: the decoder is made to begin with its code.",
+                value_labels=names,
             ),
         )
 

@@ -77,6 +77,7 @@ def test_describe(models, family):
 def test_languages_from_the_tokenizer_or_unknown(models):
     marian = models["marian"].describe()
     assert (marian.source_language.code, marian.target_language.code) == ("en", "ja")
+    assert (marian.source_language.name, marian.target_language.name) == ("English", "Japanese")
     assert models["t5"].describe().source_language.code == "und"
     assert models["marian"].describe().controls == () and models["bart"].describe().controls == ()
 
@@ -267,6 +268,8 @@ def test_multilingual_controls(models):
     assert set(controls) == {"source_language", "target_language"}
     assert controls["target_language"].values == ("en", "ha", "is", "ja", "cs", "ru", "zh", "de")
     assert (controls["source_language"].default, controls["target_language"].default) == ("en", "ja")
+    assert controls["target_language"].value_labels["de"] == "German" and "ha" not in controls["target_language"].value_labels
+    assert description.target_language.name == "Japanese"
     assert "__ja__" in description.tokens.special_tokens
     with pytest.raises(InputError, match="'xx' is not one of en, ha, is, ja, cs, ru, zh, de"):
         resolve_controls(description, {"target_language": "xx"})
