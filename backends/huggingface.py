@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -184,6 +185,8 @@ class HuggingFaceModel:
         if self._decoder_start is None:
             raise ModelLoadError(f"{source}: the config has no decoder_start_token_id")
         self._languages = _language_codes(tokenizer)
+        # a multilingual tokenizer holds the language pair as state: one request's languages at a time
+        self._tokenizer_lock = threading.Lock()
         self._special_ids = set(tokenizer.all_special_ids) | set(self._languages.values())
         self._marker = _subword_marker(tokenizer)
         self._description = self._describe(name, source)
@@ -244,6 +247,9 @@ class HuggingFaceModel:
         source_language = source_language or _card_language(getattr(tokenizer, "source_lang", None)) or UNKNOWN_LANGUAGE
         target_language = target_language or _card_language(getattr(tokenizer, "target_lang", None)) or UNKNOWN_LANGUAGE
         max_positions = getattr(config, "max_position_embeddings", None) or RELATIVE_POSITIONS_CAP
+        # the limits count the tokens a user typed, as the service does: the model adds its specials (</s>, a code)
+        added_to_source = sum(token_id in self._special_ids for token_id in self._encode(defaults, text="a"))
+        added_to_target = sum(token_id in self._special_ids for token_id in self._encode(defaults, text_target="a"))
         vocab_size = len(tokenizer)
         target_vocab = getattr(tokenizer, "target_encoder", None) if getattr(tokenizer, "separate_vocabs", False) else None
         return ModelDescription(
@@ -260,7 +266,9 @@ class HuggingFaceModel:
                 special_tokens=tuple(tokenizer.convert_ids_to_tokens(sorted(self._special_ids))),
                 word_level=False,
             ),
-            limits=ModelLimits(max_source_tokens=max_positions, max_target_tokens=max_positions),
+            limits=ModelLimits(
+                max_source_tokens=max_positions - added_to_source, max_target_tokens=max_positions - added_to_target
+            ),
             d_model=_config_value(config, "d_model", "hidden_size"),
             parameters=sum(parameter.numel() for parameter in self._model.parameters()),
             vocab_sizes={"source": vocab_size, "target": len(target_vocab) if target_vocab else vocab_size},
@@ -309,30 +317,31 @@ class HuggingFaceModel:
     def target_tokens(self, text: str) -> list[Token]:
         return self._tokens(self._target_ids(text, resolve_controls(self._description, None)))
 
-    def _set_languages(self, controls: dict[str, str]) -> None:
-        if self._languages:
-            self._tokenizer.src_lang = controls["source_language"]
-            self._tokenizer.tgt_lang = controls["target_language"]
+    def _encode(self, controls: dict[str, str], **text) -> list[int]:
+        with self._tokenizer_lock:
+            if self._languages:
+                self._tokenizer.src_lang = controls["source_language"]
+                self._tokenizer.tgt_lang = controls["target_language"]
+            return self._tokenizer(**text).input_ids
 
     def _source_ids(self, text: str, controls: dict[str, str]) -> list[int]:
         if not text.strip():
-            raise InputError("the source is empty: give a sentence to translate")
-        self._set_languages(controls)
-        ids = self._tokenizer(text).input_ids
-        limit = self._description.limits.max_source_tokens
-        if len(ids) > limit:
-            raise InputError(f"the source is {len(ids)} tokens long; {self._description.name} reads at most {limit}: shorten it")
+            raise InputError(f"the source is empty: type a sentence in {self._description.source_language.name}")
+        ids = self._encode(controls, text=text)
+        self._check_length("source", ids, self._description.limits.max_source_tokens)
         return ids
 
     def _target_ids(self, text: str, controls: dict[str, str]) -> list[int]:
         if not text.strip():
-            raise InputError("the target is empty: give a translation to score, or leave it out")
-        self._set_languages(controls)
-        ids = self._tokenizer(text_target=text).input_ids
-        limit = self._description.limits.max_target_tokens
-        if len(ids) > limit:
-            raise InputError(f"the target is {len(ids)} tokens long; {self._description.name} writes at most {limit}: shorten it")
+            raise InputError(f"the target is empty: type a {self._description.target_language.name} translation or leave it out")
+        ids = self._encode(controls, text_target=text)
+        self._check_length("target", ids, self._description.limits.max_target_tokens)
         return ids
+
+    def _check_length(self, what: str, ids: list[int], limit: int) -> None:
+        count = sum(token_id not in self._special_ids for token_id in ids)  # what the user typed, as the limits count
+        if count > limit:
+            raise InputError(f"the {what} has {count} tokens; the limit is {limit}: shorten it")
 
     def _tokens(self, ids: list[int]) -> list[Token]:
         """Tokens as shown: markers stripped, word_start from the marker convention."""

@@ -70,8 +70,9 @@ def test_describe(models, family):
     assert description.tokens.target_joiner == " " and not description.tokens.word_level
     assert "</s>" in description.tokens.special_tokens
     assert description.d_model == 32 and description.parameters > 0
-    expected_limit = 512 if family == "t5" else 64  # T5: relative positions, the documented cap
-    assert description.limits.max_source_tokens == description.limits.max_target_tokens == expected_limit
+    positions = 512 if family == "t5" else 64  # T5: relative positions, the documented cap
+    added = 2 if family in ("bart", "m2m_100", "nllb") else 1  # <s> or the language code, and </s>
+    assert description.limits.max_source_tokens == description.limits.max_target_tokens == positions - added
 
 
 def test_languages_from_the_tokenizer_or_unknown(models):
@@ -251,10 +252,11 @@ def test_input_errors(models):
         model.source_tokens("   ")
     with pytest.raises(InputError, match="empty"):
         model.attention(SOURCE, " ")
-    with pytest.raises(InputError, match="at most 64"):
-        model.attention(" ".join(["tea"] * 80))
-    with pytest.raises(InputError, match="at most 64"):
-        model.target_tokens(" ".join(["茶"] * 80))
+    with pytest.raises(InputError, match="the source has 64 tokens; the limit is 63"):
+        model.attention(" ".join(["i"] * 64))
+    assert len(model.source_tokens(" ".join(["i"] * 63))) == 64  # the longest source fits the 64 positions with </s>
+    with pytest.raises(InputError, match="the target has 80 tokens; the limit is 63"):
+        model.target_tokens(" ".join(["私"] * 80))
     with pytest.raises(InputError, match="n_best"):
         model.translate([SOURCE], beam_size=2, n_best=3)
     with pytest.raises(InputError, match="no control"):
