@@ -19,8 +19,9 @@ import torch
 os.environ["HF_HUB_OFFLINE"] = "1"  # the tests build every model they load; nothing may reach a hub
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared/data/small_parallel_enja"
-# "nllb" is an M2M100 model (model_type m2m_100) with NLLB's tokenizer and its 202 language codes
-FAMILIES = ("marian", "bart", "t5", "m2m_100", "nllb")
+# "nllb" is an M2M100 model (model_type m2m_100) with NLLB's tokenizer and its 202 language codes;
+# "mbart50" an mBART model with mBART-50's tokenizer and its 52 codes
+FAMILIES = ("marian", "bart", "t5", "m2m_100", "nllb", "mbart50")
 
 # Per-kind counts differ on purpose (Marian: 2 encoder / 1 decoder layers, 4 / 2 heads; T5: 2 / 3 layers, 2 heads;
 # NLLB: 1 / 2 layers, 2 / 4 heads)
@@ -48,6 +49,16 @@ TINY_CONFIGS: dict[str, dict] = {
     ),
     "t5": dict(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=3, num_heads=2, relative_attention_num_buckets=8),
     "m2m_100": dict(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+    ),
+    "mbart50": dict(
         d_model=32,
         encoder_layers=2,
         decoder_layers=2,
@@ -189,17 +200,25 @@ def _nllb_tokenizer(work: Path, lines: int, vocab_size: int):
     return NllbTokenizer(vocab=bpe.get_vocab(), merges=_merges(bpe), src_lang="eng_Latn", tgt_lang="jpn_Jpan")
 
 
+def _mbart50_tokenizer(work: Path, lines: int, vocab_size: int):
+    from transformers import MBart50Tokenizer
+
+    spm = _train_sentencepiece(corpus_lines("en", lines) + corpus_lines("ja", lines), vocab_size)
+    return MBart50Tokenizer(vocab=_pieces(spm), src_lang="en_XX", tgt_lang="ja_XX")
+
+
 TOKENIZER_BUILDERS = {
     "marian": _marian_tokenizer,
     "bart": _bart_tokenizer,
     "t5": _t5_tokenizer,
     "m2m_100": _m2m_100_tokenizer,
     "nllb": _nllb_tokenizer,
+    "mbart50": _mbart50_tokenizer,
 }
 
 
 def _config(family: str, tokenizer, overrides: dict):
-    from transformers import BartConfig, M2M100Config, MarianConfig, T5Config
+    from transformers import BartConfig, M2M100Config, MarianConfig, MBartConfig, T5Config
 
     common = dict(
         vocab_size=len(tokenizer),
@@ -216,6 +235,8 @@ def _config(family: str, tokenizer, overrides: dict):
     if family == "t5":
         common.pop("dropout")
         return T5Config(dropout_rate=0.0, decoder_start_token_id=tokenizer.pad_token_id, **common)
+    if family == "mbart50":  # as facebook/mbart-large-50-many-to-many-mmt: start from </s>, then the language code
+        return MBartConfig(bos_token_id=0, decoder_start_token_id=tokenizer.eos_token_id, **common)
     if family == "nllb":
         return M2M100Config(bos_token_id=tokenizer.bos_token_id, decoder_start_token_id=tokenizer.eos_token_id, **common)
     if family == "m2m_100":

@@ -26,9 +26,10 @@ EXPECTED_KINDS = {
     "t5": {"encoder": KindShape(2, 2), "decoder": KindShape(3, 2), "cross": KindShape(3, 2)},
     "m2m_100": {"encoder": KindShape(2, 2), "decoder": KindShape(2, 2), "cross": KindShape(2, 2)},
     "nllb": {"encoder": KindShape(1, 2), "decoder": KindShape(2, 4), "cross": KindShape(2, 4)},
+    "mbart50": {"encoder": KindShape(2, 2), "decoder": KindShape(2, 2), "cross": KindShape(2, 2)},
 }
-MARKERS = {"marian": "▁", "bart": "Ġ", "t5": "▁", "m2m_100": "▁", "nllb": "▁"}
-MODEL_TYPES = {"nllb": "m2m_100"}
+MARKERS = {"marian": "▁", "bart": "Ġ", "t5": "▁", "m2m_100": "▁", "nllb": "▁", "mbart50": "▁"}
+MODEL_TYPES = {"nllb": "m2m_100", "mbart50": "mbart"}
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +55,8 @@ def direct_generate_options(family: str, tokenizer) -> dict:
         options["forced_bos_token_id"] = tokenizer.get_lang_id("ja")
     if family == "nllb":
         options["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids("jpn_Jpan")
+    if family == "mbart50":
+        options["forced_bos_token_id"] = tokenizer.lang_code_to_id["ja_XX"]
     return options
 
 
@@ -71,7 +74,7 @@ def test_describe(models, family):
     assert "</s>" in description.tokens.special_tokens
     assert description.d_model == 32 and description.parameters > 0
     positions = 512 if family == "t5" else 64  # T5: relative positions, the documented cap
-    added = 2 if family in ("bart", "m2m_100", "nllb") else 1  # <s> or the language code, and </s>
+    added = 1 if family in ("marian", "t5") else 2  # </s>, and <s> or the language code
     assert description.limits.max_source_tokens == description.limits.max_target_tokens == positions - added
 
 
@@ -286,16 +289,22 @@ def test_multilingual_controls(models):
     assert forced.target_tokens[0].text == "__zh__"
 
 
-def test_nllb_language_codes_are_its_language_tokens(models):
-    description = models["nllb"].describe()
+@pytest.mark.parametrize(
+    ("family", "count", "source", "target", "other", "other_name"),
+    [("nllb", 202, "eng_Latn", "jpn_Jpan", "fra_Latn", "fra_Latn"), ("mbart50", 52, "en_XX", "ja_XX", "fr_XX", "French")],
+)
+def test_language_codes_that_are_language_tokens(models, family, count, source, target, other, other_name):
+    description = models[family].describe()
     controls = {control.name: control for control in description.controls}
-    assert len(controls["target_language"].values) == 202 and "fra_Latn" in controls["target_language"].values
-    assert (controls["source_language"].default, controls["target_language"].default) == ("eng_Latn", "jpn_Jpan")
-    assert description.source_language.code == "eng_Latn"
-    with pytest.raises(InputError, match="'ja' is not one of ace_Arab"):
+    assert len(controls["target_language"].values) == count and other in controls["target_language"].values
+    assert (controls["source_language"].default, controls["target_language"].default) == (source, target)
+    assert controls["target_language"].value_labels.get(other, other) == other_name
+    assert description.source_language.code == source
+    with pytest.raises(InputError, match=f"'ja' is not one of {controls['target_language'].values[0]}"):
         resolve_controls(description, {"target_language": "ja"})
-    result = models["nllb"].attention(SOURCE, max_length=3, controls={"target_language": "fra_Latn"})
-    assert [token.text for token in result.target_tokens][:1] == ["fra_Latn"] and result.source_tokens[0].text == "eng_Latn"
+    result = models[family].attention(SOURCE, max_length=3, controls={"target_language": other})
+    assert result.target_tokens[0].text == other and result.source_tokens[0].text == source
+    assert other not in result.translation
 
 
 def test_card_file(tiny_hf_dirs, tmp_path):
