@@ -187,7 +187,8 @@ class HuggingFaceModel:
         self._languages = _language_codes(tokenizer)
         # a multilingual tokenizer holds the language pair as state: one request's languages at a time
         self._tokenizer_lock = threading.Lock()
-        self._special_ids = set(tokenizer.all_special_ids) | set(self._languages.values())
+        # <unk> stands for a word the user typed: flagged unknown, not special
+        self._special_ids = (set(tokenizer.all_special_ids) | set(self._languages.values())) - {tokenizer.unk_token_id}
         self._marker = _subword_marker(tokenizer)
         self._description = self._describe(name, source)
         cache_layers = getattr(config.get_text_config(decoder=True), "num_hidden_layers", None)
@@ -439,13 +440,20 @@ class HuggingFaceModel:
                 **options,
                 num_return_sequences=n_best,
                 return_dict_in_generate=True,
-                output_scores=True,
-                output_logits=beam_size == 1,
+                output_scores=beam_size > 1,  # beam: sequences_scores
+                output_logits=beam_size == 1,  # greedy: the raw logits, before any logits processor
             )
         produced = [self._produced(sequence) for sequence in output.sequences]
         if beam_size == 1:  # greedy: the sum of the model's own log-probabilities of the produced tokens
-            log_probs = torch.stack(output.logits, dim=1).float().log_softmax(-1)  # (B, T, V)
-            scores = [log_probs[row, torch.arange(len(ids)), torch.tensor(ids)].sum().item() for row, ids in enumerate(produced)]
+            chosen = output.sequences[:, 1:]  # (B, T)
+            token_log_probs = torch.stack(
+                [
+                    logits.float().log_softmax(-1).gather(1, chosen[:, [step]]).squeeze(1)
+                    for step, logits in enumerate(output.logits)
+                ],
+                dim=1,
+            ).cpu()  # (B, T)
+            scores = [token_log_probs[row, : len(ids)].sum().item() for row, ids in enumerate(produced)]
         else:  # beam: generate's length-penalised sequence scores
             scores = output.sequences_scores.tolist()
         translations = []
@@ -496,7 +504,7 @@ class HuggingFaceModel:
             output = self._model(
                 **batch, decoder_input_ids=torch.tensor([decoder_input_ids], device=self._model.device), output_attentions=True
             )
-        log_probs = output.logits[0].float().log_softmax(-1)  # (T, V)
+        log_probs = output.logits[0].float().log_softmax(-1).cpu()  # (T, V)
         score = log_probs[torch.arange(len(target_ids)), torch.tensor(target_ids)].sum().item()
         maps = {
             "encoder": output.encoder_attentions,  # L x (1, H, S, S)
