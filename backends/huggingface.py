@@ -504,8 +504,8 @@ class HuggingFaceModel:
             output = self._model(
                 **batch, decoder_input_ids=torch.tensor([decoder_input_ids], device=self._model.device), output_attentions=True
             )
-        log_probs = output.logits[0].float().log_softmax(-1).cpu()  # (T, V)
-        score = log_probs[torch.arange(len(target_ids)), torch.tensor(target_ids)].sum().item()
+        produced = torch.tensor(target_ids, device=output.logits.device)[:, None]  # (T, 1)
+        score = output.logits[0].float().log_softmax(-1).gather(1, produced).sum().item()
         maps = {
             "encoder": output.encoder_attentions,  # L x (1, H, S, S)
             "decoder": output.decoder_attentions,  # L x (1, H, T, T)
