@@ -105,10 +105,10 @@ class BuiltinModel:
     def _politeness(controls: dict[str, str] | None) -> str:
         return (controls or {}).get(POLITENESS, "auto")
 
-    def source_tokens(self, text: str) -> list[Token]:
+    def source_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
         return self.translator.source_tokens(text)
 
-    def target_tokens(self, text: str) -> list[Token]:
+    def target_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
         return self._with_readings(self.translator.target_tokens(text))
 
     def translate(

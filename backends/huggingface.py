@@ -312,11 +312,11 @@ class HuggingFaceModel:
 
     # --- tokens -----------------------------------------------------------------------------------
 
-    def source_tokens(self, text: str) -> list[Token]:
-        return self._tokens(self._source_ids(text, resolve_controls(self._description, None)))
+    def source_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
+        return self._tokens(self._source_ids(text, resolve_controls(self._description, controls)))
 
-    def target_tokens(self, text: str) -> list[Token]:
-        return self._tokens(self._target_ids(text, resolve_controls(self._description, None)))
+    def target_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
+        return self._tokens(self._target_ids(text, resolve_controls(self._description, controls)))
 
     def _encode(self, controls: dict[str, str], **text) -> list[int]:
         with self._tokenizer_lock:
