@@ -72,7 +72,7 @@ def check_translate(model: TranslationModel, request: TranslateRequest, settings
     description = model.describe()
     bounds = limits(description, settings)
     controls = resolve_controls(description, request.controls)
-    count = len(words(model.source_tokens(request.source)))
+    count = len(words(model.source_tokens(request.source, controls)))
     if count == 0:
         raise InvalidRequest(f"the source is empty: type a sentence in {description.source_language.name}")
     if count > bounds.max_source_tokens:
@@ -113,7 +113,7 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     heads = tuple(_indices(request.heads, shape.heads, f"{kind} heads") for kind, shape in zip(kinds, shapes, strict=True))
     if request.target is not None:
         bound = limits(description, settings).max_target_tokens
-        count = len(words(model.target_tokens(request.target)))
+        count = len(words(model.target_tokens(request.target, call.control_values)))
         if count == 0:
             raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
         if count > bound:

@@ -88,12 +88,13 @@ def _named(texts: list[str]) -> str:
 
 def source_warnings(description: ModelDescription, tokens: list[ModelToken]) -> list[ResultWarning]:
     unknown, count = _unknown(tokens)
+    units = "words" if description.tokens.word_level else "tokens"  # a subword model's unknown pieces are not words
     warnings = []
     if unknown and len(unknown) == count:
         warnings.append(
             ResultWarning(
                 code="all_source_unknown",
-                message=f"none of the {count} source words is in the model's vocabulary ({_named(unknown)}): "
+                message=f"none of the {count} source {units} is in the model's vocabulary ({_named(unknown)}): "
                 "the translation is a guess",
             )
         )
@@ -102,7 +103,7 @@ def source_warnings(description: ModelDescription, tokens: list[ModelToken]) -> 
         warnings.append(
             ResultWarning(
                 code="unknown_source_words",
-                message=f"{len(unknown)} of {count} source words {'is' if one else 'are'} not in the model's vocabulary "
+                message=f"{len(unknown)} of {count} source {units} {'is' if one else 'are'} not in the model's vocabulary "
                 f"({_named(unknown)}): the model reads {'it' if one else 'them'} as unknown, so the translation misses "
                 f"{'its' if one else 'their'} meaning",
             )
@@ -173,7 +174,7 @@ def _at_granularity(
         return result, [ResultWarning(code="nothing_to_merge", message=note)]
     from backends.words import merge_words
 
-    return merge_words(result), []
+    return merge_words(result, subword_marker=description.tokens.subword_marker), []
 
 
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:
