@@ -1,8 +1,9 @@
 """The real app on a free port and headless Debian Chromium driven by Playwright.
 
 `make test` installs /usr/bin/chromium (Playwright cannot download browsers here). The app serves
-the tiny random model, with a readings table, and a second one with politeness control, since these
-tests are about the page, not the weights.
+the tiny random model, with a readings table, a second one with politeness control, a third with
+other layer and head counts and a tiny random Hugging Face Marian, since these tests are about the
+page, not the weights.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.settings import Settings
 from model.checkpoint import save_checkpoint
 from model.readings import readings_path
 from tests.app.conftest import live_server
+from tests.backends.conftest import write_tiny_hf_model
 from tests.conftest import make_tiny_model, write_model_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,6 +37,7 @@ TINY_READINGS = {"これ": "kore", "は": "wa", "例": "rei", "で": "de", "す"
 CLASSIC_TARGET = "これ は 例 で す 。"
 POLITE_MODEL = "tiny_polite"
 DEEP_MODEL = "tiny_deep"
+HF_MODEL = "tiny-marian"
 TINY_EXAMPLES = ["This is an example.", "I like tea."]
 # A measured figure as model.card_figures stores it: here layer 0 "aligns best".
 ALIGNMENT_BY_LAYER = {
@@ -70,9 +73,11 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     # A third with other counts per kind: 3 encoder layers, 1 decoder layer, 2 heads.
     deep = make_tiny_model(2, n_encoder_layers=3, n_decoder_layers=1, n_heads=2)
     save_checkpoint(model_dir / f"{DEEP_MODEL}.pt", deep.model, deep.src_vocab, deep.tgt_vocab)
+    # A Hugging Face model beside them: a tiny random Marian with a subword tokenizer.
+    write_tiny_hf_model(model_dir / HF_MODEL, "marian")
     blob = {"format": 1, "language": "ja", "readings": TINY_READINGS}
     readings_path(checkpoint).write_text(json.dumps(blob, ensure_ascii=False), encoding="utf-8")
-    with live_server(Settings(model_dir=model_dir, device="cpu", cache_size=0)) as base:
+    with live_server(Settings(model_dir=model_dir, device="cpu", cache_size=0, default_model="tiny")) as base:
         yield base
 
 

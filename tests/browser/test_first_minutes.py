@@ -8,7 +8,16 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser.conftest import CLASSIC_TARGET, DEEP_MODEL, POLITE_MODEL, head_title, open_page, submit, wait_for_figure
+from tests.browser.conftest import (
+    CLASSIC_TARGET,
+    DEEP_MODEL,
+    HF_MODEL,
+    POLITE_MODEL,
+    head_title,
+    open_page,
+    submit,
+    wait_for_figure,
+)
 
 VIEWS = ["head", "grid", "panels", "stats", "steps"]
 FIGURES = {"head": "head-figure", "grid": "grid", "panels": "panels-figure", "stats": "stats-figure", "steps": "steps-figure"}
@@ -392,3 +401,27 @@ def test_languages_examples_selectors_and_units_follow_the_chosen_model(page):
     page.select_option("#model", "tiny")
     submit(page, "This is an example.", CLASSIC_TARGET)
     assert options("#layer") == ["0", "1"] and options("#head")[:6] == ["0", "1", "2", "3", "mean", "max"]
+
+
+def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page):
+    page.goto("/")
+    page.wait_for_selector(f'#model option[value="{HF_MODEL}"]', state="attached")
+    page.select_option("#model", HF_MODEL)
+    assert page.is_enabled("#granularity")  # a subword model: pieces can be merged into words
+    with page.expect_response("**/api/v1/attention") as answer:
+        submit(page, "This is an example.")
+    kinds = answer.value.json()["attention"]
+    models = page.evaluate("() => JSON.parse(document.getElementById('models-data').textContent)")
+    info = next(m for m in models if m["name"] == HF_MODEL)
+    assert {kind: (len(m["weights"]), len(m["weights"][0])) for kind, m in kinds.items()} == {
+        kind: (counts["layers"], counts["heads"]) for kind, counts in info["kinds"].items()
+    }
+    assert page.get_attribute("#source", "lang") == info["source_language"]["code"]
+    for view in VIEWS:
+        open_view(page, view)
+    with page.expect_request("**/api/v1/attention") as asked:
+        page.select_option("#granularity", "word")  # a result on screen is fetched again in words
+    wait_for_figure(page)
+    assert json.loads(asked.value.post_data)["granularity"] == "word"
+    assert parse_qs(urlparse(page.url).query)["units"] == ["word"]
+    assert page.watch.errors == []
