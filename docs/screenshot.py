@@ -1,6 +1,6 @@
 """Save docs/screenshot.png: the page with the classic example, drawn by the shipped model.
 
-    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot.png]
+    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot.png] [--width 1366 --height 768]
 
 Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
 a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the end of the figure.
@@ -25,10 +25,11 @@ CLASSIC = "This is an example."
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=REPO / "model" / "checkpoints")
-    parser.add_argument("--view", default="kind=cross&layer=2&head=mean", help="URL parameters of the view to capture")
+    parser.add_argument("--view", default="", help="URL parameters of the view to capture (default: the page's first view)")
     parser.add_argument("--target", default="", help="a Japanese translation to force instead of the model's own")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=900, help="the window's height (the capture runs down to the export buttons)")
     args = parser.parse_args()
 
     port = free_port()
@@ -36,7 +37,7 @@ def main() -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": args.width, "height": args.height}, device_scale_factor=1)
             page.set_default_timeout(120_000)
             forced = f"&t={quote(args.target)}" if args.target else ""
             page.goto(f"http://127.0.0.1:{port}/?s={quote(CLASSIC)}{forced}&{args.view}")
