@@ -137,18 +137,20 @@ def main() -> None:
                 grid.append(grid_ms[0])
                 every.append(sum(grid_ms))
                 switch.append(switch_ms)
-            heads = (model["encoder_layers"] + 2 * model["decoder_layers"]) * model["heads"]
+            kinds = model["kinds"]
+            heads = sum(k["layers"] * k["heads"] for k in kinds.values())
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    shape = ", ".join(f"{kind} {k['layers']}×{k['heads']}" for kind, k in kinds.items())
     print(
-        f"model {model['name']}: {model['encoder_layers']}+{model['decoder_layers']} layers × {model['heads']} heads "
-        f"({heads} maps); {args.runs} runs, Chromium headless, {os.cpu_count()} cores, load average {load}"
+        f"model {model['name']}: {shape} (layers × heads, {heads} maps); {args.runs} runs, Chromium headless, "
+        f"{os.cpu_count()} cores, load average {load}"
     )
-    per_kind = model["decoder_layers"] * (model["heads"] + 2)
+    per_kind = kinds["cross"]["layers"] * (kinds["cross"]["heads"] + 2)
     print("wall time:")
     print(summary("  40×40 head view: response -> drawn", drawn, 100))
     print(summary("  40×40 head view: response -> next painted frame", painted, 100))

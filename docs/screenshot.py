@@ -1,6 +1,7 @@
 """Save docs/screenshot.png: the page with the classic example, drawn by the shipped model.
 
-    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot.png] [--width 1366 --height 768]
+    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot.png]
+        [--width 1366 --height 768]
 
 Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
 a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the end of the figure.
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--target", default="", help="a Japanese translation to force instead of the model's own")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=900, help="the window's height (the capture runs down to the export buttons)")
+    parser.add_argument("--height", type=int, default=900, help="the window's height in px")
     args = parser.parse_args()
 
     port = free_port()

@@ -366,7 +366,7 @@ async function renderView() {
   }
   onScreen.title ??= onScreen.table.caption;
   onScreen.element.setAttribute("aria-label", `${onScreen.title}. The table after the figure lists its values.`);
-  drawTable(el.table.querySelector("table"), onScreen.table);
+  if (el.table.open) drawTable(el.table.querySelector("table"), onScreen.table);
   renderLegend();
 }
 
@@ -596,6 +596,8 @@ function bindEvents() {
       selectHead(state.layer, typeof state.head === "number" ? state.head : 0);
     }
   });
+  // The table is built when it is opened: a 40 × 40 map is 1,600 cells.
+  el.table.addEventListener("toggle", () => el.table.open && drawTable(el.table.querySelector("table"), onScreen.table));
   el.table.addEventListener("click", (event) => {
     const open = event.target.closest("button.open-head");
     if (open) selectHead(Number(open.dataset.layer), parseHead(open.dataset.head));

@@ -36,7 +36,7 @@ export function drawHeader(elements, response, beam, info, asked) {
   elements.warnings.hidden = response.warnings.length === 0;
 }
 
-// "Politeness: Polite (です・ます) (predicted polite 62%)"; where the value came from elsewhere the
+// "Label: Value label (predicted value 62%)"; where the value came from elsewhere the
 // prediction is still worth seeing.
 function controlBadge(control, response, asked) {
   const value = response.controls[control.name];
