@@ -257,6 +257,7 @@ function inapplicable() {
   if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
   if (state.showSpecial) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
   if (!hasReadings()) reasons.push("This result has no readings to show.");
+  if (state.pinned && state.view !== "head") reasons.push("The pinned result is compared with this one in the head view.");
   return reasons;
 }
 

@@ -246,6 +246,7 @@ def test_invalid_fields_are_refused_in_the_page_and_a_failed_request_marks_the_o
         assert page.get_attribute("#beam", "aria-invalid") == "true"
     assert requests == []
     assert page.locator("#stale-note").is_visible() and page.locator("#result.stale").count() == 1
+    assert serious_violations(page) == []
     page.fill("#beam", "1")
     page.fill("#source", "word " * 300)
     page.press("#source", "Enter")
@@ -308,6 +309,10 @@ def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and
     for i, row in enumerate(difference):
         for j, d in enumerate(row):
             assert d == pytest.approx(current[i][j] - pinned[i][j], abs=1e-9)
+    assert serious_violations(page) == []
+    open_view(page, "grid")
+    assert "compared with this one in the head view" in page.inner_text("#toolbar-note")
+    open_view(page, "head")
     pin = parse_qs(urlparse(page.url).query)["pin"][0]
     assert parse_qs(pin)["s"] == ["This is an example."] and parse_qs(pin)["model"] == ["tiny"]
 
@@ -363,6 +368,7 @@ def test_warnings_from_the_api_are_listed_on_the_page(page):
     assert items.count() == len(codes) and items.first.inner_text() == answer.value.json()["warnings"][0]["message"]
     submit(page, "This is an example.", "this is a pen")
     assert page.locator('#warnings li[data-code="target_mostly_unknown"]').is_visible()
+    assert serious_violations(page) == []
     submit(page, "This is an example.", CLASSIC_TARGET)
     assert page.locator("#warnings").is_hidden()
 
