@@ -18,6 +18,8 @@ from app.runner import InferenceRunner, configure_torch
 from app.settings import REPO_ROOT, Settings, get_settings
 
 DESCRIPTION = """
+[← Back to the attnscope page](/)
+
 See what an encoder-decoder translation model attends to. `POST /api/v1/attention` returns every
 attention map (encoder self-attention, decoder masked self-attention, encoder-decoder cross-attention)
 for each layer and head; `POST /api/v1/translate` translates. Errors are JSON `{"detail": "..."}`.

@@ -1,6 +1,6 @@
-"""Save docs/screenshot.png: the page with the classic example, drawn by the shipped model.
+"""Save a screenshot (docs/screenshot-1366.png by default): the page with the classic example, drawn by the shipped model.
 
-    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot.png]
+    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot-1366.png]
         [--width 1366 --height 768]
 
 Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
@@ -28,9 +28,9 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=REPO / "model" / "checkpoints")
     parser.add_argument("--view", default="", help="URL parameters of the view to capture (default: the page's first view)")
     parser.add_argument("--target", default="", help="a Japanese translation to force instead of the model's own")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=900, help="the window's height in px")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot-1366.png")
+    parser.add_argument("--width", type=int, default=1366)
+    parser.add_argument("--height", type=int, default=768, help="the window's height in px")
     args = parser.parse_args()
 
     port = free_port()
