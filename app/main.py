@@ -30,7 +30,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_torch(settings)
     app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
     app.state.runner = InferenceRunner(
-        settings.concurrency, settings.cache_size, settings.cache_max_bytes, settings.max_queue, settings.queue_timeout
+        settings.concurrency,
+        settings.cache_size,
+        settings.cache_max_bytes,
+        settings.max_queue,
+        settings.deadline,
+        settings.cheap_cost,
     )
     yield
 

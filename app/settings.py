@@ -38,8 +38,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1)
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once")
     max_queue: int = Field(64, ge=0, description="requests that may wait for a model slot; more are answered 503")
-    queue_timeout: float = Field(
-        10.0, gt=0, description="seconds a request may wait for a model slot before it is answered 503 with Retry-After"
+    deadline: float = Field(
+        15.0,
+        gt=0,
+        description="seconds a model request may take in all, waiting for a slot plus computing; past it the model call "
+        "stops at its next decoding step and the answer is 503 with Retry-After (half the deadline)",
+    )
+    cheap_cost: float = Field(
+        32 * 160,
+        ge=0,
+        description="requests whose cost (source tokens x max target tokens x beam, or source x target tokens when "
+        "forced) is at most this run in the cheap lane, with slots and a queue of their own; the default is a greedy "
+        "call on up to 32 source tokens",
     )
 
     @property

@@ -32,6 +32,9 @@ async def attention(
     name, model = registry.get(body.model)
     call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
     content = await runner.gzipped_json(
-        ("attention", name, call), lambda stop: shaping.attention(model, name, call, stop), client_gone
+        ("attention", name, call),
+        lambda stop: shaping.attention(model, name, call, stop),
+        client_gone,
+        cost=checks.cost(call),
     )
     return gzipped_json_response(request, content)

@@ -23,6 +23,9 @@ async def translate(
     name, model = registry.get(body.model)
     call = checks.check_translate(model, body, settings)  # before queueing: bad input is answered at once
     content = await runner.gzipped_json(
-        ("translate", name, call), lambda stop: shaping.translate(model, name, call, stop), client_gone
+        ("translate", name, call),
+        lambda stop: shaping.translate(model, name, call, stop),
+        client_gone,
+        cost=checks.cost(call),
     )
     return gzipped_json_response(request, content)
