@@ -51,6 +51,22 @@ class Settings(BaseSettings):
         "forced) is at most this run in the cheap lane, with slots and a queue of their own; the default is a greedy "
         "call on up to 32 source tokens",
     )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="request line plus headers; larger requests get 431 and the connection is closed"
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a connection has to send a complete request head, from connecting or from the previous "
+        "answer; then 408 (or, if nothing was sent, the connection just closes)",
+    )
+    body_timeout: float = Field(
+        20.0, gt=0, description="seconds a request has to send its whole body once its head has arrived; then 408 and close"
+    )
+    keep_alive_timeout: int = Field(5, ge=1, description="seconds an idle keep-alive connection stays open after an answer")
+    max_connections: int = Field(
+        512, ge=1, description="open connections at once; one more gets 503 with Retry-After and is closed"
+    )
 
     @property
     def torch_threads(self) -> int:

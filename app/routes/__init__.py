@@ -13,9 +13,12 @@ from app.schemas import ErrorResponse
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         404: "Unknown model; the message lists the available ones",
+        408: "The body did not all arrive within the body timeout (20 s by default) of the headers",
         413: "Request body over the size limit (64 KiB by default)",
+        415: "The body was not sent with Content-Type: application/json",
         422: "Bad input: empty or over-long text, an index out of range, a limit exceeded, wrong types or malformed JSON",
-        503: "Busy: every model slot is taken and the queue is full, or no slot came free in time; see Retry-After",
+        503: "Busy: the queue for a model slot is full, or the request ran past its time limit (15 s by default, "
+        "waiting plus computing); see Retry-After",
     }
     responses: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorResponse, "description": descriptions[status]} for status in statuses
@@ -26,7 +29,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-POST_ERRORS = error_responses(404, 413, 422, 503)
+POST_ERRORS = error_responses(404, 408, 413, 415, 422, 503)
 
 
 def gzipped_json_response(request: Request, body: bytes) -> Response:

@@ -20,8 +20,8 @@ def test_every_error_status_is_documented_with_the_error_schema(client):
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         ("/api/v1/models/{name}", "get"): {"404", "422"},
-        ("/api/v1/translate", "post"): {"404", "413", "422", "503"},
-        ("/api/v1/attention", "post"): {"404", "413", "422", "503"},
+        ("/api/v1/translate", "post"): {"404", "408", "413", "415", "422", "503"},
+        ("/api/v1/attention", "post"): {"404", "408", "413", "415", "422", "503"},
         ("/readyz", "get"): {"503"},
     }
     for (path, method), statuses in expected.items():
