@@ -300,8 +300,8 @@ class SlowSteps:
 def test_hang_ups_of_heavy_requests_free_every_slot_within_half_a_second(tiny_model_dir, monkeypatch):
     slow = SlowSteps()
     monkeypatch.setattr(BuiltinModel, "attention", slow)
-    # concurrency 2, and every request in the costly lane: 2 run, the other 4 wait
-    settings = Settings(model_dir=tiny_model_dir, concurrency=2, cheap_cost=0, deadline=60, cache_size=0)
+    # every request in the costly lane, which has half of 4 slots: 2 run, the other 4 wait
+    settings = Settings(model_dir=tiny_model_dir, concurrency=4, cheap_cost=0, deadline=60, cache_size=0)
     with live_server(settings) as base:
         port = int(base.rsplit(":", 1)[1])
         sockets = []

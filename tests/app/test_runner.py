@@ -149,3 +149,29 @@ def test_a_request_that_waits_past_its_deadline_never_runs():
     assert outcomes[1] == "holder ok"
     assert taken == []
     assert (runner.cheap.running, runner.cheap.waiting) == (0, 0)
+
+
+def test_costly_calls_give_way_while_a_cheap_one_runs():
+    runner = InferenceRunner(concurrency=2, cache_size=0, cheap_cost=100)
+    assert (runner.cheap.limiter.total_tokens, runner.costly.limiter.total_tokens) == (2, 1)
+    heavy, taken = steps(1.5)
+    cheap_window = []
+
+    def cheap(stop):
+        cheap_window.append(time.monotonic())
+        time.sleep(0.5)
+        cheap_window.append(time.monotonic())
+        return Settings()
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "heavy", heavy, cost=10_000))
+            await anyio.sleep(0.5)
+            tasks.start_soon(partial(runner.gzipped_json, "cheap", cheap, cost=100))
+
+    anyio.run(main)
+    start, end = cheap_window
+    during = sum(start < t < end for t in taken)
+    before = sum(start - 0.5 < t < start for t in taken)
+    assert before > 3 * during, (before, during)  # 10 ms steps alone; one per 50 ms pause while the cheap one ran
+    assert runner.cheap.idle.is_set() and runner.costly.idle.is_set()
