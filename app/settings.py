@@ -45,11 +45,11 @@ class Settings(BaseSettings):
         "stops at its next decoding step and the answer is 503 with Retry-After (half the deadline)",
     )
     cheap_cost: float = Field(
-        32 * 160,
+        16384,
         ge=0,
-        description="requests whose cost (source tokens x max target tokens x beam, or source x target tokens when "
-        "forced) is at most this run in the cheap lane, with slots and a queue of their own; the default is a greedy "
-        "call on up to 32 source tokens",
+        description="requests whose cost (source tokens x max_length x beam_size, or source x target tokens when "
+        "forced) is at most this run in the cheap lane, with slots and a queue of their own; the default takes a "
+        "greedy call on up to 100 source tokens or beam 4 on up to 25, and leaves the longest beam searches out",
     )
     max_header_bytes: int = Field(
         16 * 1024, ge=1024, description="request line plus headers; larger requests get 431 and the connection is closed"

@@ -154,24 +154,25 @@ def test_a_request_that_waits_past_its_deadline_never_runs():
 def test_costly_calls_give_way_while_a_cheap_one_runs():
     runner = InferenceRunner(concurrency=2, cache_size=0, cheap_cost=100)
     assert (runner.cheap.limiter.total_tokens, runner.costly.limiter.total_tokens) == (2, 1)
-    heavy, taken = steps(1.5)
+    heavy, taken = steps(2.0, step=0.02)
     cheap_window = []
 
     def cheap(stop):
         cheap_window.append(time.monotonic())
-        time.sleep(0.5)
+        time.sleep(0.6)
         cheap_window.append(time.monotonic())
         return Settings()
 
     async def main():
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(partial(runner.gzipped_json, "heavy", heavy, cost=10_000))
-            await anyio.sleep(0.5)
+            await anyio.sleep(0.7)
             tasks.start_soon(partial(runner.gzipped_json, "cheap", cheap, cost=100))
 
     anyio.run(main)
     start, end = cheap_window
     during = sum(start < t < end for t in taken)
-    before = sum(start - 0.5 < t < start for t in taken)
-    assert before > 3 * during, (before, during)  # 10 ms steps alone; one per 50 ms pause while the cheap one ran
+    before = sum(start - 0.6 < t < start for t in taken)
+    # 20 ms steps alone; while the cheap call ran, a pause as long as each step: about half as many
+    assert 0.3 * before < during < 0.75 * before, (before, during)
     assert runner.cheap.idle.is_set() and runner.costly.idle.is_set()
