@@ -11,11 +11,14 @@
 #   TORCH_VERSION    the torch release (the one `make` pins).
 #   PIP_FIND_LINKS   a folder of wheels that stands in for the indexes where they cannot be reached
 #                    (unset normally); pip reads it from the environment in every install below.
+#   EXTRAS           optional features to install, e.g. --build-arg EXTRAS=hf for Hugging Face models
+#                    (mount their directories and point ATTNSCOPE_MODELS or ATTNSCOPE_MODEL_DIR at them).
 
 FROM python:3.11-slim AS builder
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.13.0
 ARG PIP_FIND_LINKS
+ARG EXTRAS=
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
@@ -46,7 +49,9 @@ COPY app ./app
 COPY static ./static
 COPY templates ./templates
 COPY model ./model
-RUN pip install --no-deps -e . && python -m compileall -q app model
+COPY backends ./backends
+RUN pip install --no-deps -e . && python -m compileall -q app model backends \
+ && if [ -n "$EXTRAS" ]; then pip install -e ".[$EXTRAS]" "torch==$TORCH_VERSION"; fi
 
 
 FROM python:3.11-slim

@@ -74,7 +74,7 @@ def check_translate(model: TranslationModel, request: TranslateRequest, settings
     description = model.describe()
     bounds = limits(description, settings)
     controls = resolve_controls(description, request.controls)
-    count = len(words(model.source_tokens(request.source)))
+    count = len(words(model.source_tokens(request.source, controls)))
     if count == 0:
         raise InvalidRequest(f"the source is empty: type a sentence in {description.source_language.name}")
     if count > bounds.max_source_tokens:
@@ -117,7 +117,7 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     target_length = None
     if request.target is not None:
         bound = limits(description, settings).max_target_tokens
-        target_length = len(words(model.target_tokens(request.target)))
+        target_length = len(words(model.target_tokens(request.target, call.control_values)))
         if target_length == 0:
             raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
         if target_length > bound:

@@ -52,7 +52,7 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - columns)
 
 
-def _summary(response) -> str:
+def _summary(response, alignment_layer) -> str:
     lines = [
         f"model:       {response.model}",
         f"source:      {' '.join(t.text for t in response.source_tokens)}",
@@ -70,12 +70,11 @@ def _summary(response) -> str:
         shape = f"{len(m.layers)} layers × {len(m.heads)} heads × {len(m.query_tokens)} × {len(m.key_tokens)}"
         lines.append(f"{kind + ':':<12} {shape}{'  (causal)' if m.causal else ''}")
     cross = response.attention.get("cross")
-    if cross is not None:
-        # The last layer's head average is what most readers take as the alignment.
-        last = cross.weights[-1]
-        lines.append(f"alignment (cross attention, layer {cross.layers[-1]}, mean of heads):")
+    if cross is not None and alignment_layer is not None and alignment_layer.layer in cross.layers:
+        layer = cross.weights[cross.layers.index(alignment_layer.layer)]
+        lines.append(f"alignment (cross attention, layer {alignment_layer.layer}, mean of heads; {alignment_layer.note}):")
         for q, query in enumerate(cross.query_tokens):
-            row = [sum(head[q][k] for head in last) / len(last) for k in range(len(cross.key_tokens))]
+            row = [sum(head[q][k] for head in layer) / len(layer) for k in range(len(cross.key_tokens))]
             best = max(range(len(row)), key=row.__getitem__)
             lines.append(f"  {_pad(query, 8)} → {_pad(cross.key_tokens[best], 12)} {row[best]:.2f}")
     return "\n".join(lines)
@@ -113,7 +112,7 @@ def _attention(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"attnscope: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
         return 2
-    print(response.model_dump_json(indent=2) if args.json else _summary(response))
+    print(response.model_dump_json(indent=2) if args.json else _summary(response, shaping.alignment_layer(model.describe())))
     return 0
 
 

@@ -187,6 +187,12 @@ class TokenConventionsInfo(BaseModel):
     word_level: bool = Field(description="every token is a whole word: granularity word has nothing to merge")
 
 
+class AlignmentLayer(BaseModel):
+    layer: int = Field(description="the cross-attention layer whose mean over heads aligns best")
+    measured: bool = Field(description="true when the model card measured it; false: the last layer, for want of a figure")
+    note: str = Field(examples=["lowest AER on dev against eflomal alignments (0.609)"])
+
+
 class ModelInfo(BaseModel):
     name: str = Field(examples=["en-ja"])
     description: str
@@ -208,6 +214,7 @@ class ModelInfo(BaseModel):
     examples: list[str] = Field(description="source sentences to try")
     target_example: str | None = Field(description="a target the model accepts as written")
     has_readings: bool = Field(description="target tokens carry a Latin-letter reading")
+    alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
     card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from app.checks import AttentionCall, TranslateCall, limits, words
 from app.schemas import (
+    AlignmentLayer,
     AttentionMap,
     AttentionResponse,
     ControlInfo,
@@ -25,6 +26,21 @@ from backends.interface import Token as ModelToken
 
 # Shown by name, up to this many, in a warning about unknown words.
 NAMED_WORDS = 5
+
+
+def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
+    """The cross-attention layer to open first: the card's measured best, else the last one."""
+    cross = description.kinds.get("cross")
+    if cross is None:
+        return None
+    measured = description.card.get("alignment_by_layer")
+    if measured:
+        best = measured["best_layer"]
+        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
+        return AlignmentLayer(
+            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
+        )
+    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def model_info(name: str, model: TranslationModel, default: str, settings: Settings) -> ModelInfo:
@@ -48,6 +64,7 @@ def model_info(name: str, model: TranslationModel, default: str, settings: Setti
         examples=list(d.examples),
         target_example=d.target_example,
         has_readings=d.has_readings,
+        alignment_layer=alignment_layer(d),
         card=d.card,
     )
 
@@ -71,12 +88,13 @@ def _named(texts: list[str]) -> str:
 
 def source_warnings(description: ModelDescription, tokens: list[ModelToken]) -> list[ResultWarning]:
     unknown, count = _unknown(tokens)
+    units = "words" if description.tokens.word_level else "tokens"  # a subword model's unknown pieces are not words
     warnings = []
     if unknown and len(unknown) == count:
         warnings.append(
             ResultWarning(
                 code="all_source_unknown",
-                message=f"none of the {count} source words is in the model's vocabulary ({_named(unknown)}): "
+                message=f"none of the {count} source {units} is in the model's vocabulary ({_named(unknown)}): "
                 "the translation is a guess",
             )
         )
@@ -85,7 +103,7 @@ def source_warnings(description: ModelDescription, tokens: list[ModelToken]) -> 
         warnings.append(
             ResultWarning(
                 code="unknown_source_words",
-                message=f"{len(unknown)} of {count} source words {'is' if one else 'are'} not in the model's vocabulary "
+                message=f"{len(unknown)} of {count} source {units} {'is' if one else 'are'} not in the model's vocabulary "
                 f"({_named(unknown)}): the model reads {'it' if one else 'them'} as unknown, so the translation misses "
                 f"{'its' if one else 'their'} meaning",
             )
@@ -156,7 +174,7 @@ def _at_granularity(
         return result, [ResultWarning(code="nothing_to_merge", message=note)]
     from backends.words import merge_words
 
-    return merge_words(result), []
+    return merge_words(result, subword_marker=description.tokens.subword_marker), []
 
 
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:

@@ -20,13 +20,13 @@ from backends.interface import (
     language,
     never_stop,
 )
-from model.checkpoint import CheckpointError
+from model.checkpoint import CheckpointError, architecture
 from model.politeness import POLITENESS_LABELS
 from model.readings import load_readings
 from model.translator import POLITENESS, Translator
 from model.vocab import SPECIALS
 
-FAMILY = "attnscope-transformer"
+FAMILIES = {"transformer": "attnscope-transformer", "rnn": "attnscope-rnn"}  # by model.checkpoint architecture
 
 
 class BuiltinModel:
@@ -58,7 +58,7 @@ class BuiltinModel:
         return cls(path.stem, translator, card, readings)
 
     def _describe(self) -> ModelDescription:
-        cfg, card = self.translator.config, self.card
+        cfg, card, network = self.translator.config, self.card, self.translator.model
         controls = ()
         if cfg.politeness_levels:
             controls = (
@@ -78,20 +78,16 @@ class BuiltinModel:
         return ModelDescription(
             name=self.name,
             description=card.get("description", ""),
-            family=FAMILY,
+            family=FAMILIES[architecture(network)],
             source_language=language(card.get("source_language", "en")),
             target_language=language(card.get("target_language", "ja")),
-            kinds={
-                "encoder": KindShape(cfg.n_encoder_layers, cfg.n_heads),
-                "decoder": KindShape(cfg.n_decoder_layers, cfg.n_heads),
-                "cross": KindShape(cfg.n_decoder_layers, cfg.n_heads),
-            },
+            kinds={kind: KindShape(layers, heads) for kind, (layers, heads) in network.attention_shapes.items()},
             controls=controls,
             # Japanese is written without spaces; the corpus's (and so the model's) tokens are whole words.
             tokens=TokenConventions(subword_marker=None, target_joiner="", special_tokens=tuple(SPECIALS), word_level=True),
             limits=ModelLimits(max_source_tokens=cfg.max_positions - 1, max_target_tokens=cfg.max_positions - 1),
-            d_model=cfg.d_model,
-            parameters=card.get("parameters", self.translator.model.num_parameters()),
+            d_model=network.width,
+            parameters=card.get("parameters", network.num_parameters()),
             vocab_sizes={"source": len(self.translator.src_vocab), "target": len(self.translator.tgt_vocab)},
             card=card,
             examples=tuple(card.get("examples", ())),
@@ -109,10 +105,10 @@ class BuiltinModel:
     def _politeness(controls: dict[str, str] | None) -> str:
         return (controls or {}).get(POLITENESS, "auto")
 
-    def source_tokens(self, text: str) -> list[Token]:
+    def source_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
         return self.translator.source_tokens(text)
 
-    def target_tokens(self, text: str) -> list[Token]:
+    def target_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
         return self._with_readings(self.translator.target_tokens(text))
 
     def translate(

@@ -179,11 +179,12 @@ class TranslationModel(Protocol):
 
     def describe(self) -> ModelDescription: ...
 
-    def source_tokens(self, text: str) -> list[Token]:
-        """The source as the model reads it (end token included); InputError when it cannot."""
+    def source_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
+        """The source as the model reads it (end token included) under these controls (a multilingual model's
+        tokens depend on the language pair); InputError when it cannot."""
         ...
 
-    def target_tokens(self, text: str) -> list[Token]:
+    def target_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
         """A user-given target as the model would produce it (end token included); InputError when it cannot."""
         ...
 

@@ -2,8 +2,9 @@
 
     python bench/model_speed.py [--checkpoint model/checkpoints/en-ja.pt] [--repeats 20] [--beam 1]
 
-For sources of 5, 10, 20 and 40 tokens it times Translator.attention (decode, then the one
-teacher-forced pass that collects every map) and prints the median and p90 of repeated runs.
+For sources of 5, 10, 20 and 40 tokens it times the model interface's attention() (decode, then the
+one teacher-forced pass that collects every map), as the service calls it, and prints the median
+and p90 of repeated runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.translator import Translator  # noqa: E402
+from backends.discovery import load_model  # noqa: E402
 
 WORDS = "the old man said that he would like to read this interesting book about japanese history again".split()
 
@@ -38,16 +39,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    translator = Translator.from_checkpoint(args.checkpoint, "cpu")
+    _, model = load_model(args.checkpoint, "cpu")
     print(f"checkpoint {args.checkpoint}, beam {args.beam}, {torch.get_num_threads()} threads, {args.repeats} repeats")
     print(f"{'source tokens':>13} {'target tokens':>13} {'median ms':>10} {'p90 ms':>8}")
     for n in (5, 10, 20, 40):
         text = sentence(n)
-        translator.attention(text, beam_size=args.beam)  # warm-up
+        model.attention(text, beam_size=args.beam)  # warm-up
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            result = translator.attention(text, beam_size=args.beam)
+            result = model.attention(text, beam_size=args.beam)
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
         p90 = times[min(len(times) - 1, int(0.9 * len(times)))]

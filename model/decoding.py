@@ -4,23 +4,53 @@ Maps are collected the tensor2tensor way: decode first, then run one teacher-for
 produced tokens. Because the decoder is causal, each row of that pass equals the row computed at
 the matching step of decoding.
 
-Decoding itself runs incrementally (Seq2SeqTransformer.decode_step): each step feeds only the
-newest token and reuses the cached keys and values of the earlier ones, so a step costs one
-position, not the whole prefix.
+Decoding itself runs incrementally (EncoderDecoder.decode_step): each step feeds only the newest
+token and reuses the state of the earlier ones (the transformer's cached keys and values, the RNN's
+hidden state), so a step costs one position, not the whole prefix.
+
+Everything here is written against `EncoderDecoder`, what decoding needs of a network; the
+transformer (model/transformer.py) and the RNN (model/rnn.py) both provide it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from backends.interface import StopCheck, never_stop
-from model.transformer import Seq2SeqTransformer
 from model.vocab import Vocab
 
-# What Seq2SeqTransformer.encode returns: memory (B, S, D) and per-layer self-attention weights.
+
+class DecodingState(Protocol):
+    def select(self, rows: Tensor) -> DecodingState:
+        """The state of the batch rows `rows` (B',), e.g. the beams that survive a step."""
+        ...
+
+
+class EncoderDecoder(Protocol):
+    cfg: Any  # the architecture's config dataclass; decoding reads only politeness_levels from it
+
+    def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """src: (B, S) -> (memory (B, S, D), per-layer encoder self-attention [(B, H, S, S)], [] if it has none)."""
+        ...
+
+    def decode(
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Teacher-forced -> (logits (B, T, V), decoder self-attention [(B, H, T, T)] or [], cross [(B, H, T, S)])."""
+        ...
+
+    def start_decoding(self, memory: Tensor, src: Tensor) -> DecodingState: ...
+
+    def decode_step(self, last_ids: Tensor, state: DecodingState, politeness: Tensor | None = None) -> Tensor:
+        """last_ids: (B,) -> logits (B, V) of the next token; advances `state` by one position."""
+        ...
+
+
+# What EncoderDecoder.encode returns: memory (B, S, D) and per-layer self-attention weights (none for an RNN).
 Encoded = tuple[Tensor, list[Tensor]]
 
 
@@ -50,7 +80,7 @@ def max_target_length(src_len: int, limit: int | None) -> int:
 
 @torch.no_grad()
 def greedy_decode(
-    model: Seq2SeqTransformer,
+    model: EncoderDecoder,
     src: Tensor,
     max_length: int | None = None,
     politeness: Tensor | None = None,
@@ -64,13 +94,13 @@ def greedy_decode(
     b = src.size(0)
     memory, _ = encoded or model.encode(src)
     steps = max_target_length(src.size(1), max_length)
-    caches = model.start_decoding(memory, src)
+    state = model.start_decoding(memory, src)
     ys = torch.full((b, 1), Vocab.bos_id, dtype=torch.long, device=src.device)
     scores = torch.zeros(b, device=src.device)
     finished = torch.zeros(b, dtype=torch.bool, device=src.device)
     for _ in range(steps):
         stop()
-        logp = next_token_logprobs(model.decode_step(ys[:, -1], caches, politeness))
+        logp = next_token_logprobs(model.decode_step(ys[:, -1], state, politeness))
         next_id = logp.argmax(-1)
         scores += torch.where(finished, 0.0, logp.gather(1, next_id[:, None]).squeeze(1))
         next_id = torch.where(finished, Vocab.pad_id, next_id)
@@ -94,7 +124,7 @@ def length_penalty(length: int, alpha: float) -> float:
 
 @torch.no_grad()
 def beam_search(
-    model: Seq2SeqTransformer,
+    model: EncoderDecoder,
     src: Tensor,
     beam_size: int,
     max_length: int | None = None,
@@ -113,7 +143,7 @@ def beam_search(
     b, k = src.size(0), beam_size
     memory, _ = encoded or model.encode(src)
     rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B·K,) the sentence of each beam row
-    caches = model.start_decoding(memory[rows], src[rows])
+    state = model.start_decoding(memory[rows], src[rows])
     politeness_rows = None if politeness is None else politeness[rows]
     limits = [max_target_length(int(n), max_length) for n in (src != Vocab.pad_id).sum(1).tolist()]
     beams = torch.full((b * k, 1), Vocab.bos_id, dtype=torch.long, device=src.device)  # (B·K, t)
@@ -124,7 +154,7 @@ def beam_search(
     done = [False] * b
     for step in range(1, max(limits) + 1):
         stop()
-        logp = next_token_logprobs(model.decode_step(beams[:, -1], caches, politeness_rows))  # (B·K, V)
+        logp = next_token_logprobs(model.decode_step(beams[:, -1], state, politeness_rows))  # (B·K, V)
         vocab_size = logp.size(-1)
         cand = (beam_logp[:, :, None] + logp.view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
         top_logp, top = cand.topk(min(2 * k, cand.size(1)))  # (B, 2K)
@@ -157,14 +187,14 @@ def beam_search(
         if all(done):
             break
         beams = torch.cat([beams[next_origin], next_tokens[:, None]], dim=1)
-        caches = [cache.select(next_origin) for cache in caches]
+        state = state.select(next_origin)
         beam_logp = next_logp
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
 
 
 @torch.no_grad()
 def forced_attention(
-    model: Seq2SeqTransformer,
+    model: EncoderDecoder,
     src: Tensor,
     target_ids: list[int],
     politeness: Tensor | None = None,
@@ -183,9 +213,6 @@ def forced_attention(
     memory, enc = encoded or model.encode(src)
     logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)
-    maps = {
-        "encoder": torch.stack(enc, 1)[0].cpu(),  # (L, H, S, S)
-        "decoder": torch.stack(dec, 1)[0].cpu(),  # (L, H, T, T)
-        "cross": torch.stack(cross, 1)[0].cpu(),  # (L, H, T, S)
-    }
+    layers = {"encoder": enc, "decoder": dec, "cross": cross}  # (B, H, Tq, Tk) a layer; a kind the network lacks has none
+    maps = {kind: torch.stack(weights, 1)[0].cpu() for kind, weights in layers.items() if weights}  # (L, H, Tq, Tk)
     return maps, logp.cpu()

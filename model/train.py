@@ -1,6 +1,7 @@
-"""Train the English→Japanese transformer.
+"""Train an English→Japanese model: the transformer, or the RNN with attention (--arch rnn).
 
     python -m model.train --data ../shared/data/small_parallel_enja --out model/checkpoints/en-ja.pt
+    python -m model.train --data ../shared/data/small_parallel_enja --out model/checkpoints/en-ja-rnn.pt --arch rnn
 
 Trains on train.* only, picks the best epoch by dev BLEU, and scores the kept model on test.* once
 at the end. Writes the checkpoint (fp16 weights, config and vocabularies inside) and a .json card
@@ -24,9 +25,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from model.bleu import corpus_bleu, translation_bleu
-from model.checkpoint import LoadedModel, load_checkpoint, save_checkpoint
+from model.checkpoint import LoadedModel, build_model, load_checkpoint, save_checkpoint
 from model.data import encode_pairs, length_bucketed_batches, read_parallel
 from model.politeness import POLITENESS_LEVELS, target_politeness
+from model.rnn import SCORES, AttentionRNN, RNNConfig
 from model.transformer import ModelConfig, Seq2SeqTransformer, label_smoothed_loss
 from model.translator import Translator, resolve_device
 from model.vocab import Vocab
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="condition the decoder on each target's politeness (plain or polite) and learn to predict it from the source",
     )
+    p.add_argument("--arch", choices=["transformer", "rnn"], default="transformer", help="the network to train from scratch")
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--encoder-layers", type=int, default=3)
@@ -83,6 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ffn", type=int, default=1024)
     p.add_argument("--dropout", type=float, help="default 0.1, or the --init-from checkpoint's")
     p.add_argument("--positional-encoding", choices=["sinusoidal", "learned"], default="sinusoidal")
+    rnn = p.add_argument_group("--arch rnn", "the RNN encoder-decoder with attention (model/rnn.py)")
+    rnn.add_argument("--score", choices=SCORES, default="additive", help="additive (Bahdanau) or general (Luong)")
+    rnn.add_argument("--embed", type=int, default=RNNConfig.d_embed, help="word embedding size")
+    rnn.add_argument("--encoder-hidden", type=int, default=RNNConfig.d_encoder, help="encoder GRU size, per direction")
+    rnn.add_argument("--decoder-hidden", type=int, default=RNNConfig.d_decoder, help="decoder GRU size")
+    rnn.add_argument("--attention-hidden", type=int, default=RNNConfig.d_attention, help="the additive score's hidden size")
     p.add_argument(
         "--average-last", type=int, default=5, help="also try the average of the last N epochs' weights; 0 turns it off"
     )
@@ -91,7 +100,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     p.add_argument("--limit", type=int, default=None, help="use only the first N training pairs (smoke tests)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.arch == "rnn" and args.politeness_control:
+        p.error("--politeness-control is for the transformer; the RNN model has none")
+    return args
+
+
+def new_config(args: argparse.Namespace, src_vocab: Vocab, tgt_vocab: Vocab) -> ModelConfig | RNNConfig:
+    sizes = {"src_vocab_size": len(src_vocab), "tgt_vocab_size": len(tgt_vocab)}
+    if args.arch == "rnn":
+        return RNNConfig(
+            **sizes,
+            d_embed=args.embed,
+            d_encoder=args.encoder_hidden,
+            d_decoder=args.decoder_hidden,
+            d_attention=args.attention_hidden,
+            d_readout=args.embed,
+            score=args.score,
+            dropout=RNNConfig.dropout if args.dropout is None else args.dropout,
+        )
+    return ModelConfig(
+        **sizes,
+        d_model=args.d_model,
+        n_heads=args.heads,
+        n_encoder_layers=args.encoder_layers,
+        n_decoder_layers=args.decoder_layers,
+        d_ff=args.ffn,
+        dropout=ModelConfig.dropout if args.dropout is None else args.dropout,
+        positional_encoding=args.positional_encoding,
+        politeness_levels=POLITENESS_LEVELS if args.politeness_control else (),
+    )
 
 
 def drop_source_words(src: torch.Tensor, p: float) -> torch.Tensor:
@@ -146,26 +184,15 @@ def main(argv: list[str] | None = None) -> dict:
         if changes:
             cfg = replace(cfg, **changes)
             state = model.state_dict()
-            model = Seq2SeqTransformer(cfg)
+            model = build_model(cfg)
             missing, _ = model.load_state_dict(state, strict=False)
             assert all(k.startswith("politeness_") for k in missing), missing
         model.to(device)
     else:
         src_vocab = Vocab.build(train_src, args.min_freq)
         tgt_vocab = Vocab.build(train_tgt, args.min_freq)
-        cfg = ModelConfig(
-            src_vocab_size=len(src_vocab),
-            tgt_vocab_size=len(tgt_vocab),
-            d_model=args.d_model,
-            n_heads=args.heads,
-            n_encoder_layers=args.encoder_layers,
-            n_decoder_layers=args.decoder_layers,
-            d_ff=args.ffn,
-            dropout=ModelConfig.dropout if args.dropout is None else args.dropout,
-            positional_encoding=args.positional_encoding,
-            politeness_levels=POLITENESS_LEVELS if args.politeness_control else (),
-        )
-        model = Seq2SeqTransformer(cfg).to(device)
+        cfg = new_config(args, src_vocab, tgt_vocab)
+        model = build_model(cfg).to(device)
     pairs = encode_pairs(train_src, train_tgt, src_vocab, tgt_vocab)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -266,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     beam = translation_bleu(translator, test_src, test_tgt, args.beam)
     card = {
         "name": out.stem,
-        "description": "English→Japanese transformer trained by attnscope",
+        "description": f"English→Japanese {describe_network(cfg)} trained by attnscope",
         "source_language": "en",
         "target_language": "ja",
         "config": cfg.to_dict(),
@@ -296,7 +323,14 @@ def main(argv: list[str] | None = None) -> dict:
     return card
 
 
-def _translator(model: Seq2SeqTransformer, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device) -> Translator:
+def describe_network(cfg: ModelConfig | RNNConfig) -> str:
+    if isinstance(cfg, ModelConfig):
+        return "transformer"
+    source = "Bahdanau et al. 2015" if cfg.score == "additive" else "Luong et al. 2015"
+    return f"RNN encoder-decoder with {cfg.score} attention ({source})"
+
+
+def _translator(model: Seq2SeqTransformer | AttentionRNN, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device) -> Translator:
     return Translator(LoadedModel(model, src_vocab, tgt_vocab, {}), device)
 
 

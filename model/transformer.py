@@ -164,6 +164,20 @@ class LayerCache:
         return LayerCache(*(t[rows] for t in (self.self_k, self.self_v, self.cross_k, self.cross_v, self.src_mask)))
 
 
+@dataclass
+class TransformerState:
+    """The incremental-decoding state: one LayerCache per decoder layer."""
+
+    layers: list[LayerCache]
+
+    @property
+    def position(self) -> int:
+        return self.layers[0].self_k.size(2)
+
+    def select(self, rows: Tensor) -> TransformerState:
+        return TransformerState([cache.select(rows) for cache in self.layers])
+
+
 def sinusoidal_table(max_positions: int, d_model: int) -> Tensor:
     position = torch.arange(max_positions).unsqueeze(1)
     div = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
@@ -226,6 +240,25 @@ class Seq2SeqTransformer(nn.Module):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
+    @property
+    def attention_shapes(self) -> dict[str, tuple[int, int]]:
+        """The attention kinds this network has, as (layers, heads)."""
+        cfg = self.cfg
+        return {
+            "encoder": (cfg.n_encoder_layers, cfg.n_heads),
+            "decoder": (cfg.n_decoder_layers, cfg.n_heads),
+            "cross": (cfg.n_decoder_layers, cfg.n_heads),
+        }
+
+    @property
+    def width(self) -> int:
+        return self.cfg.d_model
+
+    @property
+    def tied_weights(self) -> tuple[str, ...]:
+        """State-dict keys that share another key's tensor, left out of a checkpoint."""
+        return ("generator.weight",) if self.cfg.tie_target_embeddings else ()
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -278,7 +311,7 @@ class Seq2SeqTransformer(nn.Module):
             cross_weights.append(cw)
         return self.generator(self.decoder_norm(y)), self_weights, cross_weights
 
-    def start_decoding(self, memory: Tensor, src: Tensor) -> list[LayerCache]:
+    def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerState:
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""
         src_mask = self.source_mask(src)
         caches = []
@@ -286,20 +319,21 @@ class Seq2SeqTransformer(nn.Module):
             cross_k, cross_v = layer.cross_attn.keys_values(memory)
             empty = cross_k[:, :, :0]  # (B, H, 0, d_k)
             caches.append(LayerCache(empty, empty, cross_k, cross_v, src_mask))
-        return caches
+        return TransformerState(caches)
 
-    def decode_step(self, last_ids: Tensor, caches: list[LayerCache], politeness: Tensor | None = None) -> Tensor:
-        """last_ids: (B,) the newest decoder inputs (<s> first) -> logits (B, V) of the next token.
+    def decode_step(self, last_ids: Tensor, state: TransformerState, politeness: Tensor | None = None) -> Tensor:
+        """last_ids: (B,) the newest decoder inputs (<s> first) -> logits (B, V) of the next token;
+        advances `state` by that position.
 
         Equal to the last row of decode() on the whole prefix, in O(1) decoder positions a step
         instead of O(t); it returns no attention weights, which the teacher-forced pass collects.
         """
         if (politeness is None) != (not self.cfg.politeness_levels):
             raise ValueError("pass politeness ids exactly when the model has politeness control")
-        y = self.tgt_embed(last_ids[:, None], start=caches[0].self_k.size(2))  # (B, 1, D)
+        y = self.tgt_embed(last_ids[:, None], start=state.position)  # (B, 1, D)
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]
-        for layer, cache in zip(self.decoder_layers, caches, strict=True):
+        for layer, cache in zip(self.decoder_layers, state.layers, strict=True):
             y = layer.step(y, cache)
         return self.generator(self.decoder_norm(y))[:, 0]  # (B, V)
 

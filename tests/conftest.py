@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model.checkpoint import LoadedModel, save_checkpoint
+from model.rnn import AttentionRNN, RNNConfig
 from model.transformer import ModelConfig, Seq2SeqTransformer
 from model.translator import Translator
 from model.vocab import Vocab
@@ -41,6 +42,15 @@ def make_tiny_model(seed: int = 0, **overrides) -> LoadedModel:
     return LoadedModel(Seq2SeqTransformer(cfg).eval(), src_vocab, tgt_vocab, {})
 
 
+def make_tiny_rnn(seed: int = 0, **overrides) -> LoadedModel:
+    torch.manual_seed(seed)
+    src_vocab = Vocab.build([TINY_EN])
+    tgt_vocab = Vocab.build([TINY_JA])
+    sizes = {"d_embed": 16, "d_encoder": 12, "d_decoder": 20, "d_attention": 10, "d_readout": 16, "dropout": 0.0}
+    cfg = RNNConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), **{**sizes, **overrides})
+    return LoadedModel(AttentionRNN(cfg).eval(), src_vocab, tgt_vocab, {})
+
+
 @pytest.fixture
 def tiny_model() -> LoadedModel:
     return make_tiny_model()
@@ -51,9 +61,14 @@ def tiny_translator(tiny_model) -> Translator:
     return Translator(tiny_model, "cpu")
 
 
-def write_model_dir(directory: Path, name: str = "tiny", seed: int = 0, politeness_levels: tuple[str, ...] = ()) -> Path:
+def write_model_dir(
+    directory: Path, name: str = "tiny", seed: int = 0, politeness_levels: tuple[str, ...] = (), arch: str = "transformer"
+) -> Path:
     """A model folder like model/checkpoints/: NAME.pt plus its NAME.json card."""
-    loaded = make_tiny_model(seed, politeness_levels=politeness_levels)
+    if arch == "rnn":
+        loaded = make_tiny_rnn(seed)
+    else:
+        loaded = make_tiny_model(seed, politeness_levels=politeness_levels)
     path = directory / f"{name}.pt"
     save_checkpoint(path, loaded.model, loaded.src_vocab, loaded.tgt_vocab)
     card = {

@@ -69,3 +69,12 @@ def test_a_checkpoint_without_a_card_is_described_from_the_checkpoint(tmp_path):
     assert info["description"] == ""
     assert info["test_bleu"] is None
     assert info["parameters"] == make_tiny_model().model.num_parameters()
+
+
+def test_a_model_without_an_alignment_figure_opens_on_its_last_cross_layer(client):
+    info = client.get("/api/v1/models/tiny").json()
+    assert info["alignment_layer"] == {
+        "layer": info["kinds"]["cross"]["layers"] - 1,
+        "measured": False,
+        "note": "the last layer: the model card has no alignment figure",
+    }

@@ -42,6 +42,9 @@ def test_the_classic_example_forced_through_the_api(shipped_client):
     assert body["target_tokens"][2]["reading"] == "rei"
     info = shipped_client.get("/api/v1/models/en-ja").json()
     assert info["default"] is True
+    card = info["card"]["alignment_by_layer"]
+    best = min(card["layers"], key=lambda row: row["aer"])["layer"]
+    assert info["alignment_layer"]["layer"] == card["best_layer"] == best and info["alignment_layer"]["measured"]
     assert info["test_bleu"]["greedy"] >= 35.0
 
 

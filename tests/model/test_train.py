@@ -1,9 +1,11 @@
 import json
 
+import pytest
 import torch
 
 from model import train
 from model.checkpoint import load_checkpoint
+from model.rnn import AttentionRNN
 from model.transformer import Seq2SeqTransformer
 from model.vocab import Vocab
 
@@ -62,6 +64,27 @@ def test_a_few_training_steps_lower_the_loss_and_write_checkpoint_and_card(tmp_p
     assert loaded.metadata["corpus"].startswith("small_parallel_enja")
     assert loaded.model.cfg.d_model == 32
     assert "dev BLEU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("score", ["additive", "general"])
+def test_the_rnn_trains_through_the_same_loop(tmp_path, score):
+    write_corpus(tmp_path)
+    out = tmp_path / "rnn.pt"
+    rnn_shape = "--embed 16 --encoder-hidden 12 --decoder-hidden 20 --attention-hidden 10".split()
+    card = train.main(
+        ["--data", str(tmp_path), "--out", str(out), "--epochs", "4", "--arch", "rnn", "--score", score, "--lr", "3e-3"]
+        + ["--warmup", "5", *rnn_shape, *TINY_RUN[len(TINY_SHAPE) :]]
+    )
+    assert card["history"][-1]["train_loss"] < card["history"][0]["train_loss"]
+    assert card["description"].startswith(f"English→Japanese RNN encoder-decoder with {score} attention")
+    loaded = load_checkpoint(out).model
+    assert isinstance(loaded, AttentionRNN) and loaded.cfg.score == score
+
+
+def test_the_rnn_refuses_politeness_control(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--data", str(tmp_path), "--arch", "rnn", "--politeness-control"])
+    assert "the RNN model has none" in capsys.readouterr().err
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():

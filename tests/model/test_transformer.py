@@ -105,6 +105,6 @@ def test_a_selected_cache_follows_its_rows(tiny_model):
     caches = model.start_decoding(memory, src)
     model.decode_step(torch.tensor([Vocab.bos_id, Vocab.bos_id]), caches)
     model.decode_step(torch.tensor([5, 8]), caches)
-    swapped = [cache.select(torch.tensor([1, 0])) for cache in caches]
+    swapped = caches.select(torch.tensor([1, 0]))
     expected, _, _ = model.decode(torch.tensor([[Vocab.bos_id, 8, 6]]), memory[1:], src[1:])
     torch.testing.assert_close(model.decode_step(torch.tensor([6, 6]), swapped)[0], expected[0, -1], atol=1e-5, rtol=1e-5)

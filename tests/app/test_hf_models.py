@@ -1,0 +1,167 @@
+"""Hugging Face models through the real app, next to the built-in one: the same API contract for every family."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.app.conftest import attention, make_client
+from tests.app.test_faults import assert_one_clear_line, serve
+from tests.conftest import write_model_dir
+
+pytest.importorskip("transformers", reason="the hf extra is not installed")
+from tests.backends.conftest import write_tiny_hf_model  # noqa: E402
+
+SERVED_FAMILIES = ("marian", "bart", "t5")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A folder as ATTNSCOPE_MODEL_DIR would hold it: the built-in format and three Hugging Face directories."""
+    root = tmp_path_factory.mktemp("models")
+    write_model_dir(root, "en-ja")
+    for family in SERVED_FAMILIES:
+        write_tiny_hf_model(root / f"tiny-{family}", family)
+    write_tiny_hf_model(root / "tiny-m2m", "m2m_100")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    torch.set_num_threads(1)
+    with make_client(model_dir, concurrency=1) as test_client:
+        yield test_client
+
+
+def test_the_models_list_shows_each_model_with_its_own_counts_and_controls(client, model_dir):
+    models = {m["name"]: m for m in client.get("/api/v1/models").json()}
+    assert sorted(models) == ["en-ja", "tiny-bart", "tiny-m2m", "tiny-marian", "tiny-t5"]
+    assert models["en-ja"]["default"] and models["en-ja"]["family"] == "attnscope-transformer"
+    for family in SERVED_FAMILIES:
+        info = models[f"tiny-{family}"]
+        config = json.loads((model_dir / f"tiny-{family}" / "config.json").read_text())
+        encoder_layers = config.get("encoder_layers", config.get("num_layers"))
+        decoder_layers = config.get("decoder_layers", config.get("num_decoder_layers", encoder_layers))
+        assert info["family"] == family
+        assert info["kinds"]["encoder"]["layers"] == encoder_layers
+        assert info["kinds"]["decoder"]["layers"] == info["kinds"]["cross"]["layers"] == decoder_layers
+        assert info["granularities"] == ["token", "word"] and info["tokens"]["word_level"] is False
+        assert info["controls"] == []
+    m2m = models["tiny-m2m"]
+    assert [c["name"] for c in m2m["controls"]] == ["source_language", "target_language"]
+
+
+@pytest.mark.parametrize("family", SERVED_FAMILIES)
+def test_every_map_is_shaped_by_its_tokens_and_per_kind_counts(client, family):
+    name = f"tiny-{family}"
+    info = client.get(f"/api/v1/models/{name}").json()
+    body = attention(client, model=name, source="I like tea.", max_length=8)
+    lengths = {axis: len(body[axis]) for axis in ("source_tokens", "target_tokens", "decoder_input_tokens")}
+    for kind, shape in info["kinds"].items():
+        m = body["attention"][kind]
+        weights = torch.tensor(m["weights"])
+        assert weights.shape == (shape["layers"], shape["heads"], lengths[m["query_axis"]], lengths[m["key_axis"]])
+        assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=weights.shape[-1] * 5e-5)
+    decoder = torch.tensor(body["attention"]["decoder"]["weights"])
+    assert body["attention"]["decoder"]["causal"] and (decoder[..., torch.ones(decoder.shape[-2:]).triu(1).bool()] == 0).all()
+    assert [t["special"] for t in body["source_tokens"]][-1] is True  # </s>, flagged
+
+
+@pytest.mark.parametrize("family", SERVED_FAMILIES)
+def test_a_forced_target_is_tokenized_by_the_models_own_tokenizer(client, model_dir, family):
+    from transformers import AutoTokenizer
+
+    target = "私はお茶が好きです。"
+    body = attention(client, model=f"tiny-{family}", source="I like tea.", target=target, kinds=["cross"])
+    assert body["forced"] is True
+    expected = AutoTokenizer.from_pretrained(model_dir / f"tiny-{family}")(text_target=target).input_ids
+    assert [t["id"] for t in body["target_tokens"]] == expected
+    assert [t["id"] for t in body["decoder_input_tokens"][1:]] == expected[:-1]
+
+
+@pytest.mark.parametrize("family", SERVED_FAMILIES)
+def test_word_granularity_merges_pieces_and_keeps_rows_summing_to_one(client, family):
+    name = f"tiny-{family}"
+    pieces = attention(client, model=name, source="Unbelievable weather today.", max_length=6)
+    words = attention(client, model=name, source="Unbelievable weather today.", max_length=6, granularity="word")
+    assert words["granularity"] == "word"
+    assert "nothing_to_merge" not in [w["code"] for w in words["warnings"]]
+    assert len(words["source_tokens"]) < len(pieces["source_tokens"])
+    assert all(t["word_start"] for t in words["source_tokens"])
+    for kind, m in words["attention"].items():
+        weights = torch.tensor(m["weights"])
+        assert weights.shape[-1] == len(m["key_tokens"])
+        assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=weights.shape[-1] * 5e-5), kind
+
+
+def test_the_built_in_model_has_nothing_to_merge_and_says_so(client):
+    body = attention(client, model="en-ja", source="I like tea.", max_length=6, granularity="word")
+    assert [w["code"] for w in body["warnings"]] == ["nothing_to_merge"]
+    assert body == {
+        **attention(client, model="en-ja", source="I like tea.", max_length=6),
+        "granularity": "word",
+        "warnings": body["warnings"],
+    }
+
+
+def test_an_unknown_language_code_is_a_422_naming_the_valid_ones(client):
+    response = client.post("/api/v1/attention", json={"model": "tiny-m2m", "source": "hi", "controls": {"target_language": "xx"}})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "'xx' is not one of" in detail and "ja" in detail and "en" in detail
+
+
+def test_a_multilingual_model_decodes_into_the_language_asked_for(client):
+    body = attention(client, model="tiny-m2m", source="I like tea.", controls={"target_language": "ja"}, max_length=5)
+    assert body["controls"]["target_language"] == "ja"
+    assert body["decoder_input_tokens"][1]["text"] == "__ja__" and body["decoder_input_tokens"][1]["special"]
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda d: (d / "notes").mkdir(), "notes"),
+        (
+            lambda d: (d / "gpt").mkdir() or (d / "gpt" / "config.json").write_text('{"model_type": "gpt2"}'),
+            "not an encoder-decoder",
+        ),
+    ],
+    ids=["folder without config", "decoder-only"],
+)
+def test_startup_refuses_what_is_not_an_encoder_decoder_model_in_one_line(capsys, monkeypatch, tmp_path, make, fragment):
+    make(tmp_path)
+    code, err = (
+        serve(capsys, monkeypatch, tmp_path) if fragment != "notes" else _serve_model(capsys, monkeypatch, tmp_path / "notes")
+    )
+    assert code == 2
+    assert_one_clear_line(err, fragment)
+
+
+def test_startup_refuses_a_model_without_its_tokenizer_in_one_line(capsys, monkeypatch, tmp_path, model_dir):
+    copy = tmp_path / "no-tokenizer"
+    shutil.copytree(model_dir / "tiny-marian", copy)
+    for path in copy.iterdir():
+        if "token" in path.name or path.suffix in (".spm", ".model") or path.name == "vocab.json":
+            path.unlink()
+    code, err = serve(capsys, monkeypatch, tmp_path)
+    assert code == 2
+    assert_one_clear_line(err, "tokenizer")
+
+
+def _serve_model(capsys, monkeypatch, path: Path) -> tuple[int, str]:
+    import os
+    from functools import lru_cache
+
+    from app.cli import main
+    from app.settings import Settings
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    monkeypatch.setattr("app.cli.get_settings", lru_cache(Settings))
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server started on a model it cannot serve"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", str(path), "--port", "0"])
+    return exit_info.value.code, capsys.readouterr().err
