@@ -267,11 +267,13 @@ async def cpu_busy_after(pid: int, since: float, limit: float = 30) -> float:
 
 
 async def costly_lane_request(base: str, n: int) -> float:
-    """Seconds to answer a short call of the costly lane (40 tokens, max_length 160: over the cheap cost)."""
+    """Seconds to answer a short call of the costly lane (40 tokens at beam 4: a cost of 25,600, over the cheap cost)."""
     source = " ".join(WORDS[(n + i) % len(WORDS)] for i in range(39)) + f" {n}"
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=60) as http:
-        response = await http.post(f"{base}/api/v1/attention", json={"source": source, "kinds": ["cross"], "layers": [0]})
+        response = await http.post(
+            f"{base}/api/v1/attention", json={"source": source, "beam_size": 4, "kinds": ["cross"], "layers": [0]}
+        )
     response.raise_for_status()
     return time.monotonic() - started
 
@@ -280,12 +282,13 @@ async def hang_ups(base: str, pid: int, count: int) -> dict[str, float]:
     """`count` heavy requests that hang up after 1 s: the cores the server used in that second, how long
     after the hang-ups it stayed busy, and how long a costly-lane call sent at the hang-ups took (and alone)."""
     port = int(base.rsplit(":", 1)[1])
-    alone = await costly_lane_request(base, 0)
+    await costly_lane_request(base, 0)  # warm up
+    alone = await costly_lane_request(base, 1)
     cpu, started = cpu_seconds(pid), time.monotonic()
     await asyncio.gather(*(send_and_hang_up(port, heavy_body(n), after=1.0) for n in range(count)))
     hung_up = time.monotonic()
     running = (cpu_seconds(pid) - cpu) / (hung_up - started)
-    busy, after = await asyncio.gather(cpu_busy_after(pid, hung_up), costly_lane_request(base, 1))
+    busy, after = await asyncio.gather(cpu_busy_after(pid, hung_up), costly_lane_request(base, 2))
     return {"running": running, "busy": busy, "after": after, "alone": alone}
 
 
