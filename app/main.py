@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
-from app.middleware import BodyReadTimeout, BodySizeLimit, JsonBodiesOnly, SecurityHeaders, UnexpectedErrors
+from app.middleware import BodyReadTimeout, BodySizeLimit, SecurityHeaders, UnexpectedErrors
 from app.registry import ModelRegistry
 from app.routes import attention, docs, health, models, pages, translate, vendor
 from app.runner import InferenceRunner, configure_torch
@@ -51,7 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # For the other answers (the page, Plotly, the schema): translations and attention maps come
     # gzipped from the runner. Level 1 for the reason app.service.gzip_json gives.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
-    app.add_middleware(JsonBodiesOnly)  # inside CORS, so a cross-origin caller can read its 415
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type"]

@@ -7,7 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_response, unexpected_error_response
+from app.errors import unexpected_error_response
 
 
 class BodySizeLimit:
@@ -74,30 +74,6 @@ class BodyReadTimeout:
             raise HTTPException(408, detail, headers={"Connection": "close"})
 
         await self.app(scope, timed_receive, send)
-
-
-JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class JsonBodiesOnly:
-    """Refuse a POST (PUT, PATCH) whose Content-Type is not application/json with 415, before its body is read.
-
-    A cross-site page can send text/plain or a form without a CORS preflight; requiring JSON's type
-    means it cannot make the model run, and a client that forgot the header hears what to add.
-    """
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in JSON_METHODS:
-            content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-            if content_type.split(";")[0].strip().lower() != "application/json":
-                sent = f"it was {content_type!r}" if content_type else "it was missing"
-                detail = f"the request body must be JSON sent with the header Content-Type: application/json ({sent})"
-                await error_response(415, detail)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 # Only the app's own scripts and styles, nothing inline; Plotly's PNG/SVG export goes through data: and blob: images.

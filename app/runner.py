@@ -83,8 +83,7 @@ GIVE_WAY_SECONDS = 0.05
 class Lane:
     """`concurrency` model slots and a queue of at most `max_queue` requests waiting for one."""
 
-    def __init__(self, name: str, concurrency: int, max_queue: int):
-        self.name = name
+    def __init__(self, concurrency: int, max_queue: int):
         self.limiter = anyio.CapacityLimiter(concurrency)
         self.max_queue = max_queue
         self.waiting = 0
@@ -133,8 +132,8 @@ class InferenceRunner:
         cheap_cost: float = 16384,
     ):
         self.cache = ResponseCache(cache_size, cache_max_bytes)
-        self.cheap = Lane("cheap", concurrency, max_queue)
-        self.costly = Lane("costly", max(1, concurrency // 2), max_queue)
+        self.cheap = Lane(concurrency, max_queue)
+        self.costly = Lane(max(1, concurrency // 2), max_queue)
         self.deadline = deadline
         self.cheap_cost = cheap_cost
 
@@ -148,8 +147,11 @@ class InferenceRunner:
     async def gzipped_json(
         self, key: Hashable, compute: Compute, client_gone: Callable[[], Awaitable[None]] | None = None, *, cost: float
     ) -> bytes:
-        """The cached or computed JSON body, gzip-compressed. When `client_gone` returns first, raise RequestCancelled: a waiting
-        request leaves the queue, a running one stops at its model's next decoding step, and either way frees its slot."""
+        """The cached or computed JSON body, gzip-compressed, computed in the lane of `cost` (app.checks.cost).
+
+        When `client_gone` returns first, raise RequestCancelled; when the deadline passes first, DeadlineExceeded.
+        Either way a waiting request leaves the queue, a running one stops at its model's next decoding step, and its
+        slot is free again."""
         body = self.cache.get(key)
         if body is not None:
             return body
