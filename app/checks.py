@@ -30,6 +30,7 @@ class InvalidRequest(InputError):
 @dataclass(frozen=True)
 class TranslateCall:
     source: str
+    source_length: int  # tokens, as the model reads them (what the cost is estimated from)
     beam_size: int
     max_length: int
     controls: tuple[tuple[str, str], ...]  # every control of the model, sorted by name
@@ -42,6 +43,7 @@ class TranslateCall:
 @dataclass(frozen=True)
 class AttentionCall(TranslateCall):
     target: str | None
+    target_length: int | None  # tokens of the forced target
     kinds: tuple[AttentionKind, ...]  # in ATTENTION_KINDS order
     layers: tuple[tuple[int, ...], ...]  # per kind, in the order of `kinds`
     heads: tuple[tuple[int, ...], ...]
@@ -84,6 +86,7 @@ def check_translate(model: TranslationModel, request: TranslateRequest, settings
         raise InvalidRequest(f"Max length (max_length) {request.max_length} is over the limit: use 1 to {bound}")
     return TranslateCall(
         source=request.source,
+        source_length=count,
         beam_size=request.beam_size,
         max_length=request.max_length or bounds.max_target_tokens,
         controls=tuple(sorted(controls.items())),
@@ -111,19 +114,32 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     shapes = [description.kinds[kind] for kind in kinds]
     layers = tuple(_indices(request.layers, shape.layers, f"{kind} layers") for kind, shape in zip(kinds, shapes, strict=True))
     heads = tuple(_indices(request.heads, shape.heads, f"{kind} heads") for kind, shape in zip(kinds, shapes, strict=True))
+    target_length = None
     if request.target is not None:
         bound = limits(description, settings).max_target_tokens
-        count = len(words(model.target_tokens(request.target, call.control_values)))
-        if count == 0:
+        target_length = len(words(model.target_tokens(request.target, call.control_values)))
+        if target_length == 0:
             raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
-        if count > bound:
-            raise too_long("target", count, bound)
+        if target_length > bound:
+            raise too_long("target", target_length, bound)
     return AttentionCall(
         **{field: getattr(call, field) for field in TranslateCall.__dataclass_fields__},
         target=request.target,
+        target_length=target_length,
         kinds=kinds,
         layers=layers,
         heads=heads,
         precision=request.precision,
         granularity=request.granularity,
     )
+
+
+def cost(call: TranslateCall) -> float:
+    """What a call costs, in token pairs, before running it: source tokens x target tokens it may produce x beam.
+
+    A forced target is one pass over tokens it already has; a free translation may run to max_length
+    steps, each over every beam. The runner sends calls up to its cheap_cost to a lane of their own.
+    """
+    if isinstance(call, AttentionCall) and call.target_length is not None:
+        return float(call.source_length * call.target_length)
+    return float(call.source_length * call.max_length * call.beam_size)

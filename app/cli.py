@@ -33,7 +33,16 @@ def _serve(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"attnscope: cannot serve: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
-    uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port, workers=args.workers)
+    from app.server import uvicorn_options
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        **uvicorn_options(settings),
+    )
     return 0
 
 

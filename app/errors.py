@@ -45,11 +45,18 @@ def _issue_message(error: dict) -> str:
     return f"{_field(error['loc'])}: {error['msg']}"
 
 
+# A body of thousands of unknown keys would otherwise get an answer many times its own size.
+MAX_LISTED_ERRORS = 20
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     # The offending input is not echoed back: it may be huge, or hold text that cannot be encoded.
     errors = exc.errors()
-    issues = [ValidationIssue(loc=[_encodable(p) if isinstance(p, str) else p for p in e["loc"]], msg=e["msg"]) for e in errors]
-    detail = "; ".join(dict.fromkeys(_issue_message(e) for e in errors)) or "the request is malformed"
+    listed = errors[:MAX_LISTED_ERRORS]
+    issues = [ValidationIssue(loc=[_encodable(p) if isinstance(p, str) else p for p in e["loc"]], msg=e["msg"]) for e in listed]
+    detail = "; ".join(dict.fromkeys(_issue_message(e) for e in listed)) or "the request is malformed"
+    if len(errors) > len(listed):
+        detail += f" (the first {len(listed)} of {len(errors)} errors)"
     return error_response(422, detail, issues)
 
 

@@ -11,7 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from app.errors import install_error_handlers
-from app.middleware import BodySizeLimit, SecurityHeaders, UnexpectedErrors
+from app.middleware import BodyReadTimeout, BodySizeLimit, SecurityHeaders, UnexpectedErrors
 from app.registry import ModelRegistry
 from app.routes import attention, docs, health, models, pages, translate, vendor
 from app.runner import InferenceRunner, configure_torch
@@ -32,7 +32,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_torch(settings)
     app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
     app.state.runner = InferenceRunner(
-        settings.concurrency, settings.cache_size, settings.cache_max_bytes, settings.max_queue, settings.queue_timeout
+        settings.concurrency,
+        settings.cache_size,
+        settings.cache_max_bytes,
+        settings.max_queue,
+        settings.deadline,
+        settings.cheap_cost,
     )
     yield
 
@@ -53,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["content-type"]
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout)
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers, 413 and 500 included
 

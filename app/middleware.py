@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,6 +41,39 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class BodyReadTimeout:
+    """Answer 408 and close the connection when a request's body has not all arrived `seconds` after its head.
+
+    It times the app's reads of the body, so a client that dribbles a body byte by byte holds a
+    connection for `seconds` at most; reads after the body (waiting for a disconnect) are not timed.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = anyio.current_time() + self.seconds
+        complete = False
+
+        async def timed_receive() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                message = await receive()
+                complete = message["type"] != "http.request" or not message.get("more_body", False)
+                return message
+            detail = f"the request body did not arrive within {self.seconds:g} s of its headers: send it at once"
+            # An HTTPException passes through FastAPI's body parsing untouched, as in BodySizeLimit.
+            raise HTTPException(408, detail, headers={"Connection": "close"})
+
+        await self.app(scope, timed_receive, send)
 
 
 # Only the app's own scripts and styles, nothing inline; Plotly's PNG/SVG export goes through data: and blob: images.

@@ -1,8 +1,10 @@
-"""The cached, bounded runner: model calls in worker threads, a few at a time, their answers cached gzipped.
+"""The cached, bounded runner: model calls in worker threads, a few at a time in two lanes by cost,
+each with a deadline, their answers cached gzipped.
 
-Nothing here knows about models or FastAPI: a handler hands in a cache key and a compute(stop)
-callable; `stop` raises RequestCancelled once the client has gone, and models call it inside their
-decoding loops (backends.interface.StopCheck), so an abandoned call frees its slot within a step.
+Nothing here knows about models or FastAPI: a handler hands in a cache key, the call's estimated
+cost and a compute(stop) callable; `stop` raises RequestCancelled once the client has gone and
+DeadlineExceeded once the request's time is up, and models call it inside their decoding loops
+(backends.interface.StopCheck), so an abandoned or late call frees its slot within a step.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import gzip
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 
@@ -22,11 +25,15 @@ from backends.interface import StopCheck
 
 
 class ServerBusy(RuntimeError):
-    """Every model slot is taken and the queue is full, or a request waited too long for a slot."""
+    """Every model slot of the request's lane is taken and its queue is full, or the request ran past its deadline."""
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DeadlineExceeded(ServerBusy):
+    """The request's deadline passed, waiting for a slot or computing: the model call stops at its next decoding step."""
 
 
 class RequestCancelled(Exception):
@@ -68,14 +75,51 @@ class ResponseCache:
         return len(self._entries)
 
 
+# The longest a costly call pauses before a decoding step while cheap calls run; it pauses as long as
+# its last step took, so under a stream of cheap calls it still runs at half its speed or more.
+GIVE_WAY_SECONDS = 0.05
+
+
+class Lane:
+    """`concurrency` model slots and a queue of at most `max_queue` requests waiting for one."""
+
+    def __init__(self, concurrency: int, max_queue: int):
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.max_queue = max_queue
+        self.waiting = 0
+        self.idle = threading.Event()  # no call of this lane is running; read by the worker threads
+        self.idle.set()
+
+    @property
+    def running(self) -> int:
+        return int(self.limiter.borrowed_tokens)
+
+    async def acquire(self) -> None:
+        await self.limiter.acquire()
+        self.idle.clear()
+
+    def release(self) -> None:
+        self.limiter.release()
+        if self.running == 0:
+            self.idle.set()
+
+
 class InferenceRunner:
-    """Runs model calls in worker threads, `concurrency` at a time, and caches their gzipped JSON bodies.
+    """Runs model calls in worker threads, in two lanes by cost, and caches their gzipped JSON bodies.
+
+    A request whose estimated cost (app.checks.cost) is at most `cheap_cost` goes to the cheap lane,
+    any other to the costly one. Each lane has its own queue and slots: `concurrency` for the cheap
+    lane, half as many (at least one) for the costly one, so a short sentence never waits behind long
+    beam searches, only behind other short ones, and long ones never hold more than half the cores.
+    While a cheap call runs, costly ones give way: before each decoding step each pauses as long as
+    its last step took (at most GIVE_WAY_SECONDS), leaving the cores and the GIL to the cheap call.
+    Every request has `deadline` seconds in all, queue wait plus compute; past it the call stops at
+    its model's next decoding step and the caller hears DeadlineExceeded. A full queue answers
+    ServerBusy at once. Both become 503 with Retry-After.
 
     The model call, the serialization and the compression all run off the event loop: for a 128-token
     source the JSON of every map is 1.5 MB, and writing or compressing it there would stall every other
     request. Bodies are kept compressed, so the cache holds four times as many in the same memory.
-    At most `max_queue` requests wait for a slot, each for at most `queue_timeout` seconds; beyond
-    that the caller hears ServerBusy (503 with Retry-After) at once rather than hanging.
     """
 
     def __init__(
@@ -84,26 +128,34 @@ class InferenceRunner:
         cache_size: int,
         cache_max_bytes: int = 16 * 1024 * 1024,
         max_queue: int = 64,
-        queue_timeout: float = 10.0,
+        deadline: float = 15.0,
+        cheap_cost: float = 16384,
     ):
-        self.limiter = anyio.CapacityLimiter(concurrency)
         self.cache = ResponseCache(cache_size, cache_max_bytes)
-        self.max_queue = max_queue
-        self.queue_timeout = queue_timeout
-        self.waiting = 0
+        self.cheap = Lane(concurrency, max_queue)
+        self.costly = Lane(max(1, concurrency // 2), max_queue)
+        self.deadline = deadline
+        self.cheap_cost = cheap_cost
 
     @property
     def retry_after(self) -> int:
-        return max(1, math.ceil(self.queue_timeout / 2))
+        return max(1, math.ceil(self.deadline / 2))
+
+    def lane(self, cost: float) -> Lane:
+        return self.cheap if cost <= self.cheap_cost else self.costly
 
     async def gzipped_json(
-        self, key: Hashable, compute: Compute, client_gone: Callable[[], Awaitable[None]] | None = None
+        self, key: Hashable, compute: Compute, client_gone: Callable[[], Awaitable[None]] | None = None, *, cost: float
     ) -> bytes:
-        """The cached or computed JSON body, gzip-compressed. When `client_gone` returns first, raise RequestCancelled: a waiting
-        request leaves the queue, a running one stops at its model's next decoding step, and either way frees its slot."""
+        """The cached or computed JSON body, gzip-compressed, computed in the lane of `cost` (app.checks.cost).
+
+        When `client_gone` returns first, raise RequestCancelled; when the deadline passes first, DeadlineExceeded.
+        Either way a waiting request leaves the queue, a running one stops at its model's next decoding step, and its
+        slot is free again."""
         body = self.cache.get(key)
         if body is not None:
             return body
+        deadline = time.monotonic() + self.deadline
         cancel = threading.Event()
         failure: Exception | None = None
         async with anyio.create_task_group() as tasks:
@@ -116,7 +168,7 @@ class InferenceRunner:
 
                 tasks.start_soon(watch)
             try:
-                body = await self._compute(compute, cancel)
+                body = await self._compute(self.lane(cost), compute, cancel, deadline)
             except Exception as exc:  # raised outside the task group, so it is not wrapped in an ExceptionGroup
                 failure = exc
             tasks.cancel_scope.cancel()
@@ -127,39 +179,51 @@ class InferenceRunner:
         self.cache.put(key, body)
         return body
 
-    async def _compute(self, compute: Compute, cancel: threading.Event) -> bytes | None:
-        if self.limiter.available_tokens == 0 and self.waiting >= self.max_queue:
+    async def _compute(self, lane: Lane, compute: Compute, cancel: threading.Event, deadline: float) -> bytes | None:
+        if lane.limiter.available_tokens == 0 and lane.waiting >= lane.max_queue:
             raise ServerBusy(
-                f"the server is busy: {self.waiting} requests are already waiting for the model; try again shortly",
+                f"the server is busy: {lane.waiting} requests are already waiting for the model; try again shortly",
                 self.retry_after,
             )
-        self.waiting += 1
+        lane.waiting += 1
         try:
-            with anyio.fail_after(self.queue_timeout):
-                await self.limiter.acquire()
+            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                await lane.acquire()
         except TimeoutError:
-            raise ServerBusy(
-                f"the server is busy: no model slot came free within {self.queue_timeout:g} s; try again shortly",
-                self.retry_after,
-            ) from None
+            raise self._late("waiting for a model slot") from None
         finally:
-            self.waiting -= 1
+            lane.waiting -= 1
         try:
             # Not abandoned on cancellation: the slot stays taken until the thread has really stopped.
-            return await anyio.to_thread.run_sync(_run_call, compute, cancel)
+            return await anyio.to_thread.run_sync(self._run_call, lane, compute, cancel, deadline)
         except RequestCancelled:
             return None
         finally:
-            self.limiter.release()
+            lane.release()
 
+    def _late(self, doing: str) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"the server is busy: the request ran past its time limit of {self.deadline:g} s {doing}; try again shortly, "
+            "or ask for less (a shorter source, a smaller beam_size or max_length)",
+            self.retry_after,
+        )
 
-def _run_call(compute: Compute, cancel: threading.Event) -> bytes:
-    def stop() -> None:
-        if cancel.is_set():
-            raise RequestCancelled
+    def _run_call(self, lane: Lane, compute: Compute, cancel: threading.Event, deadline: float) -> bytes:
+        step_started = time.monotonic()
 
-    stop()
-    return gzip_json(compute(stop))
+        def stop() -> None:
+            nonlocal step_started
+            if cancel.is_set():
+                raise RequestCancelled
+            now = time.monotonic()
+            if now >= deadline:
+                raise self._late("computing the answer")
+            if lane is self.costly and not self.cheap.idle.is_set():
+                self.cheap.idle.wait(min(GIVE_WAY_SECONDS, now - step_started))
+            step_started = time.monotonic()
+
+        stop()
+        return gzip_json(compute(stop))
 
 
 def gzip_json(model: BaseModel) -> bytes:

@@ -38,8 +38,34 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1)
     concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once")
     max_queue: int = Field(64, ge=0, description="requests that may wait for a model slot; more are answered 503")
-    queue_timeout: float = Field(
-        10.0, gt=0, description="seconds a request may wait for a model slot before it is answered 503 with Retry-After"
+    deadline: float = Field(
+        15.0,
+        gt=0,
+        description="seconds a model request may take in all, waiting for a slot plus computing; past it the model call "
+        "stops at its next decoding step and the answer is 503 with Retry-After (half the deadline)",
+    )
+    cheap_cost: float = Field(
+        16384,
+        ge=0,
+        description="requests whose cost (source tokens x max_length x beam_size, or source x target tokens when "
+        "forced) is at most this run in the cheap lane, with slots and a queue of their own; the default takes a "
+        "greedy call on up to 100 source tokens or beam 4 on up to 25, and leaves the longest beam searches out",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="request line plus headers; larger requests get 431 and the connection is closed"
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a connection has to send a complete request head, from connecting or from the previous "
+        "answer; then 408 (or, if nothing was sent, the connection just closes)",
+    )
+    body_timeout: float = Field(
+        20.0, gt=0, description="seconds a request has to send its whole body once its head has arrived; then 408 and close"
+    )
+    keep_alive_timeout: int = Field(5, ge=1, description="seconds an idle keep-alive connection stays open after an answer")
+    max_connections: int = Field(
+        512, ge=1, description="open connections at once; one more gets 503 with Retry-After and is closed"
     )
 
     @property

@@ -1,7 +1,7 @@
 """Save a screenshot (docs/screenshot-1366.png by default): the page with the classic example, drawn by the shipped model.
 
-    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。'] [--out docs/screenshot-1366.png]
-        [--width 1366 --height 768]
+    python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。']
+        [--out docs/screenshot-1366.png] [--width 1366 --height 768]
 
 Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
 a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the end of the figure.

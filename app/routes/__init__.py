@@ -16,17 +16,28 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
         "Unknown model; the message lists the available ones",
         {"detail": "unknown model 'en-de'; available models: en-ja"},
     ),
+    408: (
+        "The body did not all arrive within the body timeout (20 s by default) of the headers",
+        {"detail": "the request body did not arrive within 20 s of its headers: send it at once"},
+    ),
     413: (
         "Request body over the size limit (64 KiB by default)",
         {"detail": "the request body is over the limit of 65536 bytes (64 KiB): send less text"},
     ),
+    415: (
+        "The body was not sent with Content-Type: application/json",
+        {"detail": "the request body must be JSON sent with the header Content-Type: application/json (it was missing)"},
+    ),
     422: (
         "Bad input: empty or over-long text, an index out of range, a limit exceeded, wrong types or malformed JSON",
-        {"detail": "the source is empty: type an English sentence"},
+        {"detail": "the source is empty: type a sentence in English"},
     ),
     503: (
-        "Busy: every model slot is taken and the queue is full, or no slot came free in time; see Retry-After",
-        {"detail": "the server is busy: no model slot came free within 10 s; try again shortly"},
+        "Busy: the queue for a model slot is full, or the request ran past its time limit (15 s by default, "
+        "waiting plus computing); see Retry-After",
+        {
+            "detail": "the server is busy: the request ran past its time limit of 15 s waiting for a model slot; try again shortly, or ask for less (a shorter source, a smaller beam_size or max_length)"
+        },
     ),
 }
 
@@ -43,7 +54,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
-POST_ERRORS = error_responses(404, 413, 422, 503)
+POST_ERRORS = error_responses(404, 408, 413, 415, 422, 503)
 
 
 def gzipped_json_response(request: Request, body: bytes) -> Response:

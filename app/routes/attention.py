@@ -3,14 +3,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app import checks, shaping
-from app.dependencies import ClientGoneDep, RegistryDep, RunnerDep, SettingsDep
+from app.dependencies import ClientGoneDep, JsonBody, RegistryDep, RunnerDep, SettingsDep
 from app.routes import POST_ERRORS, gzipped_json_response
 from app.schemas import AttentionRequest, AttentionResponse
 
 router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
 
 
-@router.post("", response_model=AttentionResponse, responses=POST_ERRORS, summary="Every attention map of a translation")
+@router.post(
+    "",
+    response_model=AttentionResponse,
+    responses=POST_ERRORS,
+    dependencies=[JsonBody],
+    summary="Every attention map of a translation",
+)
 async def attention(
     request: Request,
     body: AttentionRequest,
@@ -32,6 +38,9 @@ async def attention(
     name, model = registry.get(body.model)
     call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
     content = await runner.gzipped_json(
-        ("attention", name, call), lambda stop: shaping.attention(model, name, call, stop), client_gone
+        ("attention", name, call),
+        lambda stop: shaping.attention(model, name, call, stop),
+        client_gone,
+        cost=checks.cost(call),
     )
     return gzipped_json_response(request, content)

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.server import uvicorn_options
 from app.settings import Settings
 from model.translator import Translator
 
@@ -48,7 +49,8 @@ def live_server(settings: Settings) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

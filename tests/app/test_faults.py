@@ -3,7 +3,9 @@ a client that goes away frees its model slot; the response cache stays within it
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import threading
 import time
 from functools import lru_cache
@@ -17,6 +19,8 @@ from app import shaping
 from app.cli import main
 from app.runner import InferenceRunner, RequestCancelled, ResponseCache, ServerBusy
 from app.settings import Settings
+from backends.builtin import BuiltinModel
+from backends.interface import never_stop
 from tests.app.conftest import live_server
 from tests.conftest import write_model_dir
 
@@ -115,7 +119,7 @@ def post_in_thread(base: str, body: dict, results: list, timeout: float = 30) ->
 def test_a_full_queue_and_a_long_wait_answer_503_with_retry_after(tiny_model_dir, monkeypatch):
     blocked = BlockedModel()
     monkeypatch.setattr(shaping, "attention", blocked)
-    settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=1, queue_timeout=1.5, cache_size=0)
+    settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=1, deadline=1.5, cache_size=0)
     with live_server(settings) as base:
         holder, waiter = [], []
         threads = [post_in_thread(base, {"source": "this is"}, holder)]
@@ -131,15 +135,18 @@ def test_a_full_queue_and_a_long_wait_answer_503_with_retry_after(tiny_model_dir
         assert full.headers["retry-after"] == "1"
         assert "busy" in full.json()["detail"] and "waiting" in full.json()["detail"]
 
-        # The waiting one gives up after queue_timeout rather than hanging.
+        # The waiting one gives up at its deadline rather than hanging.
         threads[1].join(10)
         assert waiter[0].status_code == 503, waiter
-        assert "no model slot came free within 1.5 s" in waiter[0].json()["detail"]
+        assert "ran past its time limit of 1.5 s waiting for a model slot" in waiter[0].json()["detail"]
         assert int(waiter[0].headers["retry-after"]) >= 1
 
+        # The deadline is end to end: the holder, released past it, stops at its model's first step.
         blocked.release.set()
         threads[0].join(10)
-        assert holder[0].status_code == 200
+        assert holder[0].status_code == 503
+        assert "ran past its time limit of 1.5 s computing the answer" in holder[0].json()["detail"]
+        assert holder[0].headers["retry-after"] == "1"
         assert httpx.post(f"{base}/api/v1/attention", json={"source": "the dog"}, timeout=10).status_code == 200
         assert blocked.calls == 2  # the two turned away never reached the model
 
@@ -147,7 +154,7 @@ def test_a_full_queue_and_a_long_wait_answer_503_with_retry_after(tiny_model_dir
 def test_a_client_that_leaves_the_queue_frees_its_place_and_never_runs(tiny_model_dir, monkeypatch):
     blocked = BlockedModel()
     monkeypatch.setattr(shaping, "attention", blocked)
-    settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=1, queue_timeout=30, cache_size=0)
+    settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=1, deadline=30, cache_size=0)
     with live_server(settings) as base:
         holder, leaver = [], []
         threads = [post_in_thread(base, {"source": "this is"}, holder)]
@@ -183,7 +190,7 @@ def test_a_client_that_leaves_mid_call_stops_the_model_and_frees_its_slot(tiny_m
         return real_attention(model, name, call, stop)
 
     monkeypatch.setattr(shaping, "attention", endless)
-    settings = Settings(model_dir=tiny_model_dir, concurrency=1, queue_timeout=30, cache_size=0)
+    settings = Settings(model_dir=tiny_model_dir, concurrency=1, deadline=30, cache_size=0)
     with live_server(settings) as base:
         with pytest.raises(httpx.TimeoutException):
             httpx.post(f"{base}/api/v1/attention", json={"source": "this is"}, timeout=0.5)
@@ -195,13 +202,13 @@ def test_a_client_that_leaves_mid_call_stops_the_model_and_frees_its_slot(tiny_m
 
 
 def test_runner_turns_requests_away_when_the_queue_is_full():
-    runner = InferenceRunner(concurrency=1, cache_size=0, max_queue=0, queue_timeout=5)
+    runner = InferenceRunner(concurrency=1, cache_size=0, max_queue=0, deadline=5)
     release = threading.Event()
     outcomes = []
 
     async def call(i):
         try:
-            await runner.gzipped_json(i, lambda stop: (release.wait(5), Settings())[1])
+            await runner.gzipped_json(i, lambda stop: (release.wait(5), Settings())[1], cost=0)
             outcomes.append("ok")
         except ServerBusy as exc:
             outcomes.append(exc.retry_after)
@@ -245,7 +252,7 @@ def test_bad_input_is_answered_at_once_even_when_every_slot_is_taken(tiny_model_
     # Found by bench/load.py: validation ran inside the model call, so under load a typo waited, then got 503.
     blocked = BlockedModel()
     monkeypatch.setattr(shaping, "attention", blocked)
-    settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=0, queue_timeout=5, cache_size=0)
+    settings = Settings(model_dir=tiny_model_dir, concurrency=1, max_queue=0, deadline=5, cache_size=0)
     with live_server(settings) as base:
         holder = []
         thread = post_in_thread(base, {"source": "this is"}, holder)
@@ -263,3 +270,63 @@ def test_bad_input_is_answered_at_once_even_when_every_slot_is_taken(tiny_model_
         blocked.release.set()
         thread.join(10)
         assert holder[0].status_code == 200
+
+
+class SlowSteps:
+    """Stands in for the built-in model's attention(): 30 s of decoding steps, 10 ms each, calling stop before
+    each one as every model does; counts the calls in progress, so a test sees the moment their slots free."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.started = 0
+        self.last_step = 0.0
+
+    def __call__(self, model, source, target=None, *, stop=never_stop, **options):
+        with self.lock:
+            self.active += 1
+            self.started += 1
+        try:
+            for _ in range(3000):
+                stop()
+                self.last_step = time.monotonic()
+                time.sleep(0.01)
+            raise AssertionError("nobody stopped the call")
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_hang_ups_of_heavy_requests_free_every_slot_within_half_a_second(tiny_model_dir, monkeypatch):
+    slow = SlowSteps()
+    monkeypatch.setattr(BuiltinModel, "attention", slow)
+    # every request in the costly lane, which has half of 4 slots: 2 run, the other 4 wait
+    settings = Settings(model_dir=tiny_model_dir, concurrency=4, cheap_cost=0, deadline=60, cache_size=0)
+    with live_server(settings) as base:
+        port = int(base.rsplit(":", 1)[1])
+        sockets = []
+        for i in range(6):
+            body = json.dumps({"source": f"this is an example {i}", "beam_size": 8}).encode()
+            sock = socket.create_connection(("127.0.0.1", port))
+            head = (
+                "POST /api/v1/attention HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            sockets.append(sock)
+        wait_until(lambda: slow.active == 2)
+        time.sleep(0.3)
+        assert (slow.active, slow.started) == (2, 2)
+        hung_up = time.monotonic()
+        for sock in sockets:
+            sock.close()
+        wait_until(lambda: slow.active == 0, timeout=5)
+        freed = time.monotonic() - hung_up
+        assert freed < 0.5, f"the slots took {freed:.2f} s to free"
+        assert slow.last_step - hung_up < 0.5
+        time.sleep(0.2)
+        assert slow.started == 2  # the 4 that were waiting left the queue and never ran
+        monkeypatch.undo()
+        started = time.monotonic()
+        assert httpx.post(f"{base}/api/v1/attention", json={"source": "i like tea"}, timeout=10).status_code == 200
+        assert time.monotonic() - started < 2

@@ -193,3 +193,39 @@ def test_over_a_raw_socket_invalid_utf8_and_a_lying_content_length_are_answered(
         assert sock.recv(65536).startswith(b"HTTP/1.1 413")
         assert time.monotonic() - started < 1
     assert httpx.get(f"{live}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("path", [ATTENTION, "/api/v1/translate"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_a_post_that_is_not_sent_as_json_gets_415_naming_the_header(hostile_client, path, content_type):
+    # text/plain and forms are what a cross-site page can send without a CORS preflight.
+    headers = {"content-type": content_type} if content_type else {}
+    response = hostile_client.post(path, content=b'{"source": "this is"}', headers=headers)
+    assert response.status_code == 415
+    assert "Content-Type: application/json" in response.json()["detail"]
+    assert ("missing" if content_type is None else repr(content_type)) in response.json()["detail"]
+
+
+def test_json_with_a_charset_is_json(hostile_client):
+    headers = {"content-type": "Application/JSON; charset=utf-8"}
+    assert hostile_client.post(ATTENTION, content=b'{"source": "this is"}', headers=headers).status_code == 200
+
+
+def test_a_body_of_thousands_of_unknown_keys_gets_the_first_20_errors_and_a_count(hostile_client):
+    body = {"source": "hi", **{f"key{i}": 0 for i in range(5000)}}
+    response = hostile_client.post(ATTENTION, json=body)
+    assert response.status_code == 422
+    assert len(response.content) < 5000
+    answer = response.json()
+    assert len(answer["errors"]) == 20
+    assert "key0: Extra inputs are not permitted" in answer["detail"]
+    assert answer["detail"].endswith("(the first 20 of 5000 errors)")
+
+
+def test_a_limit_has_one_wording_however_far_it_is_passed(hostile_client):
+    just_over = hostile_client.post(ATTENTION, json={"source": "hi", "target": "猫 " * 17}).json()["detail"]
+    far_over = hostile_client.post(ATTENTION, json={"source": "hi", "target": "猫" * 10_000}).json()["detail"]
+    assert just_over == "the target has 17 tokens; the limit is 16: shorten it"
+    assert far_over.replace("10000", "17") == just_over

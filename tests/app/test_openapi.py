@@ -20,8 +20,8 @@ def test_every_error_status_is_documented_with_the_error_schema(client):
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         ("/api/v1/models/{name}", "get"): {"404", "422"},
-        ("/api/v1/translate", "post"): {"404", "413", "422", "503"},
-        ("/api/v1/attention", "post"): {"404", "413", "422", "503"},
+        ("/api/v1/translate", "post"): {"404", "408", "413", "415", "422", "503"},
+        ("/api/v1/attention", "post"): {"404", "408", "413", "415", "422", "503"},
         ("/readyz", "get"): {"503"},
     }
     for (path, method), statuses in expected.items():
@@ -55,6 +55,7 @@ def test_every_documented_error_has_an_example_of_its_own(client):
         for status, answer in paths["/api/v1/attention"]["post"]["responses"].items()
         if status >= "400"
     }
-    assert set(examples) == {"404", "413", "422", "503"}
-    assert len(set(examples.values())) == 4
+    assert set(examples) == {"404", "408", "413", "415", "422", "503"}
+    assert len(set(examples.values())) == 6
     assert "unknown model" in examples["404"] and "over the limit" in examples["413"] and "busy" in examples["503"]
+    assert "did not arrive" in examples["408"] and "Content-Type: application/json" in examples["415"]

@@ -111,3 +111,9 @@ def test_errors_never_echo_paths_or_stack_traces(client):
         assert 400 <= response.status_code < 500
         assert "Traceback" not in response.text and "/work" not in response.text and "site-packages" not in response.text
         assert "BaseSettings" not in response.text  # no file from outside static/ was served
+
+
+def test_the_415_for_a_body_not_sent_as_json_is_secured(client):
+    response = client.post("/api/v1/attention", content=b'{"source": "hi"}', headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert_secured(response)
