@@ -9,6 +9,10 @@ from fastapi import Request, Response
 
 from app.schemas import ErrorResponse
 
+BUSY_EXAMPLE = (
+    "the server is busy: the request ran past its time limit of 15 s waiting for a model slot; "
+    "try again shortly, or ask for less (a shorter source, a smaller beam_size or max_length)"
+)
 # Each documented status with what it means and an answer as the service words it, so /docs shows
 # a 404 as an unknown model and a 503 as a busy server, not every error as an empty source.
 ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
@@ -35,9 +39,7 @@ ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
     503: (
         "Busy: the queue for a model slot is full, or the request ran past its time limit (15 s by default, "
         "waiting plus computing); see Retry-After",
-        {
-            "detail": "the server is busy: the request ran past its time limit of 15 s waiting for a model slot; try again shortly, or ask for less (a shorter source, a smaller beam_size or max_length)"
-        },
+        {"detail": BUSY_EXAMPLE},
     ),
 }
 
