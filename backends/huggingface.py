@@ -313,7 +313,8 @@ class HuggingFaceModel:
     # --- tokens -----------------------------------------------------------------------------------
 
     def source_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
-        return self._tokens(self._source_ids(text, resolve_controls(self._description, controls)))
+        values = resolve_controls(self._description, controls)
+        return self._typed_tokens(text, self._source_ids(text, values), values)
 
     def target_tokens(self, text: str, controls: dict[str, str] | None = None) -> list[Token]:
         return self._tokens(self._target_ids(text, resolve_controls(self._description, controls)))
@@ -344,9 +345,25 @@ class HuggingFaceModel:
         if count > limit:
             raise InputError(f"the {what} has {count} tokens; the limit is {limit}: shorten it")
 
-    def _tokens(self, ids: list[int]) -> list[Token]:
-        """Tokens as shown: markers stripped, word_start from the marker convention."""
+    def _typed_tokens(self, text: str, ids: list[int], controls: dict[str, str]) -> list[Token]:
+        """The tokens of the source `text` (encoded as `ids`), an unknown piece shown as the text it stands for
+        (the piece the tokenizer cut, 茶 rather than <unk>), so warnings and the page can name it."""
         pieces = self._tokenizer.convert_ids_to_tokens(ids)
+        with self._tokenizer_lock:
+            if self._languages:
+                self._tokenizer.src_lang = controls["source_language"]
+            cut = self._tokenizer.tokenize(text)
+        typed = [position for position, token_id in enumerate(ids) if token_id not in self._special_ids]
+        if len(cut) == len(typed):  # the tokenizer's pieces line up with the ids it gave: take their text
+            for position, piece in zip(typed, cut, strict=True):
+                if ids[position] == self._tokenizer.unk_token_id:
+                    pieces[position] = piece
+        return self._tokens(ids, pieces)
+
+    def _tokens(self, ids: list[int], pieces: list[str] | None = None) -> list[Token]:
+        """Tokens as shown: markers stripped, word_start from the marker convention; `pieces` are the ids' own
+        unless given."""
+        pieces = self._tokenizer.convert_ids_to_tokens(ids) if pieces is None else pieces
         tokens: list[Token] = []
         after_word_end = True  # the first piece, and the piece after a special token or a "</w>", begin a word
         for token_id, piece in zip(ids, pieces, strict=True):
@@ -457,7 +474,7 @@ class HuggingFaceModel:
         else:  # beam: generate's length-penalised sequence scores
             scores = output.sequences_scores.tolist()
         translations = []
-        for index, source in enumerate(sources):
+        for index, (text, source) in enumerate(zip(texts, sources, strict=True)):
             hypotheses = [
                 Hypothesis(
                     translation=self._text(produced[row]),
@@ -469,7 +486,7 @@ class HuggingFaceModel:
             best = hypotheses[0]
             translations.append(
                 Translation(
-                    source_tokens=self._tokens(source),
+                    source_tokens=self._typed_tokens(text, source, values),
                     target_tokens=self._tokens(produced[index * n_best]),
                     translation=best.translation,
                     score=best.score,
@@ -512,7 +529,7 @@ class HuggingFaceModel:
             "cross": output.cross_attentions,  # L x (1, H, T, S)
         }
         return AttentionResult(
-            source_tokens=self._tokens(source_ids),
+            source_tokens=self._typed_tokens(source, source_ids, values),
             target_tokens=self._tokens(target_ids),
             decoder_input_tokens=self._tokens(decoder_input_ids),
             translation=self._text(target_ids),

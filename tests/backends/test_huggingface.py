@@ -204,7 +204,13 @@ def test_unknown_token_is_flagged(models):
     tokens = models["marian"].source_tokens("tea 鬱")
     unknown = [token for token in tokens if token.unknown]
     assert unknown and not any(token.special for token in unknown)  # a typed word: the service counts it
+    assert "".join(token.text for token in unknown) == "鬱"  # shown as what was typed, not as <unk>
     assert not any(token.unknown for token in models["marian"].source_tokens("tea"))
+    for family in ("marian", "t5"):
+        (translated,) = models[family].translate(["tea 鬱"], max_length=3)
+        attended = models[family].attention("tea 鬱", max_length=3)
+        for typed in (translated.source_tokens, attended.source_tokens):
+            assert "鬱" in "".join(token.text for token in typed if token.unknown), family
 
 
 @pytest.mark.parametrize("family", ["marian", "t5"])
