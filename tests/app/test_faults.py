@@ -25,13 +25,14 @@ from tests.app.conftest import live_server
 from tests.conftest import write_model_dir
 
 
-def serve(capsys, monkeypatch, model_dir) -> tuple[int, str]:
+def serve(capsys, monkeypatch, model_dir, *options: str) -> tuple[int, str]:
+    """`attnscope serve --model-dir model_dir [options]`, which must refuse: its exit code and what it printed."""
     # serve passes its options on through the environment: keep them out of the other tests
     monkeypatch.setattr(os, "environ", dict(os.environ))
     monkeypatch.setattr("app.cli.get_settings", lru_cache(Settings))
-    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server started on a folder it cannot serve"))
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server started on models it cannot serve"))
     with pytest.raises(SystemExit) as exit_info:
-        main(["serve", "--model-dir", str(model_dir), "--port", "0"])
+        main(["serve", "--model-dir", str(model_dir), *options, "--port", "0"])
     return exit_info.value.code, capsys.readouterr().err
 
 
