@@ -295,7 +295,7 @@ def test_axe_finds_no_serious_violation_in_any_view_and_every_figure_has_a_name_
 # ---- 12: compare two results -----------------------------------------------------------------
 
 
-def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and_a_link(page, browser, base_url):
+def test_a_pinned_result_is_shown_next_to_the_next_one_in_every_view_with_their_difference_and_a_link(page, browser, base_url, tmp_path):
     page.goto("/")
     submit(page, "This is an example.", CLASSIC_TARGET)
     page.click("#pin")
@@ -310,8 +310,29 @@ def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and
         for j, d in enumerate(row):
             assert d == pytest.approx(current[i][j] - pinned[i][j], abs=1e-9)
     assert serious_violations(page) == []
-    open_view(page, "grid")
-    assert "compared with this one in the head view" in page.inner_text("#toolbar-note")
+    assert download(page, "csv", tmp_path).read_text(encoding="utf-8").count("\ndifference,") == len(difference) * len(difference[0])
+    assert "This result minus the pinned one" in download(page, "svg", tmp_path).read_text()  # the export stacks both
+
+    open_view(page, "grid")  # the difference of each map, under the overview, and in its exports
+    assert page.locator("#grid-compare button.thumb").count() == page.locator("#grid button.thumb").count() == 2 * 6
+    assert page.get_attribute("#grid-compare button.thumb", "aria-label").startswith("layer 0, head 0, difference")
+    assert "This result minus the pinned one · Cross-attention" in download(page, "svg", tmp_path).read_text()
+
+    open_view(page, "panels")  # a second figure of the three differences
+    panels = page.evaluate("() => document.getElementById('panels-compare').layout.title.text")
+    assert panels.startswith("This result minus the pinned one")
+    lines = download(page, "csv", tmp_path).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("result,kind,layer,head") and any(line.startswith("difference,cross,0,mean") for line in lines)
+
+    open_view(page, "stats")  # each head a hollow (pinned) and a filled (current) point
+    moves = page.evaluate("() => document.getElementById('stats-compare').data.map((t) => [t.marker?.symbol, t.x])")
+    entropy = page.evaluate("() => document.getElementById('stats-figure').data[0].z.flat()")
+    assert moves[1][0] == "circle-open" and moves[2][0] == "circle" and moves[2][1] == pytest.approx(entropy)
+    assert moves[1][1] != pytest.approx(entropy)
+
+    open_view(page, "steps")  # the pinned row of the same step, as hollow bars
+    assert page.evaluate("() => document.getElementById('steps-figure').data[1].y") == pytest.approx(pinned[0])
+    assert "Hollow bars" in page.inner_text("#steps-compare-note")
     open_view(page, "head")
     pin = parse_qs(urlparse(page.url).query)["pin"][0]
     assert parse_qs(pin)["s"] == ["This is an example."] and parse_qs(pin)["model"] == ["tiny"]
@@ -322,6 +343,12 @@ def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and
     other.wait_for_function("() => document.getElementById('compare-difference').data?.length > 0")
     assert json.dumps(other.evaluate("() => document.getElementById('compare-pinned').data.at(-2).z")) == json.dumps(pinned)
     other.context.close()
+    open_view(page, "steps")  # other tokens: no row to set beside, and the page says why
+    submit(page, "I like tea.")
+    page.wait_for_function("() => document.getElementById('steps-compare-note').textContent.includes('do not line up')")
+    assert page.evaluate("() => document.getElementById('steps-figure').data.length") == 1
+    open_view(page, "head")
+    assert "No difference map: both token lists differ" in page.inner_text("#compare-note")
     page.click("#pin")
     assert page.locator("#compare").is_hidden() and "pin" not in parse_qs(urlparse(page.url).query)
 
