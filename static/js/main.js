@@ -2,7 +2,6 @@
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
 import { ApiError, fetchAttention } from "./api.js";
-import { lookupTable } from "./colors.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
 import { comparisonTable, differences, gridDifferences, pinnedMap, pinnedSelection, pinnedStep, statisticsShift, whyNoDifference } from "./compare.js";
 import { checkForm, fieldOf, labelled } from "./form.js";
@@ -21,13 +20,14 @@ import {
   VIEWS,
 } from "./state.js";
 import { gridSummaryTable, gridViews, longTable, matrixTable, statisticsTable, stepTable, tableCsv } from "./tables.js";
-import { drawGrid, hexToRgb, paintMap, parseHead } from "./views/grid.js";
-import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headTitle } from "./views/head.js";
+import { drawGrid, parseHead } from "./views/grid.js";
+import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headFigure, headTitle } from "./views/head.js";
 import { drawHeader } from "./views/header.js";
 import { maskColour } from "./views/heatmap.js";
 import { drawPanels, panelsTitle, panelViews } from "./views/panels.js";
 import { chosenControls, describeGranularity, describeLanguages, drawControls, modelLine } from "./views/model.js";
 import { drawStatistics, drawStatisticsShift, statisticsOf } from "./views/stats.js";
+import { sketchFigure } from "./views/sketch.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
 import { drawTable } from "./views/table.js";
 
@@ -235,22 +235,24 @@ function render() {
   renderControls();
   if (!window.Plotly && state.view === "head") {
     drawPreview();
-    requestAnimationFrame(() => setTimeout(startPlotly, 0)); // after the preview's frame is painted
+    // Once the preview's frame is painted (the mark says when, for bench/page_timing.py).
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        performance.mark("attnscope:head-preview-painted");
+        startPlotly();
+      }, 0),
+    );
   } else startPlotly();
   return plotlyReady.then(renderView);
 }
 
-// Until Plotly's bundle has started up (a shared link opened afresh), the head view's map is painted
-// as the overview paints its thumbnails, so the reader sees it at once; the interactive figure replaces it.
+// Until Plotly's bundle has started up (a shared link opened afresh), the head view's figure is
+// painted on a canvas from the same traces and layout (views/sketch.js); the interactive one replaces it.
 function drawPreview() {
   const view = displayedMap(state.response, options(), shownKind(state), state.layer, state.head);
-  const box = Math.min(el.headFigure.clientWidth * 0.6, headHeight() - 120);
-  const canvas = paintMap(view, lookupTable(state.scale), hexToRgb(maskColour(state.scale)), box);
-  canvas.className = "preview";
-  const caption = document.createElement("p");
-  caption.className = "preview hint";
-  caption.textContent = `${headTitle(view)} · the interactive figure, with its labels, is loading…`;
-  el.headFigure.replaceChildren(caption, canvas);
+  const preview = sketchFigure(headFigure(view, options(), el.headFigure.clientWidth, headHeight()));
+  preview.className = "preview";
+  el.headFigure.replaceChildren(preview);
   performance.mark("attnscope:head-preview");
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from urllib.parse import parse_qs, urlparse
 
@@ -459,3 +460,57 @@ def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page)
     assert json.loads(asked.value.post_data)["granularity"] == "word"
     assert parse_qs(urlparse(page.url).query)["units"] == ["word"]
     assert page.watch.errors == []
+
+
+# ---- speed: a share link paints its first heatmap before Plotly has started ------------------
+
+SKETCH = """async ([layer, head]) => {
+    const { sketchFigure } = await import('/static/js/views/sketch.js');
+    const { headFigure } = await import('/static/js/views/head.js');
+    const { displayedMap } = await import('/static/js/selection.js');
+    const response = await (await fetch('/api/v1/attention', { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ source: 'This is an example.', target: 'これ は 例 で す 。', model: 'tiny' }) })).json();
+    const options = { showSpecial: false, renormalise: true, showReadings: true, scale: 'Viridis' };
+    const figure = document.getElementById('head-figure');
+    const view = displayedMap(response, options, 'cross', layer, head);
+    const sketch = sketchFigure(headFigure(view, options, figure.layout.width, figure.layout.height));
+    sketch.id = 'sketch';
+    document.getElementById('sketch')?.remove();
+    figure.before(sketch);
+}"""
+
+# Mean absolute difference per channel (of 255) between two PNG screenshots of the same size.
+PNG_DIFFERENCE = """async (pngs) => {
+    const pixels = async (png) => {
+        const image = new Image();
+        image.src = `data:image/png;base64,${png}`;
+        await image.decode();
+        const canvas = Object.assign(document.createElement('canvas'), { width: image.width, height: image.height });
+        canvas.getContext('2d').drawImage(image, 0, 0);
+        return canvas.getContext('2d').getImageData(0, 0, image.width, image.height).data;
+    };
+    const [a, b] = await Promise.all(pngs.map(pixels));
+    if (a.length !== b.length) return 255;
+    let total = 0;
+    for (let k = 0; k < a.length; k++) total += Math.abs(a[k] - b[k]);
+    return total / a.length;
+}"""
+
+
+def test_a_share_link_paints_the_head_view_on_a_canvas_like_plotlys_before_plotly_starts(page):
+    page.goto("/?s=This%20is%20an%20example.&t=%E3%81%93%E3%82%8C%20%E3%81%AF%20%E4%BE%8B%20%E3%81%A7%20%E3%81%99%20%E3%80%82")
+    page.wait_for_function("() => document.querySelector('#head-figure .main-svg')")
+    marks = page.evaluate(
+        "() => ['head-preview-painted', 'head-view'].map((m) => performance.getEntriesByName(`attnscope:${m}`)[0]?.startTime)"
+    )
+    assert marks[0] is not None and marks[0] < marks[1]
+    assert page.locator("#head-figure canvas.preview").count() == 0  # replaced by the interactive figure
+    assert head_title(page) == "Cross-attention · layer 1, mean of heads"
+    plotly = base64.b64encode(page.locator("#head-figure .main-svg").first.screenshot()).decode()
+    differences = []
+    for selection in ([1, "mean"], [0, 0]):
+        page.evaluate(SKETCH, selection)
+        sketch = base64.b64encode(page.locator("#sketch").screenshot()).decode()
+        differences.append(page.evaluate(PNG_DIFFERENCE, [plotly, sketch]))
+    same, other = differences
+    assert same < 2 and other > 4 * same, differences  # labels, cells and colour bar where Plotly puts them

@@ -51,7 +51,7 @@ function thumbnail(view, table, mask, box, selected, what) {
 // A map as a canvas of one pixel per cell, scaled by CSS to fit a `box` px square keeping its shape.
 // `table`: the scale's lookup table (colors.lookupTable); `mask`: the RGB of masked cells. A signed map
 // is coloured from -m to m, m its largest absolute value.
-export function paintMap(view, table, mask, box) {
+function paintMap(view, table, mask, box) {
   const canvas = document.createElement("canvas");
   const rows = view.rows.length;
   const cols = view.cols.length;
@@ -95,7 +95,7 @@ function cornerCell() {
   return cell;
 }
 
-export function hexToRgb(hex) {
+function hexToRgb(hex) {
   const value = parseInt(hex.slice(1), 16);
   return [(value >> 16) & 255, (value >> 8) & 255, value & 255];
 }
