@@ -253,6 +253,7 @@ function drawPreview() {
   const preview = sketchFigure(headFigure(view, options(), el.headFigure.clientWidth, headHeight()));
   preview.className = "preview";
   el.headFigure.replaceChildren(preview);
+  el.headFigure.setAttribute("aria-label", `${headTitle(view)}. The interactive figure, and the table of its values, are loading.`);
   performance.mark("attnscope:head-preview");
 }
 
