@@ -118,7 +118,7 @@ function modelInfo(name = state.model) {
 
 // ---- fetching -------------------------------------------------------------------------------
 
-// Plotly's bundle (preloaded by the template) is run by startPlotly: at once when there is no result
+// Plotly's bundle is fetched and run by startPlotly: at once when there is no result
 // to show, else once the first map's preview is painted, as its start-up holds the page for a second.
 // Figures wait for it; the header and the preview do not.
 let startPlotly;
