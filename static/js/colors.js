@@ -27,10 +27,10 @@ export function plotlyScale(name) {
 
 const tables = new Map();
 
-// 256 RGB triples, flat: entry k is the colour of value k / 255.
+// 256 RGB triples, flat: entry k is the colour of value k / 255 (of the diverging scale: of 2k / 255 - 1).
 export function lookupTable(name) {
   if (!tables.has(name)) {
-    const stops = (SCALES[name] ?? SCALES[DEFAULT_SCALE]).map(hexToRgb);
+    const stops = (name === "diverging" ? DIVERGING : (SCALES[name] ?? SCALES[DEFAULT_SCALE])).map(hexToRgb);
     const table = new Uint8ClampedArray(256 * 3);
     for (let k = 0; k < 256; k++) {
       const position = (k / 255) * (stops.length - 1);

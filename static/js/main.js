@@ -2,8 +2,8 @@
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
 import { ApiError, fetchAttention } from "./api.js";
-import { lookupTable } from "./colors.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
+import { comparisonTable, differences, gridDifferences, pinnedMap, pinnedSelection, pinnedStep, statisticsShift, whyNoDifference } from "./compare.js";
 import { checkForm, fieldOf, labelled } from "./form.js";
 import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
 import {
@@ -20,13 +20,14 @@ import {
   VIEWS,
 } from "./state.js";
 import { gridSummaryTable, gridViews, longTable, matrixTable, statisticsTable, stepTable, tableCsv } from "./tables.js";
-import { drawGrid, hexToRgb, paintMap, parseHead } from "./views/grid.js";
-import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headTitle } from "./views/head.js";
+import { drawGrid, parseHead } from "./views/grid.js";
+import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headFigure, headTitle } from "./views/head.js";
 import { drawHeader } from "./views/header.js";
 import { maskColour } from "./views/heatmap.js";
 import { drawPanels, panelsTitle, panelViews } from "./views/panels.js";
 import { chosenControls, describeGranularity, describeLanguages, drawControls, modelLine } from "./views/model.js";
-import { drawStatistics, statisticsOf } from "./views/stats.js";
+import { drawStatistics, drawStatisticsShift, statisticsOf } from "./views/stats.js";
+import { sketchFigure } from "./views/sketch.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
 import { drawTable } from "./views/table.js";
 
@@ -70,6 +71,8 @@ const el = {
   compareNote: $("compare-note"),
   compareFigures: { pinned: $("compare-pinned"), difference: $("compare-difference") },
   pin: $("pin"),
+  // Beside each other view's figure, with a pinned result: a note and (but for decoding steps) a figure.
+  viewCompare: Object.fromEntries(["grid", "panels", "stats", "steps"].map((view) => [view, { note: $(`${view}-compare-note`), figure: $(`${view}-compare`) }])),
   grid: $("grid"),
   panelsFigure: $("panels-figure"),
   statsFigure: $("stats-figure"),
@@ -98,7 +101,8 @@ const el = {
 };
 
 // What the views last drew: the head view for hovers, the decoding steps for the slider, and the
-// figure on screen for its exports ({ element, table, csvTable, name, title }).
+// figure on screen for its exports ({ element, figures, table, csvTable, name, title }: `figures`, the
+// Plotly figures or overview grids an image export stacks, where more than `element` is on screen).
 let headView = null;
 let currentStepsView = null;
 let onScreen = null;
@@ -114,7 +118,7 @@ function modelInfo(name = state.model) {
 
 // ---- fetching -------------------------------------------------------------------------------
 
-// Plotly's bundle (preloaded by the template) is run by startPlotly: at once when there is no result
+// Plotly's bundle is fetched and run by startPlotly: at once when there is no result
 // to show, else once the first map's preview is painted, as its start-up holds the page for a second.
 // Figures wait for it; the header and the preview do not.
 let startPlotly;
@@ -231,22 +235,25 @@ function render() {
   renderControls();
   if (!window.Plotly && state.view === "head") {
     drawPreview();
-    requestAnimationFrame(() => setTimeout(startPlotly, 0)); // after the preview's frame is painted
+    // Once the preview's frame is painted (the mark says when, for bench/page_timing.py).
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        performance.mark("attnscope:head-preview-painted");
+        startPlotly();
+      }, 0),
+    );
   } else startPlotly();
   return plotlyReady.then(renderView);
 }
 
-// Until Plotly's bundle has started up (a shared link opened afresh), the head view's map is painted
-// as the overview paints its thumbnails, so the reader sees it at once; the interactive figure replaces it.
+// Until Plotly's bundle has started up (a shared link opened afresh), the head view's figure is
+// painted on a canvas from the same traces and layout (views/sketch.js); the interactive one replaces it.
 function drawPreview() {
   const view = displayedMap(state.response, options(), shownKind(state), state.layer, state.head);
-  const box = Math.min(el.headFigure.clientWidth * 0.6, headHeight() - 120);
-  const canvas = paintMap(view, lookupTable(state.scale), hexToRgb(maskColour(state.scale)), box);
-  canvas.className = "preview";
-  const caption = document.createElement("p");
-  caption.className = "preview hint";
-  caption.textContent = `${headTitle(view)} · the interactive figure, with its labels, is loading…`;
-  el.headFigure.replaceChildren(caption, canvas);
+  const preview = sketchFigure(headFigure(view, options(), el.headFigure.clientWidth, headHeight()));
+  preview.className = "preview";
+  el.headFigure.replaceChildren(preview);
+  el.headFigure.setAttribute("aria-label", `${headTitle(view)}. The interactive figure, and the table of its values, are loading.`);
   performance.mark("attnscope:head-preview");
 }
 
@@ -257,7 +264,6 @@ function inapplicable() {
   if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
   if (state.showSpecial) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
   if (!hasReadings()) reasons.push("This result has no readings to show.");
-  if (state.pinned && state.view !== "head") reasons.push("The pinned result is compared with this one in the head view.");
   return reasons;
 }
 
@@ -331,7 +337,7 @@ async function renderView() {
       performance.mark("attnscope:head-view");
       onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
       describeFirstView(kind);
-      await renderCompare();
+      Object.assign(onScreen, await renderCompare());
       break;
     }
     case "grid": {
@@ -341,6 +347,7 @@ async function renderView() {
       performance.mark("attnscope:grid-end");
       const title = `${KIND_NAMES[kind]}: every layer and head, with each layer's mean and max (each map coloured up to its own largest weight)`;
       onScreen = { element: el.grid, title, table: gridSummaryTable(layers, kind), csvTable: longTable(layers.flat(), title), name: `overview-${kind}` };
+      Object.assign(onScreen, compareGrid(layers, kind, selected, title));
       break;
     }
     case "panels": {
@@ -348,6 +355,7 @@ async function renderView() {
       await drawPanels(el.panelsFigure, views, options());
       const title = panelsTitle(views);
       onScreen = { element: el.panelsFigure, table: longTable(views, title), name: `panels-L${state.layer}-${fileHead(state.head)}` };
+      Object.assign(onScreen, await comparePanels(views, title));
       break;
     }
     case "stats": {
@@ -355,13 +363,19 @@ async function renderView() {
       await drawStatistics(el.statsFigure, statistics, options(), kind, selected);
       bindStatisticsClicks();
       onScreen = { element: el.statsFigure, table: statisticsTable(statistics, kind), name: `statistics-${kind}` };
+      Object.assign(onScreen, await compareStatistics(statistics, kind, onScreen.table));
       break;
     }
     case "steps": {
       currentStepsView = stepsView(response, options(), state.layer, state.head);
-      await drawSteps(el.steps, currentStepsView, options(), state.step);
       const row = stepRow(currentStepsView, state.step);
+      const pinnedRow = compareStep(currentStepsView, row);
+      await drawSteps(el.steps, currentStepsView, options(), state.step, pinnedRow?.view.matrix[row]);
       onScreen = { element: el.steps.figure, table: stepTable(currentStepsView, row), name: `steps-cross-L${state.layer}-${fileHead(state.head)}-step${row + 1}` };
+      if (pinnedRow) {
+        const parts = [{ name: "this result", table: onScreen.table }, { name: "pinned", table: stepTable(pinnedRow.view, row) }];
+        onScreen.csvTable = comparisonTable(onScreen.table.caption, parts);
+      }
       break;
     }
   }
@@ -393,25 +407,121 @@ function renderLegend() {
   el.legendText.textContent = parts.join(" · ");
 }
 
-// Pinned: the pinned result's map next to the current one, and their difference where the tokens match.
+// Pinned: the pinned result's map next to the current one, and their difference where the tokens
+// match. Returns what the exports add: the figures drawn, and the CSV with a line per cell of each.
 async function renderCompare() {
   const pinned = state.pinned;
   el.compare.hidden = !pinned;
-  if (!pinned) return;
+  if (!pinned) return {};
   const kind = shownKind(state);
   const link = el.compare.querySelector("a");
   link.href = `?${pinned.query}`;
-  if (!(kind in pinned.response.attention)) {
+  const before = pinnedMap(pinned.response, options(), headView);
+  if (!before) {
     el.compareNote.textContent = `The pinned result has no ${KIND_NAMES[kind].toLowerCase()}.`;
     Plotly.purge(el.compareFigures.pinned);
-    return Plotly.purge(el.compareFigures.difference);
+    Plotly.purge(el.compareFigures.difference);
+    return {};
   }
-  const layer = Math.min(state.layer, layerCount(pinned.response, kind) - 1);
-  const head = headChoices(pinned.response, kind).includes(state.head) ? state.head : "mean";
-  const before = displayedMap(pinned.response, options(), kind, layer, head);
   const difference = differenceMap(before, headView);
-  el.compareNote.textContent = `Pinned: “${pinned.label}” · ${selectionName(kind, layer, head)}. ${difference ? "Right: this result minus the pinned one (red: more weight now)." : "The two results have different tokens, so there is no difference map."}`;
+  const why = difference ? "Right: this result minus the pinned one (red: more weight now)." : `No difference map: ${whyNoDifference(headView, before)}.`;
+  el.compareNote.textContent = `${pinnedLabel()} · ${selectionName(kind, before.layer, before.head)}. ${why}`;
   await drawCompare(el.compareFigures, before, difference, options(), headHeight());
+  const title = headTitle(headView);
+  const parts = [{ name: "this result", table: longTable([headView], title) }, { name: "pinned", table: longTable([before], title) }];
+  if (difference) parts.push({ name: "difference", table: longTable([difference], title) });
+  const figures = [el.headFigure, el.compareFigures.pinned, ...(difference ? [el.compareFigures.difference] : [])];
+  return { figures, csvTable: comparisonTable(title, parts) };
+}
+
+function pinnedLabel() {
+  return `Pinned: “${state.pinned.label}”`;
+}
+
+// The compare note and figure of a view other than the head view, shown only while a result is pinned;
+// `text` says what is shown, or why nothing is; `shown`: whether the view's compare figure is.
+function compareBox(view, text, shown) {
+  const box = el.viewCompare[view];
+  box.note.hidden = !state.pinned;
+  box.note.textContent = state.pinned ? `${pinnedLabel()}. ${text}` : "";
+  if (box.figure) box.figure.hidden = !shown;
+  return box;
+}
+
+// The overview: under it, the pinned overview, or each map minus the pinned one where every map's tokens match.
+function compareGrid(layers, kind, selected, title) {
+  if (!state.pinned) {
+    compareBox("grid", "", false);
+    return {};
+  }
+  const pinnedResponse = state.pinned.response;
+  if (!(kind in pinnedResponse.attention)) {
+    compareBox("grid", `It has no ${KIND_NAMES[kind].toLowerCase()}.`, false);
+    return {};
+  }
+  const pinnedLayers = gridViews(pinnedResponse, options(), kind);
+  const difference = gridDifferences(layers, pinnedLayers);
+  const why = whyNoDifference(layers[0][0], pinnedLayers[0][0]) || "it has another number of layers or heads";
+  const box = compareBox("grid", difference ? "Below: this result minus the pinned one, map by map (red: more weight now)." : `Below: the pinned result (no difference: ${why}).`, true);
+  drawGrid(box.figure, difference ?? pinnedLayers, options(), selected, difference ? "difference" : "pinned");
+  const compareTitle = difference ? `This result minus the pinned one · ${title}` : `Pinned · ${title}`;
+  const parts = [{ name: "this result", table: longTable(layers.flat(), title) }, { name: difference ? "difference" : "pinned", table: longTable((difference ?? pinnedLayers).flat(), title) }];
+  return {
+    figures: [{ element: el.grid, title, signed: false }, { element: box.figure, title: compareTitle, signed: Boolean(difference) }],
+    csvTable: comparisonTable(title, parts),
+  };
+}
+
+// The three panels: under them, the pinned result's panels, or the differences where every panel's tokens match.
+async function comparePanels(views, title) {
+  if (!state.pinned) {
+    compareBox("panels", "", false);
+    return {};
+  }
+  const pinnedViews = panelViews(state.pinned.response, options(), state.layer, state.head);
+  const difference = differences(views, pinnedViews);
+  const why = pinnedViews.length !== views.length ? "it has other kinds of attention" : views.map((v, k) => whyNoDifference(v, pinnedViews[k]) && `${KIND_NAMES[v.kind].toLowerCase()}: ${whyNoDifference(v, pinnedViews[k])}`).filter(Boolean).join("; ");
+  const box = compareBox("panels", difference ? "Below: this result minus the pinned one (red: more weight now)." : `Below: the pinned result (no difference: ${why}).`, true);
+  const shown = difference ?? pinnedViews;
+  await drawPanels(box.figure, shown, options(), difference ? `This result minus the pinned one · ${panelsTitle(views)}` : `Pinned · ${panelsTitle(pinnedViews)}`);
+  const parts = [{ name: "this result", table: longTable(views, title) }, { name: difference ? "difference" : "pinned", table: longTable(shown, title) }];
+  return { figures: [el.panelsFigure, box.figure], csvTable: comparisonTable(title, parts) };
+}
+
+// Head statistics: under them, each head's point for the pinned result (hollow) and this one (filled).
+async function compareStatistics(statistics, kind, table) {
+  if (!state.pinned) {
+    compareBox("stats", "", false);
+    return {};
+  }
+  const pinnedResponse = state.pinned.response;
+  if (!(kind in pinnedResponse.attention)) {
+    compareBox("stats", `It has no ${KIND_NAMES[kind].toLowerCase()}.`, false);
+    return {};
+  }
+  const pinnedStatistics = statisticsOf(pinnedResponse, options(), kind);
+  const box = compareBox("stats", "Below: how each head moved from the pinned result (hollow) to this one (filled).", true);
+  await drawStatisticsShift(box.figure, statisticsShift(statistics, pinnedStatistics), kind);
+  const parts = [{ name: "this result", table }, { name: "pinned", table: statisticsTable(pinnedStatistics, kind) }];
+  return { figures: [el.statsFigure, box.figure], csvTable: comparisonTable(table.caption, parts) };
+}
+
+// Decoding steps: the pinned result's weights for the same step, where both produced the same tokens
+// from the same source tokens; { view } of the pinned result, or null (the note says why).
+function compareStep(view, row) {
+  if (!state.pinned) {
+    compareBox("steps", "", false);
+    return null;
+  }
+  const selection = pinnedSelection(state.pinned.response, "cross", view.layer, view.head);
+  if (!selection) {
+    compareBox("steps", "It has no cross-attention.", false);
+    return null;
+  }
+  const pinnedView = displayedMap(state.pinned.response, options(), "cross", selection.layer, selection.head);
+  const step = pinnedStep(view, pinnedView, row);
+  compareBox("steps", step.reason ? `Its steps do not line up with these: ${step.reason}.` : "Hollow bars: its weights at the same step.", false);
+  return step.reason ? null : { view: pinnedView };
 }
 
 // Plotly's click events live on the figure element once it has been drawn; bound once.
@@ -519,8 +629,8 @@ async function exportCurrent(format) {
   try {
     if (format === "json") downloadBlob(new Blob([JSON.stringify(state.response, null, 2)], { type: "application/json" }), file);
     else if (format === "csv") downloadBlob(new Blob([tableCsv(onScreen.csvTable ?? onScreen.table)], { type: "text/csv;charset=utf-8" }), file);
-    else if (state.view === "grid") await downloadGrid(el.grid, format, file, { title: onScreen.title, scale: state.scale });
-    else await downloadPlot(onScreen.element, format, file);
+    else if (state.view === "grid") await downloadGrid(onScreen.figures ?? [{ element: el.grid, title: onScreen.title, signed: false }], format, file, state.scale);
+    else await downloadPlot(onScreen.figures ?? [onScreen.element], format, file);
     el.actionStatus.textContent = `Downloaded ${file}`;
   } catch (error) {
     showError(`The ${format.toUpperCase()} export failed: ${error}`);
@@ -553,9 +663,10 @@ function onTabKey(event) {
 
 // Arrows move between the overview's cells without redrawing it; Enter or Space opens one.
 function onGridKey(event) {
-  const thumbs = [...el.grid.querySelectorAll("button.thumb")];
+  const grid = event.currentTarget;
+  const thumbs = [...grid.querySelectorAll("button.thumb")];
   const at = thumbs.indexOf(event.target);
-  const columns = Number(el.grid.style.getPropertyValue("--grid-columns"));
+  const columns = Number(grid.style.getPropertyValue("--grid-columns"));
   const to = { ArrowLeft: at - 1, ArrowRight: at + 1, ArrowUp: at - columns, ArrowDown: at + columns }[event.key];
   if (at < 0 || to === undefined) return;
   event.preventDefault();
@@ -585,11 +696,14 @@ function bindEvents() {
   for (const tab of document.querySelectorAll('[role="tab"]')) tab.addEventListener("click", () => update({ view: tab.dataset.view }));
   document.querySelector('[role="tablist"]').addEventListener("keydown", onTabKey);
 
-  el.grid.addEventListener("click", (event) => {
-    const thumb = event.target.closest("button.thumb");
-    if (thumb) selectHead(Number(thumb.dataset.layer), parseHead(thumb.dataset.head));
-  });
-  el.grid.addEventListener("keydown", onGridKey);
+  // The overview and, with a pinned result, its comparison: a cell opens its head in the head view.
+  for (const grid of [el.grid, el.viewCompare.grid.figure]) {
+    grid.addEventListener("click", (event) => {
+      const thumb = event.target.closest("button.thumb");
+      if (thumb) selectHead(Number(thumb.dataset.layer), parseHead(thumb.dataset.head));
+    });
+    grid.addEventListener("keydown", onGridKey);
+  }
   // The statistics figure takes focus: arrows choose a head (the document's shortcuts), Enter opens it.
   el.statsFigure.addEventListener("keydown", (event) => {
     if (event.key === "Enter" || event.key === " ") {
@@ -631,7 +745,7 @@ function bindEvents() {
   // Head and layer shortcuts, wherever the arrows have no job of their own.
   document.addEventListener("keydown", (event) => {
     if (!state.response || event.altKey || event.ctrlKey || event.metaKey) return;
-    if (event.target.closest?.('input, select, textarea, [contenteditable], [role="tablist"], #grid, .figure-table')) return;
+    if (event.target.closest?.('input, select, textarea, [contenteditable], [role="tablist"], .grid, .figure-table')) return;
     const moves = { ArrowLeft: () => moveHead(-1), ArrowRight: () => moveHead(1), ArrowUp: () => moveLayer(-1), ArrowDown: () => moveLayer(1) };
     if (!(event.key in moves)) return;
     event.preventDefault();

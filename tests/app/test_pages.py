@@ -9,7 +9,8 @@ def test_the_page_renders_with_the_models(client):
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "/vendor/plotly.min.js" in response.text
+    assert '<script src="/static/js/main.js" type="module">' in response.text
+    assert "/vendor/plotly.min.js" not in response.text  # loaded by main.js once the first map is painted
 
 
 def test_static_files_are_served_from_the_static_folder(client):

@@ -34,3 +34,14 @@ def test_anything_else_is_a_404_that_lists_what_there_is(client, name):
 def test_no_path_reaches_past_the_listed_files(client):
     assert client.get("/vendor/..%2F..%2Fapp%2Fsettings.py").status_code == 404
     assert client.get("/vendor/../app/settings.py").status_code == 404
+
+
+def test_text_bundles_come_gzipped_once_and_a_known_etag_gets_a_304(client):
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    response = client.get("/vendor/plotly.min.js", headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip" and response.headers["vary"] == "Accept-Encoding"
+    assert response.content == path.read_bytes()  # httpx undoes the gzip
+    assert int(response.headers["content-length"]) < path.stat().st_size / 3
+    again = client.get("/vendor/plotly.min.js", headers={"if-none-match": response.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert client.get("/vendor/plotly.min.js", headers={"if-none-match": '"other"'}).status_code == 200

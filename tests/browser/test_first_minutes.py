@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from urllib.parse import parse_qs, urlparse
 
@@ -295,7 +296,7 @@ def test_axe_finds_no_serious_violation_in_any_view_and_every_figure_has_a_name_
 # ---- 12: compare two results -----------------------------------------------------------------
 
 
-def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and_a_link(page, browser, base_url):
+def test_a_pinned_result_is_compared_with_the_next_in_every_view_with_a_difference_and_a_link(page, browser, base_url, tmp_path):
     page.goto("/")
     submit(page, "This is an example.", CLASSIC_TARGET)
     page.click("#pin")
@@ -310,8 +311,30 @@ def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and
         for j, d in enumerate(row):
             assert d == pytest.approx(current[i][j] - pinned[i][j], abs=1e-9)
     assert serious_violations(page) == []
-    open_view(page, "grid")
-    assert "compared with this one in the head view" in page.inner_text("#toolbar-note")
+    head_csv = download(page, "csv", tmp_path).read_text(encoding="utf-8")
+    assert head_csv.count("\ndifference,") == len(difference) * len(difference[0])
+    assert "This result minus the pinned one" in download(page, "svg", tmp_path).read_text()  # the export stacks both
+
+    open_view(page, "grid")  # the difference of each map, under the overview, and in its exports
+    assert page.locator("#grid-compare button.thumb").count() == page.locator("#grid button.thumb").count() == 2 * 6
+    assert page.get_attribute("#grid-compare button.thumb", "aria-label").startswith("layer 0, head 0, difference")
+    assert "This result minus the pinned one · Cross-attention" in download(page, "svg", tmp_path).read_text()
+
+    open_view(page, "panels")  # a second figure of the three differences
+    panels = page.evaluate("() => document.getElementById('panels-compare').layout.title.text")
+    assert panels.startswith("This result minus the pinned one")
+    lines = download(page, "csv", tmp_path).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("result,kind,layer,head") and any(line.startswith("difference,cross,0,mean") for line in lines)
+
+    open_view(page, "stats")  # each head a hollow (pinned) and a filled (current) point
+    moves = page.evaluate("() => document.getElementById('stats-compare').data.map((t) => [t.marker?.symbol, t.x])")
+    entropy = page.evaluate("() => document.getElementById('stats-figure').data[0].z.flat()")
+    assert moves[1][0] == "circle-open" and moves[2][0] == "circle" and moves[2][1] == pytest.approx(entropy)
+    assert moves[1][1] != pytest.approx(entropy)
+
+    open_view(page, "steps")  # the pinned row of the same step, as hollow bars
+    assert page.evaluate("() => document.getElementById('steps-figure').data[1].y") == pytest.approx(pinned[0])
+    assert "Hollow bars" in page.inner_text("#steps-compare-note")
     open_view(page, "head")
     pin = parse_qs(urlparse(page.url).query)["pin"][0]
     assert parse_qs(pin)["s"] == ["This is an example."] and parse_qs(pin)["model"] == ["tiny"]
@@ -322,6 +345,12 @@ def test_a_pinned_result_is_shown_next_to_the_next_one_with_their_difference_and
     other.wait_for_function("() => document.getElementById('compare-difference').data?.length > 0")
     assert json.dumps(other.evaluate("() => document.getElementById('compare-pinned').data.at(-2).z")) == json.dumps(pinned)
     other.context.close()
+    open_view(page, "steps")  # other tokens: no row to set beside, and the page says why
+    submit(page, "I like tea.")
+    page.wait_for_function("() => document.getElementById('steps-compare-note').textContent.includes('do not line up')")
+    assert page.evaluate("() => document.getElementById('steps-figure').data.length") == 1
+    open_view(page, "head")
+    assert "No difference map: both token lists differ" in page.inner_text("#compare-note")
     page.click("#pin")
     assert page.locator("#compare").is_hidden() and "pin" not in parse_qs(urlparse(page.url).query)
 
@@ -431,3 +460,57 @@ def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page)
     assert json.loads(asked.value.post_data)["granularity"] == "word"
     assert parse_qs(urlparse(page.url).query)["units"] == ["word"]
     assert page.watch.errors == []
+
+
+# ---- speed: a share link paints its first heatmap before Plotly has started ------------------
+
+SKETCH = """async ([layer, head]) => {
+    const { sketchFigure } = await import('/static/js/views/sketch.js');
+    const { headFigure } = await import('/static/js/views/head.js');
+    const { displayedMap } = await import('/static/js/selection.js');
+    const response = await (await fetch('/api/v1/attention', { method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ source: 'This is an example.', target: 'これ は 例 で す 。', model: 'tiny' }) })).json();
+    const options = { showSpecial: false, renormalise: true, showReadings: true, scale: 'Viridis' };
+    const figure = document.getElementById('head-figure');
+    const view = displayedMap(response, options, 'cross', layer, head);
+    const sketch = sketchFigure(headFigure(view, options, figure.layout.width, figure.layout.height));
+    sketch.id = 'sketch';
+    document.getElementById('sketch')?.remove();
+    figure.before(sketch);
+}"""
+
+# Mean absolute difference per channel (of 255) between two PNG screenshots of the same size.
+PNG_DIFFERENCE = """async (pngs) => {
+    const pixels = async (png) => {
+        const image = new Image();
+        image.src = `data:image/png;base64,${png}`;
+        await image.decode();
+        const canvas = Object.assign(document.createElement('canvas'), { width: image.width, height: image.height });
+        canvas.getContext('2d').drawImage(image, 0, 0);
+        return canvas.getContext('2d').getImageData(0, 0, image.width, image.height).data;
+    };
+    const [a, b] = await Promise.all(pngs.map(pixels));
+    if (a.length !== b.length) return 255;
+    let total = 0;
+    for (let k = 0; k < a.length; k++) total += Math.abs(a[k] - b[k]);
+    return total / a.length;
+}"""
+
+
+def test_a_share_link_paints_the_head_view_on_a_canvas_like_plotlys_before_plotly_starts(page):
+    page.goto("/?s=This%20is%20an%20example.&t=%E3%81%93%E3%82%8C%20%E3%81%AF%20%E4%BE%8B%20%E3%81%A7%20%E3%81%99%20%E3%80%82")
+    page.wait_for_function("() => document.querySelector('#head-figure .main-svg')")
+    marks = page.evaluate(
+        "() => ['head-preview-painted', 'head-view'].map((m) => performance.getEntriesByName(`attnscope:${m}`)[0]?.startTime)"
+    )
+    assert marks[0] is not None and marks[0] < marks[1]
+    assert page.locator("#head-figure canvas.preview").count() == 0  # replaced by the interactive figure
+    assert head_title(page) == "Cross-attention · layer 1, mean of heads"
+    plotly = base64.b64encode(page.locator("#head-figure .main-svg").first.screenshot()).decode()
+    differences = []
+    for selection in ([1, "mean"], [0, 0]):
+        page.evaluate(SKETCH, selection)
+        sketch = base64.b64encode(page.locator("#sketch").screenshot()).decode()
+        differences.append(page.evaluate(PNG_DIFFERENCE, [plotly, sketch]))
+    same, other = differences
+    assert same < 2 and other > 4 * same, differences  # labels, cells and colour bar where Plotly puts them

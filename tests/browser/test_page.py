@@ -318,7 +318,7 @@ def test_exported_heatmaps_keep_their_cells_crisp(page):
         """async () => {
             const { figureImage } = await import('/static/js/exporting.js');
             const figure = document.getElementById('head-figure');
-            const bitmap = await createImageBitmap(await figureImage(figure, 'png'));
+            const bitmap = await createImageBitmap(await figureImage([figure], 'png'));
             const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
             const context = canvas.getContext('2d');
             context.drawImage(bitmap, 0, 0);

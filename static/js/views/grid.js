@@ -10,17 +10,19 @@ import { maskColour } from "./heatmap.js";
 // Thumbnails of at most this many px, fewer where the row of them would not fit (a phone).
 const THUMB_BOX = 112;
 
-// `layers`: per layer, the maps of each head and then of the mean and max (tables.gridViews).
-export function drawGrid(element, layers, options, selected) {
+// `layers`: per layer, the maps of each head and then of the mean and max (tables.gridViews), or
+// their differences from a pinned result (signed maps, drawn in the diverging scale); `what` names
+// the grid's maps for a screen reader where it is not the current result ("pinned", "difference").
+export function drawGrid(element, layers, options, selected, what = "") {
   const columns = layers[0].map((view) => view.head);
-  const table = lookupTable(options.scale);
+  const table = lookupTable(layers[0][0].signed ? "diverging" : options.scale);
   const mask = hexToRgb(maskColour(options.scale));
   const box = Math.max(36, Math.min(THUMB_BOX, Math.floor((element.clientWidth - 60) / columns.length) - 14));
   const fragment = document.createDocumentFragment();
   fragment.append(cornerCell(), ...columns.map((head) => labelCell(typeof head === "number" ? `head ${head}` : headName(head), "column")));
   layers.forEach((views, layer) => {
     fragment.append(labelCell(`layer ${layer}`, "row"));
-    for (const view of views) fragment.append(thumbnail(view, table, mask, box, layer === selected.layer && view.head === selected.head));
+    for (const view of views) fragment.append(thumbnail(view, table, mask, box, layer === selected.layer && view.head === selected.head, what));
   });
   element.style.setProperty("--grid-columns", String(columns.length));
   element.style.setProperty("--thumb", `${box + 12}px`);
@@ -31,23 +33,25 @@ export function parseHead(value) {
   return /^\d+$/.test(value) ? Number(value) : value;
 }
 
-function thumbnail(view, table, mask, box, selected) {
+function thumbnail(view, table, mask, box, selected, what) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = selected ? "thumb selected" : "thumb";
   button.dataset.layer = String(view.layer);
   button.dataset.head = String(view.head);
   button.setAttribute("aria-pressed", String(selected));
-  button.setAttribute("aria-label", `layer ${view.layer}, ${headName(view.head)}: open in the head view`);
-  button.title = `layer ${view.layer}, ${headName(view.head)}`;
+  const name = `layer ${view.layer}, ${headName(view.head)}${what ? `, ${what}` : ""}`;
+  button.setAttribute("aria-label", `${name}: open in the head view`);
+  button.title = name;
   const canvas = paintMap(view, table, mask, box);
   button.append(canvas);
   return button;
 }
 
 // A map as a canvas of one pixel per cell, scaled by CSS to fit a `box` px square keeping its shape.
-// `table`: the scale's lookup table (colors.lookupTable); `mask`: the RGB of masked cells.
-export function paintMap(view, table, mask, box) {
+// `table`: the scale's lookup table (colors.lookupTable); `mask`: the RGB of masked cells. A signed map
+// is coloured from -m to m, m its largest absolute value.
+function paintMap(view, table, mask, box) {
   const canvas = document.createElement("canvas");
   const rows = view.rows.length;
   const cols = view.cols.length;
@@ -58,11 +62,11 @@ export function paintMap(view, table, mask, box) {
   canvas.style.height = `${Math.round(canvas.height * scale)}px`;
   const context = canvas.getContext("2d");
   const image = context.createImageData(canvas.width, canvas.height);
-  const top = matrixMax(view.matrix) || 1;
+  const top = (view.signed ? matrixMax(view.matrix.map((row) => row.map(Math.abs))) : matrixMax(view.matrix)) || 1;
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       const at = (i * cols + j) * 4;
-      const k = colourIndex(view.matrix[i][j], top) * 3;
+      const k = colourIndex(view.signed ? (view.matrix[i][j] + top) / 2 : view.matrix[i][j], top) * 3;
       const rgb = view.masked[i][j] ? mask : table.subarray(k, k + 3);
       image.data[at] = rgb[0];
       image.data[at + 1] = rgb[1];
@@ -91,7 +95,7 @@ function cornerCell() {
   return cell;
 }
 
-export function hexToRgb(hex) {
+function hexToRgb(hex) {
   const value = parseInt(hex.slice(1), 16);
   return [(value >> 16) & 255, (value >> 8) & 255, value & 255];
 }

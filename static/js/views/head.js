@@ -11,10 +11,11 @@ export function headTitle(view) {
   return `${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`;
 }
 
-// `height`: the px the figure may take, so that on a laptop screen it is whole in view after Enter.
-export function drawHeadView(element, view, options, highlight, height) {
+// The head view's traces and layout, `width` px wide and at most `height` px high (so that on a laptop
+// screen it is whole in view after Enter): what Plotly draws, and what sketch.js paints before it.
+export function headFigure(view, options, width, height) {
   const { traces, layout } = attentionFigure([view], options, {
-    width: element.clientWidth,
+    width,
     height,
     xSide: "top",
     title: escapePlotly(headTitle(view)),
@@ -23,6 +24,11 @@ export function drawHeadView(element, view, options, highlight, height) {
   });
   layout.xaxis.title = { ...axisTitle(`keys: ${AXIS_NAMES[view.keyAxis]}`), standoff: 6 };
   layout.yaxis.title = { ...axisTitle(`queries: ${AXIS_NAMES[view.queryAxis]}`), standoff: 6 };
+  return { traces, layout };
+}
+
+export function drawHeadView(element, view, options, highlight, height) {
+  const { traces, layout } = headFigure(view, options, element.clientWidth, height);
   layout.shapes = highlightShapes(view, highlight);
   return Plotly.react(element, traces, layout, PLOT_CONFIG);
 }

@@ -20,11 +20,12 @@ export function panelsTitle(views) {
   return `Every kind of attention · ${selectionName(views[0].kind, views[0].layer, views[0].head)}`;
 }
 
-// Side by side where they fit, one above the other on a narrow screen.
-export function drawPanels(element, views, options) {
+// Side by side where they fit, one above the other on a narrow screen. `title`: another one for the
+// pinned result's panels or their differences.
+export function drawPanels(element, views, options, title = panelsTitle(views)) {
   const width = element.clientWidth;
   const stack = width < 760;
-  const { traces, layout } = attentionFigure(views, options, { width, xSide: "bottom", maxCell: 46, stack, title: escapePlotly(panelsTitle(views)) });
+  const { traces, layout } = attentionFigure(views, options, { width, xSide: "bottom", maxCell: 46, stack, title: escapePlotly(title) });
   views.forEach((view, k) => {
     const axes = k === 0 ? "" : k + 1;
     const domain = layout[`xaxis${axes}`].domain;

@@ -84,3 +84,41 @@ function selectedShapes({ layer, head }) {
   });
   return [box(""), box("2")];
 }
+
+// Beside the statistics, with a pinned result: each head as a point (entropy, distance), hollow for
+// the pinned result and filled for this one, joined by a line, so each head's shift shows.
+export function drawStatisticsShift(element, shift, kind) {
+  const label = ({ layer, head }) => `L${layer}H${head}`;
+  const points = (which, symbol) => ({
+    type: "scatter",
+    mode: which === "current" ? "markers+text" : "markers",
+    x: shift.map((s) => s[which].entropy),
+    y: shift.map((s) => s[which].distance),
+    text: shift.map(label),
+    textposition: "top center",
+    textfont: { size: 10, color: "#52606d" },
+    customdata: shift.map((s) => `${label(s)} ${which === "current" ? "this result" : "pinned"}: entropy ${s[which].entropy.toFixed(2)} bits, distance ${s[which].distance.toFixed(2)} tokens`),
+    hovertemplate: "%{customdata}<extra></extra>",
+    marker: { symbol, size: 9, color: "#3b528b", line: { color: "#3b528b", width: 1.5 } },
+    name: which,
+  });
+  const moves = {
+    type: "scatter",
+    mode: "lines",
+    x: shift.flatMap((s) => [s.pinned.entropy, s.current.entropy, null]),
+    y: shift.flatMap((s) => [s.pinned.distance, s.current.distance, null]),
+    line: { color: "#9aa5b1", width: 1 },
+    hoverinfo: "skip",
+  };
+  const layout = {
+    font: FONT,
+    title: { text: escapePlotly(`${KIND_NAMES[kind]}: each head's shift from the pinned result (hollow) to this one (filled)`), x: 0, xanchor: "left", font: { size: 15 } },
+    height: 380,
+    width: element.clientWidth,
+    margin: { t: 60, r: 20, b: 60, l: 70 },
+    showlegend: false,
+    xaxis: { title: axisTitle("entropy (bits): low = focused"), fixedrange: true, zeroline: false, gridcolor: "#e4e7eb" },
+    yaxis: { title: axisTitle(kind === "cross" ? "distance from the diagonal (tokens)" : "attention distance (tokens)"), fixedrange: true, zeroline: false, gridcolor: "#e4e7eb" },
+  };
+  return Plotly.react(element, [moves, points("pinned", "circle-open"), points("current", "circle")], layout, PLOT_CONFIG);
+}

@@ -19,7 +19,8 @@ export function stepRow(view, step) {
   return after >= 0 ? after : view.rows.length - 1;
 }
 
-export function drawSteps(elements, view, options, step) {
+// `pinnedWeights`: the same step's row of a pinned result (compare.pinnedStep), drawn as hollow bars beside.
+export function drawSteps(elements, view, options, step, pinnedWeights = null) {
   const row = stepRow(view, step);
   const weights = view.matrix[row];
   const produced = view.rowTokens[row];
@@ -50,7 +51,21 @@ export function drawSteps(elements, view, options, step) {
     text: weights.map((w, j) => `source: ${hoverName(view.colTokens[j])}<br>weight: ${w.toFixed(4)}`),
     hovertemplate: "%{text}<extra></extra>",
     textposition: "none",
+    name: "this result",
   };
+  const traces = [trace];
+  if (pinnedWeights) {
+    traces.push({
+      type: "bar",
+      x,
+      y: pinnedWeights,
+      name: "pinned",
+      marker: { color: "rgba(255,255,255,0)", line: { color: "#1f2933", width: 1.5 } },
+      text: pinnedWeights.map((w, j) => `pinned result<br>source: ${hoverName(view.colTokens[j])}<br>weight: ${w.toFixed(4)}`),
+      hovertemplate: "%{text}<extra></extra>",
+      textposition: "none",
+    });
+  }
   const layout = {
     font: FONT,
     title: { text: escapePlotly(`Cross-attention at step ${row + 1}: producing ${plainName(produced)} · ${selectionName("cross", view.layer, view.head)}`), x: 0, xanchor: "left", font: { size: 15 } },
@@ -59,8 +74,10 @@ export function drawSteps(elements, view, options, step) {
     xaxis: { tickmode: "array", tickvals: x, ticktext: view.colTokens.map((t) => escapePlotly(t.text)), fixedrange: true, title: axisTitle("source tokens") },
     yaxis: { range: [0, 1], fixedrange: true, title: axisTitle("weight"), gridcolor: "#e4e7eb" },
     bargap: 0.25,
+    barmode: "group",
+    showlegend: false, // the note above the figure says which bars are the pinned ones
   };
-  return Plotly.react(elements.figure, [trace], layout, PLOT_CONFIG);
+  return Plotly.react(elements.figure, traces, layout, PLOT_CONFIG);
 }
 
 function barColour(scale, weight) {
