@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from pathlib import Path
 
 import httpx
-from live_server import CHROMIUM_FLAGS, free_port, start_server
+from live_server import CHROMIUM_FLAGS, free_port, start_server, summary
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,11 +39,6 @@ TO_NEXT_FRAME = """async (selector) => {
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
     return performance.now() - start;
 }"""
-
-
-def summary(name: str, values: list[float], target: float | None = None) -> str:
-    verdict = "" if target is None else ("  ok" if statistics.median(values) <= target else f"  OVER the {target:.0f} ms target")
-    return f"{name:<56} median {statistics.median(values):7.1f} ms   worst {max(values):7.1f} ms{verdict}"
 
 
 def main() -> None:

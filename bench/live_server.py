@@ -1,9 +1,11 @@
-"""The real server for the bench scripts and docs/screenshot.py: `attnscope serve` on a free loopback port."""
+"""The real server for the bench scripts and docs/screenshot.py (`attnscope serve` on a free loopback port),
+and how the page benches print their figures."""
 
 from __future__ import annotations
 
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -22,6 +24,13 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+def summary(name: str, values: list[float], target: float | None = None, width: int = 56, decimals: int = 1) -> str:
+    """One line of figures in ms: the median and the worst, and whether the median meets `target`."""
+    median = statistics.median(values)
+    verdict = "" if target is None else ("  ok" if median <= target else f"  OVER the {target:.0f} ms target")
+    return f"{name:<{width}} median {median:7.{decimals}f} ms   worst {max(values):7.{decimals}f} ms{verdict}"
 
 
 def free_port() -> int:

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from pathlib import Path
 from urllib.parse import quote
 
 from live_server import CHROMIUM_FLAGS, free_port, start_server
+from live_server import summary as summary_ms
 from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = "this is an example of a long sentence , and i like it very much .".split()
+
 
 def source(words: int, run: int) -> str:
     """`words` words; the last one changes from run to run, so no answer comes from the server's cache."""
@@ -73,8 +74,7 @@ def share_link_to_paint(context, url: str) -> tuple[float, float]:
 
 
 def summary(name: str, values: list[float], target: float | None = None) -> str:
-    verdict = "" if target is None else ("  ok" if statistics.median(values) <= target else f"  OVER the {target:.0f} ms target")
-    return f"{name:<52} median {statistics.median(values):7.0f} ms   worst {max(values):7.0f} ms{verdict}"
+    return summary_ms(name, values, target, width=52, decimals=0)  # whole ms: these figures are hundreds of ms
 
 
 def main() -> None:
