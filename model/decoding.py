@@ -15,7 +15,7 @@ transformer (model/transformer.py) and the RNN (model/rnn.py) both provide it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -31,7 +31,9 @@ class DecodingState(Protocol):
 
 
 class EncoderDecoder(Protocol):
-    cfg: Any  # the architecture's config dataclass; decoding reads only politeness_levels from it
+    def eval(self) -> EncoderDecoder:
+        """Inference mode (no dropout), as torch.nn.Module has it."""
+        ...
 
     def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
         """src: (B, S) -> (memory (B, S, D), per-layer encoder self-attention [(B, H, S, S)], [] if it has none)."""
