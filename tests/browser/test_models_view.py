@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from app.settings import Settings
 from tests.app.conftest import live_server
@@ -84,7 +85,7 @@ def test_a_model_with_only_cross_attention_draws_every_view_that_applies_and_say
     open_tab(page, "stats")
     assert drawn(page, "stats-figure") > 0
     page.click("#figure-table summary")
-    assert page.locator("#figure-table tbody tr").count() == 1  # layer 0, head 0
+    expect(page.locator("#figure-table tbody tr")).to_have_count(1)  # layer 0, head 0
     page.click("#figure-table summary")
     open_tab(page, "steps")
     assert drawn(page, "steps-figure") > 0
@@ -150,8 +151,13 @@ def test_the_compare_view_sets_the_rnn_beside_the_transformer_on_the_same_axes_w
 
     # The agreement figure: the page's equals the one computed here from the two API answers.
     assert caption_figure(page) == agreement(cross_map(first, 0, "mean"), cross_map(second, 0, "mean"))
-    page.select_option("#head", "1")  # a head of the transformer, against the same RNN map (no refetch)
-    page.wait_for_function("() => document.getElementById('models-figure').layout.annotations.some((a) => a.text.startsWith('tiny<br>layer 0, head 1'))")
+    asked = []
+    page.on("request", lambda r: "/api/v1/" in r.url and asked.append(r.url))
+    page.select_option("#head", "1")  # a head of the transformer, against the same RNN map
+    page.wait_for_function(
+        "() => document.getElementById('models-figure').layout.annotations.some((a) => a.text.endsWith('layer 0, head 1'))"
+    )
+    assert asked == []  # the RNN's answer is kept, not fetched again
     expected = agreement(cross_map(first, 0, 1), cross_map(second, 0, "mean"))
     assert caption_figure(page) == expected
 
@@ -164,3 +170,44 @@ def test_the_compare_view_sets_the_rnn_beside_the_transformer_on_the_same_axes_w
     page.click("#figure-table summary")
     assert serious_violations(page) == []
     assert page.watch.errors == []
+
+
+AGREEMENT = """async () => {
+    const { argmaxes, argmaxAgreement, agreementTable, forcedTarget, otherModels } = await import('/static/js/agreement.js');
+    const token = (text, special = false) => ({ text, special });
+    const view = (rows, cols, matrix) => ({
+        kind: 'cross', layer: 0, head: 'mean', queryAxis: 'target_tokens', keyAxis: 'source_tokens',
+        rows: rows.map((_, i) => i), cols: cols.map((_, j) => j),
+        rowTokens: rows.map((t) => token(t)), colTokens: cols.map((t) => token(t)), matrix,
+    });
+    const a = view(['x', 'y', 'z'], ['p', 'q'], [[0.6, 0.4], [0.5, 0.5], [0.1, 0.9]]);
+    const b = view(['x', 'y', 'z'], ['p', 'q'], [[0.7, 0.3], [0.2, 0.8], [0.3, 0.7]]);
+    const agreement = argmaxAgreement(a, b);
+    return {
+        ties: argmaxes([[0.5, 0.5], [0.2, 0.3, 0.3]]),
+        agreement: [agreement.agreeing, agreement.total, agreement.share],
+        otherSource: argmaxAgreement(a, view(['x', 'y', 'z'], ['p', 'r'], b.matrix)).reason,
+        otherTarget: argmaxAgreement(a, view(['x', 'y', 'w'], ['p', 'q'], b.matrix)).reason,
+        table: agreementTable(a, b, agreement, 'A', 'B').rows,
+        target: forcedTarget({ target_tokens: [token('これ'), token('は'), token('</s>', true)] }),
+        others: otherModels([
+            { name: 'A', kinds: { cross: {} } }, { name: 'B', kinds: { cross: {} } }, { name: 'C', kinds: { encoder: {} } },
+        ], 'A').map((m) => m.name),
+    };
+}"""
+
+
+def test_the_agreement_maths_counts_rows_with_the_same_argmax_and_refuses_maps_of_other_tokens(page):
+    page.goto("/")
+    found = page.evaluate(AGREEMENT)
+    assert found["ties"] == [0, 1]  # the first of equal weights
+    assert found["agreement"] == [2, 3, pytest.approx(2 / 3)]  # rows x and z agree, y does not (a tie in a, q in b)
+    assert found["otherSource"] == "its source tokens differ" and found["otherTarget"] == "its produced tokens differ"
+    assert found["table"] == [
+        [0, "x", "p", "p", 1],
+        [1, "y", "p", "q", 0],
+        [2, "z", "q", "q", 1],
+        ["", "agreement (share of produced tokens)", "", "", pytest.approx(2 / 3)],
+    ]
+    assert found["target"] == "これ は"
+    assert found["others"] == ["B"]
