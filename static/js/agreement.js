@@ -46,17 +46,16 @@ export function agreementSentence(agreement, firstName, secondName) {
 }
 
 // The view as a table (and its CSV): per produced token, each model's argmax source token and
-// whether they agree (1) or not (0); the last line is the agreement, the share of 1s.
+// whether they agree (1) or not (0); the last line is the agreement, the share of 1s. Where the maps'
+// tokens differ, only the first model's argmaxes, the rest left empty (the caption says why).
 export function agreementTable(firstView, secondView, agreement, firstName, secondName) {
   const caption = `Cross-attention of ${firstName} (${selectionName("cross", firstView.layer, firstView.head)}) and ${secondName} (${selectionName("cross", secondView.layer, secondView.head)}). ${agreementSentence(agreement, firstName, secondName)}`;
   const columns = ["query position", "produced", `argmax source token: ${firstName}`, `argmax source token: ${secondName}`, "same argmax"];
-  if (agreement.reason) return { caption, columns, rows: [] };
-  const rows = firstView.rowTokens.map((token, i) => [
-    firstView.rows[i],
-    token.text,
-    firstView.colTokens[agreement.first[i]].text,
-    secondView.colTokens[agreement.second[i]].text,
-    agreement.first[i] === agreement.second[i] ? 1 : 0,
-  ]);
-  return { caption, columns, rows: [...rows, ["", "agreement (share of produced tokens)", "", "", agreement.share]] };
+  const first = agreement.first ?? argmaxes(firstView.matrix);
+  const rows = firstView.rowTokens.map((token, i) => {
+    const mine = [firstView.rows[i], token.text, firstView.colTokens[first[i]].text];
+    if (agreement.reason) return [...mine, "", ""];
+    return [...mine, secondView.colTokens[agreement.second[i]].text, first[i] === agreement.second[i] ? 1 : 0];
+  });
+  return { caption, columns, rows: [...rows, ["", "agreement (share of produced tokens)", "", "", agreement.reason ? "" : agreement.share]] };
 }

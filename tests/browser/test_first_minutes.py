@@ -41,6 +41,8 @@ def figure_box(page, figure="head-figure"):
 def open_view(page, view):
     page.click(f"#tab-{view}")
     page.wait_for_function("(v) => !document.getElementById(`view-${v}`).hidden", arg=view)
+    if view == "models":  # it asks the other model first
+        page.wait_for_function("() => !document.getElementById('models-caption').textContent.startsWith('Asking')")
     page.wait_for_timeout(150)
 
 
@@ -71,7 +73,7 @@ def test_arrows_on_the_tab_list_move_between_tabs_and_leave_the_head_alone(page)
     assert page.evaluate("document.activeElement.id") == "tab-grid"
     assert page.get_attribute("#tab-grid", "aria-selected") == "true" and page.locator("#view-grid").is_visible()
     page.keyboard.press("End")
-    assert page.evaluate("document.activeElement.id") == "tab-steps" and page.locator("#view-steps").is_visible()
+    assert page.evaluate("document.activeElement.id") == "tab-models" and page.locator("#view-models").is_visible()
     page.keyboard.press("ArrowRight")  # wraps round
     assert page.evaluate("document.activeElement.id") == "tab-head"
     assert head_title(page) == title
