@@ -281,7 +281,7 @@ function inapplicable() {
   if (state.view === "models") reasons.push("The compare view shows cross-attention (the only kind both models have for one sentence), so the attention picker does not apply.");
   const info = modelInfo(state.response.model);
   const lacking = KINDS.filter((kind) => !(kind in info.kinds));
-  if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}: ${lacking.length > 1 ? "those kinds are" : "that kind is"} not offered. ${whyNoView("panels", info, comparable().length)}`);
+  if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}, so neither that attention nor the three panels are offered.`);
   const noCompare = whyNoView("models", info, comparable().length);
   if (noCompare) reasons.push(noCompare);
   if (state.showSpecial) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
@@ -411,9 +411,12 @@ async function renderView() {
       }
       break;
     }
-    case "models":
-      onScreen = await renderModels();
+    case "models": {
+      const drawn = await renderModels();
+      if (!drawn) return; // a newer result or choice came while the other model was asked: its render draws
+      onScreen = drawn;
       break;
+    }
   }
   onScreen.title ??= onScreen.table.caption;
   onScreen.element.setAttribute("aria-label", `${onScreen.title}. The table after the figure lists its values.`);
@@ -562,7 +565,8 @@ function compareStep(view, row) {
 
 // The compare view: the other model forced on this translation (fetched once per result and model,
 // the one request a view makes), its cross map beside this one's on the same axes, and how often
-// their argmax source tokens agree. A newer result or choice while it is fetched wins.
+// their argmax source tokens agree. A newer result, model or view chosen while it is asked wins
+// (null: nothing drawn; that choice's render draws).
 async function renderModels() {
   const response = state.response;
   const model = otherModelName();
@@ -572,7 +576,7 @@ async function renderModels() {
     el.modelsCaption.textContent = `Asking ${model} for its cross-attention on this translation…`;
     try {
       const other = await fetchAttention(asked);
-      if (state.response !== response || otherModelName() !== model) return onScreen;
+      if (state.response !== response || otherModelName() !== model || state.view !== "models") return null;
       state.other = { key, response: other };
     } catch (error) {
       if (!(error instanceof ApiError)) console.error(error);

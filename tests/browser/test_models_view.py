@@ -73,7 +73,7 @@ def test_a_model_with_only_cross_attention_draws_every_view_that_applies_and_say
     assert options(page, "#layer") == ["0"] and options(page, "#head") == ["0", "mean", "max"]
     note = page.inner_text("#toolbar-note")
     assert f"{RNN_MODEL} has no encoder self-attention or decoder masked self-attention" in note
-    assert "The three panels need every kind of attention" in note
+    assert "so neither that attention nor the three panels are offered" in note
 
     # Three panels: disabled, with the reason on the tab; a shared link asking for them opens the head view.
     assert page.is_disabled("#tab-panels")
