@@ -8,9 +8,11 @@ export class ApiError extends Error {
   }
 }
 
-// `controls` holds only values the reader chose (the model's defaults are left to the model).
-export async function fetchAttention({ model, source, target, beam, controls, granularity }) {
+// `controls` holds only values the reader chose (the model's defaults are left to the model);
+// `kinds`, where given, the only kinds of attention wanted.
+export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds }) {
   const body = { source, beam_size: beam, granularity };
+  if (kinds) body.kinds = kinds;
   if (Object.keys(controls).length) body.controls = controls;
   if (model) body.model = model;
   if (target.trim()) body.target = target;

@@ -1,6 +1,7 @@
 // The page: one state object; events change it, then the controls and the active view are redrawn
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
+import { agreementSentence, agreementTable, argmaxAgreement, otherModels, otherRequest } from "./agreement.js";
 import { ApiError, fetchAttention } from "./api.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
 import { comparisonTable, differences, gridDifferences, pinnedMap, pinnedSelection, pinnedStep, statisticsShift, whyNoDifference } from "./compare.js";
@@ -8,9 +9,11 @@ import { checkForm, fieldOf, labelled } from "./form.js";
 import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
 import {
   clampSelection,
+  firstLayer,
   headChoices,
   initialState,
   KIND_NAMES,
+  KINDS,
   layerCount,
   queryFromState,
   requestQuery,
@@ -18,13 +21,14 @@ import {
   stateFromQuery,
   stepHead,
   VIEWS,
+  whyNoView,
 } from "./state.js";
 import { gridSummaryTable, gridViews, longTable, matrixTable, statisticsTable, stepTable, tableCsv } from "./tables.js";
 import { drawGrid, parseHead } from "./views/grid.js";
 import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headFigure, headTitle } from "./views/head.js";
 import { drawHeader } from "./views/header.js";
 import { maskColour } from "./views/heatmap.js";
-import { drawPanels, panelsTitle, panelViews } from "./views/panels.js";
+import { drawLabelledPanels, drawPanels, panelsTitle, panelViews } from "./views/panels.js";
 import { chosenControls, describeGranularity, describeLanguages, drawControls, modelLine } from "./views/model.js";
 import { drawStatistics, drawStatisticsShift, statisticsOf } from "./views/stats.js";
 import { sketchFigure } from "./views/sketch.js";
@@ -76,6 +80,9 @@ const el = {
   grid: $("grid"),
   panelsFigure: $("panels-figure"),
   statsFigure: $("stats-figure"),
+  otherModel: $("other-model"),
+  modelsCaption: $("models-caption"),
+  modelsFigure: $("models-figure"),
   legend: $("legend"),
   maskSwatch: $("mask-swatch"),
   legendText: $("legend-text"),
@@ -114,6 +121,15 @@ function options() {
 
 function modelInfo(name = state.model) {
   return state.models.find((m) => m.name === name);
+}
+
+// What the result on screen can be compared with in the compare view.
+function comparable() {
+  return otherModels(state.models, state.response.model);
+}
+
+function clamp() {
+  clampSelection(state, modelInfo(state.response.model), comparable().length);
 }
 
 // ---- fetching -------------------------------------------------------------------------------
@@ -173,7 +189,7 @@ async function request() {
     performance.mark("attnscope:response");
     state.response = response;
     state.answeredSource = state.source;
-    clampSelection(state, modelInfo(response.model));
+    clamp();
     showError("");
     await render();
     bringResultIntoView();
@@ -262,6 +278,12 @@ function inapplicable() {
   const reasons = [];
   if (state.view === "panels") reasons.push("The three panels show every kind of attention, so the attention picker does not apply.");
   if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
+  if (state.view === "models") reasons.push("The compare view shows cross-attention (the only kind both models have for one sentence), so the attention picker does not apply.");
+  const info = modelInfo(state.response.model);
+  const lacking = KINDS.filter((kind) => !(kind in info.kinds));
+  if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}, so neither that attention nor the three panels are offered.`);
+  const noCompare = whyNoView("models", info, comparable().length);
+  if (noCompare) reasons.push(noCompare);
   if (state.showSpecial) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
   if (!hasReadings()) reasons.push("This result has no readings to show.");
   return reasons;
@@ -274,7 +296,7 @@ function hasReadings() {
 function renderControls() {
   const response = state.response;
   const kind = shownKind(state);
-  const pickerApplies = state.view !== "panels" && state.view !== "steps";
+  const pickerApplies = !["panels", "steps", "models"].includes(state.view);
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.checked = radio.value === kind;
     radio.disabled = !pickerApplies || !(radio.value in response.attention);
@@ -291,14 +313,25 @@ function renderControls() {
   const reasons = inapplicable();
   el.toolbarNote.textContent = reasons.join(" ");
   el.toolbarNote.hidden = reasons.length === 0;
+  const info = modelInfo(response.model);
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     const active = tab.dataset.view === state.view;
+    const why = whyNoView(tab.dataset.view, info, comparable().length);
     tab.setAttribute("aria-selected", String(active));
     tab.tabIndex = active ? 0 : -1;
+    tab.disabled = Boolean(why);
+    tab.title = why;
   }
+  fillSelect(el.otherModel, comparable().map((m) => [m.name, m.name]), otherModelName());
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== state.view;
   el.pin.textContent = state.pinned ? "Unpin" : "Pin this result";
   el.pin.setAttribute("aria-pressed", String(Boolean(state.pinned)));
+}
+
+// The model the compare view sets beside this result: the one chosen, else the first other one.
+function otherModelName() {
+  const others = comparable();
+  return (others.find((m) => m.name === state.otherModel) ?? others[0])?.name ?? "";
 }
 
 function fillSelect(select, entries, value) {
@@ -376,6 +409,12 @@ async function renderView() {
         const parts = [{ name: "this result", table: onScreen.table }, { name: "pinned", table: stepTable(pinnedRow.view, row) }];
         onScreen.csvTable = comparisonTable(onScreen.table.caption, parts);
       }
+      break;
+    }
+    case "models": {
+      const drawn = await renderModels();
+      if (!drawn) return; // a newer result or choice came while the other model was asked: its render draws
+      onScreen = drawn;
       break;
     }
   }
@@ -524,6 +563,44 @@ function compareStep(view, row) {
   return step.reason ? null : { view: pinnedView };
 }
 
+// The compare view: the other model forced on this translation (fetched once per result and model,
+// the one request a view makes), its cross map beside this one's on the same axes, and how often
+// their argmax source tokens agree. A newer result, model or view chosen while it is asked wins
+// (null: nothing drawn; that choice's render draws).
+async function renderModels() {
+  const response = state.response;
+  const model = otherModelName();
+  const asked = otherRequest(state, model);
+  const key = JSON.stringify(asked);
+  if (state.other?.key !== key) {
+    el.modelsCaption.textContent = `Asking ${model} for its cross-attention on this translation…`;
+    try {
+      const other = await fetchAttention(asked);
+      if (state.response !== response || otherModelName() !== model || state.view !== "models") return null;
+      state.other = { key, response: other };
+    } catch (error) {
+      if (!(error instanceof ApiError)) console.error(error);
+      el.modelsCaption.textContent = `${model} could not be asked: ${error.message}`;
+      Plotly.purge(el.modelsFigure);
+      return { element: el.modelsFigure, table: { caption: `${model} could not be asked`, columns: [], rows: [] }, name: `models-${model}` };
+    }
+  }
+  const other = state.other.response;
+  const first = displayedMap(response, options(), "cross", state.layer, state.head);
+  const second = displayedMap(other, options(), "cross", firstLayer(other, "cross", modelInfo(model)), "mean");
+  const agreement = argmaxAgreement(first, second);
+  el.modelsCaption.textContent = agreementSentence(agreement, response.model, model);
+  const title = `${response.model} and ${model} on one sentence`;
+  const labels = [first, second].map((view, k) => [[response.model, model][k], selectionName("cross", view.layer, view.head)]);
+  await drawLabelledPanels(el.modelsFigure, [first, second], labels, options(), title);
+  return {
+    element: el.modelsFigure,
+    title: `${title}. ${el.modelsCaption.textContent}`,
+    table: agreementTable(first, second, agreement, response.model, model),
+    name: `models-${response.model}-${model}-L${state.layer}-${fileHead(first.head)}`,
+  };
+}
+
 // Plotly's click events live on the figure element once it has been drawn; bound once.
 let statisticsClicksBound = false;
 function bindStatisticsClicks() {
@@ -568,7 +645,7 @@ function describeModel() {
 function update(changes) {
   Object.assign(state, changes);
   if (!state.response) return writeUrl();
-  clampSelection(state, modelInfo(state.response.model));
+  clamp();
   renderControls();
   writeUrl();
   return plotlyReady.then(renderView);
@@ -650,7 +727,7 @@ async function copyLink() {
 
 // The WAI-ARIA tabs pattern: arrows, Home and End move between the tabs while the tab list has focus.
 function onTabKey(event) {
-  const tabs = [...document.querySelectorAll('[role="tab"]')];
+  const tabs = [...document.querySelectorAll('[role="tab"]:not(:disabled)')];
   const at = tabs.indexOf(event.target);
   const to = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: tabs.length - 1 }[event.key];
   if (at < 0 || to === undefined) return;
@@ -693,6 +770,7 @@ function bindEvents() {
   el.renormalise.addEventListener("change", () => update({ renormalise: el.renormalise.checked }));
   el.showReadings.addEventListener("change", () => update({ showReadings: el.showReadings.checked }));
   el.scale.addEventListener("change", () => update({ scale: el.scale.value }));
+  el.otherModel.addEventListener("change", () => update({ otherModel: el.otherModel.value }));
   for (const tab of document.querySelectorAll('[role="tab"]')) tab.addEventListener("click", () => update({ view: tab.dataset.view }));
   document.querySelector('[role="tablist"]').addEventListener("keydown", onTabKey);
 

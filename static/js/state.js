@@ -4,7 +4,7 @@ import { DEFAULT_SCALE, SCALES } from "./colors.js";
 
 export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
-export const VIEWS = ["head", "grid", "panels", "stats", "steps"];
+export const VIEWS = ["head", "grid", "panels", "stats", "steps", "models"];
 export const AGGREGATES = ["mean", "max", "rollout"];
 
 export function initialState() {
@@ -28,12 +28,15 @@ export function initialState() {
     showReadings: true,
     scale: DEFAULT_SCALE,
     pinQuery: "", // the URL query of the pinned result's request, so a shared link restores the comparison
+    otherModel: "", // the model the compare view sets beside this one ("": the first other one)
     // what came back
     models: [],
     response: null,
     answeredSource: "", // the source the response is for
     // a result kept for comparison: { response, query } (query: the URL query that reproduces it)
     pinned: null,
+    // the other model's answer for the compare view: { key, response } (key: what it was asked, agreement.otherRequest)
+    other: null,
     loading: false,
     error: "",
   };
@@ -56,6 +59,7 @@ const PARAMETERS = {
   readings: ["showReadings", flag],
   scale: ["scale", (v) => (v in SCALES ? v : undefined)],
   pin: ["pinQuery", (v) => v],
+  vs: ["otherModel", (v) => v],
 };
 
 // Controls travel as c.NAME=value; which names and values are valid is the model's to say (the API checks).
@@ -97,9 +101,19 @@ export function requestQuery(state) {
   return params.toString();
 }
 
-// The kind the current view shows: decoding steps always follow cross-attention.
+// The kind the current view shows: decoding steps and the model comparison always follow cross-attention.
 export function shownKind(state) {
-  return state.view === "steps" ? "cross" : state.kind;
+  return state.view === "steps" || state.view === "models" ? "cross" : state.kind;
+}
+
+// Why a view does not apply to a model (its description's `kinds`), or "" where it does; `others`:
+// how many other models it could be compared with.
+export function whyNoView(view, info, others) {
+  const missing = KINDS.filter((kind) => !(kind in info.kinds));
+  if (view === "panels" && missing.length) return `The three panels need every kind of attention; ${info.name} has no ${missing.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}.`;
+  if (view === "models" && !("cross" in info.kinds)) return `Comparing models needs cross-attention, which ${info.name} does not have.`;
+  if (view === "models" && others === 0) return "Comparing models needs a second model with cross-attention; this server serves one.";
+  return "";
 }
 
 export function layerCount(response, kind) {
@@ -130,10 +144,12 @@ export function firstLayer(response, kind, info) {
   return kind === "cross" && info?.alignment_layer ? Math.min(info.alignment_layer.layer, last) : last;
 }
 
-// Bring the selection inside what the response holds (a shared link may name a layer a smaller model lacks).
-export function clampSelection(state, info) {
+// Bring the selection inside what the response holds (a shared link may name a layer a smaller model
+// lacks, or a view it has no attention for); `others`: how many models it could be compared with.
+export function clampSelection(state, info, others) {
   const response = state.response;
   if (!response) return;
+  if (info && whyNoView(state.view, info, others)) state.view = "head";
   if (!(state.kind in response.attention)) state.kind = Object.keys(response.attention)[0];
   const kind = shownKind(state);
   state.layer = state.layer === null ? firstLayer(response, kind, info) : Math.min(state.layer, layerCount(response, kind) - 1);

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.settings import Settings
@@ -24,6 +25,7 @@ from tests.backends.conftest import write_tiny_hf_model
 from tests.conftest import make_tiny_model, write_model_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
+AXE = Axe()
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -161,3 +163,20 @@ def axis_labels(page: Page, axis: str, figure: str = "head-figure") -> list[str]
         [figure, axis],
     )
     return [" ".join(label.split()) for label in labels]
+
+
+def download(page, fmt, tmp_path):
+    with page.expect_download() as answer:
+        page.click(f'[data-export="{fmt}"]')
+    path = tmp_path / answer.value.suggested_filename
+    answer.value.save_as(path)
+    page.wait_for_function(
+        "(name) => document.getElementById('action-status').textContent === `Downloaded ${name}`", arg=path.name
+    )
+    return path
+
+
+def serious_violations(page):
+    results = AXE.run(page)
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in serious]

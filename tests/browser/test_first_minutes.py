@@ -7,23 +7,30 @@ import json
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from tests.browser.conftest import (
     CLASSIC_TARGET,
     DEEP_MODEL,
     HF_MODEL,
     POLITE_MODEL,
+    download,
     head_title,
     open_page,
+    serious_violations,
     submit,
     wait_for_figure,
 )
 
-VIEWS = ["head", "grid", "panels", "stats", "steps"]
-FIGURES = {"head": "head-figure", "grid": "grid", "panels": "panels-figure", "stats": "stats-figure", "steps": "steps-figure"}
+VIEWS = ["head", "grid", "panels", "stats", "steps", "models"]
+FIGURES = {
+    "head": "head-figure",
+    "grid": "grid",
+    "panels": "panels-figure",
+    "stats": "stats-figure",
+    "steps": "steps-figure",
+    "models": "models-figure",
+}
 NINE_WORDS = "this is an example . i like tea ! the cat"  # 11 source tokens, every one in the tiny vocabulary
-AXE = Axe()
 
 
 def figure_box(page, figure="head-figure"):
@@ -34,6 +41,8 @@ def figure_box(page, figure="head-figure"):
 def open_view(page, view):
     page.click(f"#tab-{view}")
     page.wait_for_function("(v) => !document.getElementById(`view-${v}`).hidden", arg=view)
+    if view == "models":  # it asks the other model first
+        page.wait_for_function("() => !document.getElementById('models-caption').textContent.startsWith('Asking')")
     page.wait_for_timeout(150)
 
 
@@ -64,7 +73,7 @@ def test_arrows_on_the_tab_list_move_between_tabs_and_leave_the_head_alone(page)
     assert page.evaluate("document.activeElement.id") == "tab-grid"
     assert page.get_attribute("#tab-grid", "aria-selected") == "true" and page.locator("#view-grid").is_visible()
     page.keyboard.press("End")
-    assert page.evaluate("document.activeElement.id") == "tab-steps" and page.locator("#view-steps").is_visible()
+    assert page.evaluate("document.activeElement.id") == "tab-models" and page.locator("#view-models").is_visible()
     page.keyboard.press("ArrowRight")  # wraps round
     assert page.evaluate("document.activeElement.id") == "tab-head"
     assert head_title(page) == title
@@ -170,17 +179,6 @@ def test_controls_that_do_not_apply_are_disabled_and_say_why(page):
 # ---- 8: exports ------------------------------------------------------------------------------
 
 
-def download(page, fmt, tmp_path):
-    with page.expect_download() as answer:
-        page.click(f'[data-export="{fmt}"]')
-    path = tmp_path / answer.value.suggested_filename
-    answer.value.save_as(path)
-    page.wait_for_function(
-        "(name) => document.getElementById('action-status').textContent === `Downloaded ${name}`", arg=path.name
-    )
-    return path
-
-
 def test_every_export_is_of_the_figure_on_screen_and_named_for_it(page, tmp_path):
     page.goto("/?kind=cross&head=mean&layer=1")
     submit(page, "This is an example.", CLASSIC_TARGET)
@@ -270,12 +268,6 @@ def test_the_apis_field_names_become_the_forms_labels(page):
 
 
 # ---- 11: contrast and names ------------------------------------------------------------------
-
-
-def serious_violations(page):
-    results = AXE.run(page)
-    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in serious]
 
 
 def test_axe_finds_no_serious_violation_in_any_view_and_every_figure_has_a_name_and_a_table(page):

@@ -23,15 +23,24 @@ export function panelsTitle(views) {
 // Side by side where they fit, one above the other on a narrow screen. `title`: another one for the
 // pinned result's panels or their differences.
 export function drawPanels(element, views, options, title = panelsTitle(views)) {
+  const labels = views.map((view) => {
+    const note = view.head === "mean" && views[0].head === "rollout" ? " (rollout is for the encoder)" : "";
+    return [KIND_NAMES[view.kind], selectionName(view.kind, view.layer, view.head) + note];
+  });
+  return drawLabelledPanels(element, views, labels, options, title);
+}
+
+// Maps side by side (stacked on a narrow screen) on one colour scale, each titled by its lines of
+// `labels`: the three panels, and the compare view's two models.
+export function drawLabelledPanels(element, views, labels, options, title) {
   const width = element.clientWidth;
   const stack = width < 760;
   const { traces, layout } = attentionFigure(views, options, { width, xSide: "bottom", maxCell: 46, stack, title: escapePlotly(title) });
   views.forEach((view, k) => {
     const axes = k === 0 ? "" : k + 1;
     const domain = layout[`xaxis${axes}`].domain;
-    const note = view.head === "mean" && views[0].head === "rollout" ? " (rollout is for the encoder)" : "";
     layout.annotations.push({
-      text: `${escapePlotly(KIND_NAMES[view.kind])}<br>${escapePlotly(selectionName(view.kind, view.layer, view.head) + note)}`,
+      text: labels[k].map(escapePlotly).join("<br>"),
       xref: "paper",
       yref: "paper",
       x: (domain[0] + domain[1]) / 2,

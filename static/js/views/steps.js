@@ -1,4 +1,4 @@
-// View 6: walk through the produced tokens one by one; for each step, the cross-attention row
+// View 7: walk through the produced tokens one by one; for each step, the cross-attention row
 // shows which source tokens the decoder weighed while producing that token.
 
 import { lookupTable } from "../colors.js";
