@@ -28,11 +28,32 @@ _ENGLISH_TOKEN = re.compile(
 _DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 
-def _clean(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
+# ASCII and its full-width form: ! and ！, 5 and ５.
+_FULL_WIDTH = {chr(code): chr(code + 0xFEE0) for code in range(0x21, 0x7F)}
+
+
+def _drop_meaningless(text: str) -> str:
     return "".join(
         " " if ch.isspace() else ch for ch in text if unicodedata.category(ch) not in _DROPPED_CATEGORIES or ch.isspace()
     )
+
+
+def _clean(text: str) -> str:
+    return _drop_meaningless(unicodedata.normalize("NFKC", text))
+
+
+def _clean_japanese(text: str, vocabulary: Container[str]) -> str:
+    """As _clean, but in the corpus's forms: its Japanese writes ！, ？ and ５ full-width, which NFKC would turn
+    into ! ? 5, words the model does not know. A character the vocabulary has as typed is kept; any other is
+    NFKC-normalised, and ASCII becomes its full-width form where only that is in the vocabulary."""
+
+    def corpus_form(ch: str) -> str:
+        if ch in vocabulary:
+            return ch
+        normal = unicodedata.normalize("NFKC", ch)
+        return "".join(_FULL_WIDTH[c] if c not in vocabulary and _FULL_WIDTH.get(c, "") in vocabulary else c for c in normal)
+
+    return _drop_meaningless("".join(corpus_form(ch) for ch in text))
 
 
 def tokenize_english(text: str) -> list[str]:
@@ -51,7 +72,7 @@ def segment_japanese(text: str, vocabulary: Container[str], max_word_length: int
     <unk>), so `this` or a stray tag is one unknown word, not one per letter.
     """
     tokens: list[str] = []
-    for chunk in _clean(text).split():
+    for chunk in _clean_japanese(text, vocabulary).split():
         tokens.extend([chunk] if chunk in vocabulary else _longest_match(chunk, vocabulary, max_word_length))
     return tokens
 

@@ -56,3 +56,12 @@ def test_characters_no_word_covers_stay_together_as_one_token():
     assert segment_japanese("this is a pen", VOCAB) == ["this", "is", "a", "pen"]
     assert segment_japanese("象牙です", VOCAB) == ["象牙", "で", "す"]
     assert segment_japanese("これ<b>は", VOCAB) == ["これ", "<b>", "は"]
+
+
+def test_japanese_keeps_the_corpus_full_width_forms():
+    vocabulary = VOCAB | {"！", "５", "行", "く", "な"}
+    assert segment_japanese("行 く な ！", vocabulary) == ["行", "く", "な", "！"]  # NFKC would make it "!"
+    assert segment_japanese("行くな!", vocabulary) == ["行", "く", "な", "！"]  # typed half-width, read as the corpus writes it
+    assert segment_japanese("５", vocabulary) == ["５"] and segment_japanese("5", vocabulary) == ["５"]
+    assert segment_japanese("ｺﾚ", {"コレ"}) == ["コレ"]  # half-width katakana still normalised
+    assert segment_japanese("これ\u200bは", VOCAB) == ["これ", "は"]  # format marks still dropped
