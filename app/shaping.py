@@ -23,6 +23,7 @@ from app.schemas import (
 from app.settings import Settings
 from backends.interface import KIND_AXES, AttentionResult, ModelDescription, StopCheck, TranslationModel
 from backends.interface import Token as ModelToken
+from backends.words import merge_words
 
 # Shown by name, up to this many, in a warning about unknown words.
 NAMED_WORDS = 5
@@ -172,8 +173,6 @@ def _at_granularity(
     if description.tokens.word_level:
         note = f"model {description.name} reads and writes whole words: granularity word has nothing to merge"
         return result, [ResultWarning(code="nothing_to_merge", message=note)]
-    from backends.words import merge_words
-
     return merge_words(result, subword_marker=description.tokens.subword_marker), []
 
 

@@ -26,58 +26,24 @@ FAMILIES = ("marian", "bart", "t5", "m2m_100", "nllb", "mbart50")
 # Per-kind counts differ on purpose (Marian: 2 encoder / 1 decoder layers, 4 / 2 heads; T5: 2 / 3 layers, 2 heads;
 # NLLB: 1 / 2 layers, 2 / 4 heads)
 # so a test that mixes up kinds fails.
+# The BART-style families share one shape (2 + 2 layers, 2 heads); Marian and NLLB change what the comment says.
+BART_STYLE = dict(
+    d_model=32,
+    encoder_layers=2,
+    decoder_layers=2,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=64,
+    decoder_ffn_dim=64,
+    max_position_embeddings=64,
+)
 TINY_CONFIGS: dict[str, dict] = {
-    "marian": dict(
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=1,
-        encoder_attention_heads=4,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-    ),
-    "bart": dict(
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-    ),
+    "marian": {**BART_STYLE, "decoder_layers": 1, "encoder_attention_heads": 4},
+    "bart": BART_STYLE,
     "t5": dict(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=3, num_heads=2, relative_attention_num_buckets=8),
-    "m2m_100": dict(
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-    ),
-    "mbart50": dict(
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-    ),
-    "nllb": dict(
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=2,
-        encoder_attention_heads=2,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
-    ),
+    "m2m_100": BART_STYLE,
+    "mbart50": BART_STYLE,
+    "nllb": {**BART_STYLE, "encoder_layers": 1, "decoder_attention_heads": 4},
 }
 
 
