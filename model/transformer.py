@@ -265,14 +265,20 @@ class TokenEmbedding(nn.Module):
             self.register_buffer("table", sinusoidal_table(cfg.max_positions, cfg.d_model), persistent=False)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, ids: Tensor, start: int = 0) -> Tensor:
-        """ids: (B, T) at positions start … start + T - 1."""
+    def token_vectors(self, ids: Tensor) -> Tensor:
+        """ids: (B, T) -> the token part of the embedding, tokens(ids)·√D (B, T, D), positions not added."""
+        return self.tokens(ids) * self.scale
+
+    def forward(self, ids: Tensor, start: int = 0, token_vectors: Tensor | None = None) -> Tensor:
+        """ids: (B, T) at positions start … start + T - 1; token_vectors: (B, T, D) to use in place of
+        token_vectors(ids) (what gradient attributions differentiate)."""
         t = ids.size(1)
         if hasattr(self, "positions"):
             pos = self.positions(torch.arange(start, start + t, device=ids.device))
         else:
             pos = self.table[start : start + t]
-        return self.dropout(self.tokens(ids) * self.scale + pos)  # (B, T, D)
+        tokens = self.token_vectors(ids) if token_vectors is None else token_vectors
+        return self.dropout(tokens + pos)  # (B, T, D)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -335,10 +341,11 @@ class Seq2SeqTransformer(nn.Module):
         causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).tril()
         return causal[None, None] & (tgt_in != self.cfg.pad_id)[:, None, None, :]  # (B, 1, T, T)
 
-    def _encoder_pass(self, src: Tensor) -> tuple[Tensor, list[LayerTrace], Tensor]:
-        """src: (B, S) ids -> (embeddings (B, S, D), one trace per layer, memory (B, S, D))."""
+    def _encoder_pass(self, src: Tensor, token_vectors: Tensor | None = None) -> tuple[Tensor, list[LayerTrace], Tensor]:
+        """src: (B, S) ids, token_vectors as TokenEmbedding takes them -> (embeddings (B, S, D), one trace
+        per layer, memory (B, S, D))."""
         mask = self.source_mask(src)
-        x = embedded = self.src_embed(src)
+        x = embedded = self.src_embed(src, token_vectors=token_vectors)
         layers = []
         for layer in self.encoder_layers:
             layers.append(trace := layer(x, mask))
@@ -357,14 +364,15 @@ class Seq2SeqTransformer(nn.Module):
         return self.politeness_head(pooled)
 
     def _decoder_pass(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None, token_vectors: Tensor | None = None
     ) -> tuple[Tensor, list[LayerTrace], Tensor]:
-        """-> (decoder input embeddings (B, T, D), one trace per layer, logits (B, T, V)); arguments as decode()."""
+        """-> (decoder input embeddings (B, T, D), one trace per layer, logits (B, T, V)); arguments as decode(),
+        token_vectors as TokenEmbedding takes them."""
         tgt_mask = self.target_mask(tgt_in)
         src_mask = self.source_mask(src)
         if (politeness is None) != (not self.cfg.politeness_levels):
             raise ValueError("pass politeness ids exactly when the model has politeness control")
-        y = self.tgt_embed(tgt_in)
+        y = self.tgt_embed(tgt_in, token_vectors=token_vectors)
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
         embedded, layers = y, []
@@ -396,6 +404,18 @@ class Seq2SeqTransformer(nn.Module):
         source_embeddings, encoder, memory = self._encoder_pass(src)
         target_embeddings, decoder, logits = self._decoder_pass(tgt_in, memory, src, politeness)
         return ForwardTrace(source_embeddings, target_embeddings, encoder, decoder, memory, logits)
+
+    def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
+        """The token part of the source (B, S, D) and decoder-input (B, T, D) embeddings, before positions."""
+        return self.src_embed.token_vectors(src), self.tgt_embed.token_vectors(tgt_in)
+
+    def logits_from_token_vectors(
+        self, src: Tensor, tgt_in: Tensor, source_vectors: Tensor, target_vectors: Tensor, politeness: Tensor | None = None
+    ) -> Tensor:
+        """forward() with token_vectors() given instead of looked up (positions and masks still come from
+        the ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V)."""
+        _, _, memory = self._encoder_pass(src, source_vectors)
+        return self._decoder_pass(tgt_in, memory, src, politeness, target_vectors)[2]
 
     def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerState:
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""
