@@ -8,6 +8,7 @@ the RNN has none, so it does not declare alti.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 import torch
@@ -24,11 +25,14 @@ from model.vocab import Vocab
 
 
 def methods_of(model: EncoderDecoder) -> tuple[Method, ...]:
+    """What `model` computes; saliency only where Captum (the explain extra) is installed."""
     if isinstance(model, Seq2SeqTransformer):
-        return ("weights", "norms", "alti", "saliency")
-    if isinstance(model, AttentionRNN):
-        return ("weights", "norms", "saliency")
-    return ("weights",)
+        methods = ("weights", "norms", "alti", "saliency")
+    elif isinstance(model, AttentionRNN):
+        methods = ("weights", "norms", "saliency")
+    else:
+        methods = ("weights",)
+    return tuple(m for m in methods if m != "saliency" or importlib.util.find_spec("captum") is not None)
 
 
 @dataclass
