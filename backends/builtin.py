@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 from backends.interface import (
+    AttentionKind,
     AttentionResult,
     Control,
+    HeadExplanation,
+    InputError,
     KindShape,
     ModelDescription,
     ModelLimits,
@@ -93,6 +96,10 @@ class BuiltinModel:
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
             has_readings=bool(self.readings),
+            # the transformer's heads are queries, keys and values, traced (model.explanation); the RNN's
+            # additive score is not, so it has no step-by-step explanation
+            explains=architecture(network) == "transformer",
+            layer_norm="pre" if architecture(network) == "transformer" else None,
         )
 
     def describe(self) -> ModelDescription:
@@ -137,6 +144,29 @@ class BuiltinModel:
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
         result = self.translator.attention(source, target, beam_size, max_length, self._politeness(controls), stop)
+        result.target_tokens = self._with_readings(result.target_tokens)
+        result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
+        return result
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        if not self._description.explains:
+            raise InputError(f"model {self.name} cannot explain its attention step by step: it has no queries and keys")
+        result = self.translator.explain(
+            source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop
+        )
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
         return result

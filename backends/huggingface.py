@@ -28,6 +28,7 @@ import torch
 from backends.interface import (
     AttentionResult,
     Control,
+    HeadExplanation,
     Hypothesis,
     InputError,
     KindShape,
@@ -539,3 +540,19 @@ class HuggingFaceModel:
             controls=values,
             predictions={},
         )
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: str,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
