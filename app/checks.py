@@ -164,14 +164,14 @@ def check_explain(model: TranslationModel, request: ExplainRequest, settings: Se
     """Everything but a query past the end of a translation the model has yet to decode (the model refuses that)."""
     call = check_translate(model, request, settings)
     description = model.describe()
+    if request.kind not in description.kinds:
+        has = ", ".join(kind for kind in ATTENTION_KINDS if kind in description.kinds)
+        raise InvalidRequest(f"model {description.name} has no {request.kind} attention; its kinds are {has}")
     if not description.explains:
         raise InvalidRequest(
             f"model {description.name} cannot explain its attention step by step (GET /api/v1/models gives it "
             "explains: false); choose a model with explains: true, or ask POST /api/v1/attention for its maps"
         )
-    if request.kind not in description.kinds:
-        has = ", ".join(kind for kind in ATTENTION_KINDS if kind in description.kinds)
-        raise InvalidRequest(f"model {description.name} has no {request.kind} attention; its kinds are {has}")
     shape = description.kinds[request.kind]
     _indices([request.layer], shape.layers, f"{request.kind} layers")
     _indices([request.head], shape.heads, f"{request.kind} heads")
