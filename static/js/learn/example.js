@@ -51,3 +51,8 @@ export function defaultExample() {
 
 // The masks panel: a batch of three sentences of different lengths, padded to the longest.
 export const BATCH_LENGTHS = [5, 8, 3];
+
+// The masks panel's scores: a fixed pattern over the batch's positions, so that only the masks change what is shown.
+export function maskPanelScores(n) {
+  return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => Math.round(200 * Math.sin(1.7 * i + 0.9 * j + 0.3)) / 100));
+}
