@@ -4,7 +4,7 @@ import { DEFAULT_SCALE, SCALES } from "./colors.js";
 
 export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
-export const VIEWS = ["head", "grid", "panels", "stats", "steps", "models"];
+export const VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain"];
 export const AGGREGATES = ["mean", "max", "rollout"];
 
 export function initialState() {
@@ -22,6 +22,7 @@ export function initialState() {
     head: "mean", // a head index, or one of AGGREGATES
     view: "head",
     step: 0,
+    query: 0, // the row "How it's computed" explains: a position on the kind's query axis, special tokens included
     showSpecial: false,
     // Hidden <s> and </s> leave rows that no longer sum to 1: by default they are renormalised, and the legend says so.
     renormalise: true,
@@ -33,6 +34,9 @@ export function initialState() {
     models: [],
     response: null,
     answeredSource: "", // the source the response is for
+    asked: null, // what the response was asked with: { model, source, target, beam, controls }
+    // the explanation the "How it's computed" view shows: { key, response } (key: its request, learn/explain.js)
+    explanation: null,
     // a result kept for comparison: { response, query } (query: the URL query that reproduces it)
     pinned: null,
     // the other model's answer for the compare view: { key, response } (key: what it was asked, agreement.otherRequest)
@@ -54,6 +58,7 @@ const PARAMETERS = {
   head: ["head", (v) => (AGGREGATES.includes(v) ? v : nonNegativeInteger(v))],
   view: ["view", (v) => (VIEWS.includes(v) ? v : undefined)],
   step: ["step", nonNegativeInteger],
+  q: ["query", nonNegativeInteger],
   special: ["showSpecial", flag],
   renorm: ["renormalise", flag],
   readings: ["showReadings", flag],
@@ -113,6 +118,7 @@ export function whyNoView(view, info, others) {
   if (view === "panels" && missing.length) return `The three panels need every kind of attention; ${info.name} has no ${missing.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}.`;
   if (view === "models" && !("cross" in info.kinds)) return `Comparing models needs cross-attention, which ${info.name} does not have.`;
   if (view === "models" && others === 0) return "Comparing models needs a second model with cross-attention; this server serves one.";
+  if (view === "explain" && !info.explains) return `${info.name} does not show how its attention is computed step by step (its description says explains: false); the Learn page works the steps through by hand.`;
   return "";
 }
 
@@ -124,16 +130,17 @@ export function headCount(response, kind) {
   return response.attention[kind].weights[0].length;
 }
 
-// What the head selector offers for a kind: its heads, then the aggregates (rollout is an encoder notion).
-export function headChoices(response, kind) {
+// What the head selector offers for a kind: its heads, then the aggregates (rollout is an encoder notion);
+// `headsOnly` for the views that are per head.
+export function headChoices(response, kind, headsOnly = false) {
   const heads = Array.from({ length: headCount(response, kind) }, (_, h) => h);
-  return [...heads, ...AGGREGATES.filter((a) => a !== "rollout" || kind === "encoder")];
+  return headsOnly ? heads : [...heads, ...AGGREGATES.filter((a) => a !== "rollout" || kind === "encoder")];
 }
 
 // The choice `delta` steps from `head` among headChoices, wrapping round: arrows reach mean, max and
 // rollout too, unless `headsOnly` (the statistics, which are per head).
 export function stepHead(response, kind, head, delta, headsOnly = false) {
-  const choices = headChoices(response, kind).filter((h) => !headsOnly || typeof h === "number");
+  const choices = headChoices(response, kind, headsOnly);
   const at = Math.max(0, choices.indexOf(head));
   return choices[(at + delta + choices.length) % choices.length];
 }
@@ -154,7 +161,9 @@ export function clampSelection(state, info, others) {
   const kind = shownKind(state);
   state.layer = state.layer === null ? firstLayer(response, kind, info) : Math.min(state.layer, layerCount(response, kind) - 1);
   if (state.head === "rollout" && kind !== "encoder") state.head = "mean";
+  if (state.view === "explain" && typeof state.head !== "number") state.head = 0; // one head's computation, not an aggregate's
   if (typeof state.head === "number") state.head = Math.min(state.head, headCount(response, kind) - 1);
+  state.query = Math.min(state.query, response[response.attention[kind].query_axis].length - 1);
   state.step = Math.min(state.step, response.target_tokens.length - 1);
 }
 
