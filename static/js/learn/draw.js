@@ -48,7 +48,7 @@ function largest(matrix) {
 
 // A table of numbers: `rows` labels down the side, `columns` across the top (either may be null),
 // cells coloured unless `colour` is false. With `edit(i, j, value)`, every cell is a number input.
-// `masked[i][j]` cells read `maskedText` (−∞, for a score) in the mask colour.
+// `masked[i][j]` cells read `maskedText` (−∞, for a score) in the mask colour. Returns the table in a box of its own.
 export function numberTable({ matrix, rows = null, columns = null, caption, digits = 2, signed = true, colour = true, scale, masked = null, maskedText = "−∞", edit = null, name = caption, range = null, id = null }) {
   const table = element("table", `numbers${edit ? " editable" : ""}`);
   if (id) table.id = id;
@@ -105,7 +105,9 @@ export function numberTable({ matrix, rows = null, columns = null, caption, digi
     body.append(line);
   });
   table.append(body);
-  return table;
+  const box = element("div", "table-box"); // scrolls sideways where the table is wider than the screen
+  box.append(table);
+  return box;
 }
 
 // A matrix (or one vector, as one row) as a strip of colour cells: one canvas pixel per number, scaled up

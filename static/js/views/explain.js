@@ -109,7 +109,7 @@ export function explanationSections(e, steps, efficiency, mapRow, options) {
     masked,
     id: "explain-scores",
   });
-  for (const [j, line] of [...comparison.tBodies[0].rows].entries()) {
+  for (const [j, line] of [...comparison.querySelector("tbody").rows].entries()) {
     line.cells[6].classList.add(withinPrecision(Math.abs(e.weights[j] - mapRow[j]), MAP_PRECISION) ? "same" : "differs");
   }
   scores.append(comparison);
