@@ -301,7 +301,8 @@ class ModelInfo(BaseModel):
     has_readings: bool = Field(description="target tokens carry a Latin-letter reading")
     explains: bool = Field(description="POST /api/v1/explain shows how its heads compute a row, step by step")
     layer_norm: LayerNormPlacement | None = Field(
-        description="pre or post: where a transformer layer's LayerNorms sit; null for other architectures"
+        description="pre or post: where a transformer layer's LayerNorms sit; null where the model does not declare it "
+        "(the RNN, Hugging Face models)"
     )
     alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
     card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")

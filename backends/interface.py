@@ -133,7 +133,7 @@ class ModelDescription:
     has_readings: bool = False  # target tokens carry Latin-letter readings
     # explain() shows how one head computes one row, with the model's own intermediates (q, K, V, scores …)
     explains: bool = False
-    layer_norm: LayerNormPlacement | None = None  # where a transformer layer's LayerNorms sit; None for other architectures
+    layer_norm: LayerNormPlacement | None = None  # where a transformer layer's LayerNorms sit; None where not declared
 
 
 # --- what a model computes ----------------------------------------------------------------------

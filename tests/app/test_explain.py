@@ -59,23 +59,25 @@ def test_out_of_range_and_missing_kinds_are_refused_naming_what_to_fix(tmp_path)
     write_model_dir(tmp_path)
     write_model_dir(tmp_path, "rnn", arch="rnn")
     with make_client(tmp_path, default_model="tiny") as client:
-        assert refusal(client, kind="cross", layer=2, head=0, query=0) == "cross layers 2 out of range: valid cross layers are 0 to 1"
-        assert refusal(client, kind="encoder", layer=0, head=4, query=0) == "encoder heads 4 out of range: valid encoder heads are 0 to 3"
-        assert refusal(client, kind="encoder", layer=0, head=0, query=6) == (
-            "query 6 out of range: the source has 6 tokens as the model reads it (special tokens included), so valid queries are 0 to 5"
+
+        def refused(**body) -> str:
+            return refusal(client, **{"layer": 0, "head": 0, "query": 0, **body})
+
+        assert refused(kind="cross", layer=2) == "cross layers 2 out of range: valid cross layers are 0 to 1"
+        assert refused(kind="encoder", head=4) == "encoder heads 4 out of range: valid encoder heads are 0 to 3"
+        assert refused(kind="encoder", query=6) == (
+            "query 6 out of range: the source has 6 tokens as the model reads it (special tokens included), "
+            "so valid queries are 0 to 5"
         )
-        assert refusal(client, target=TARGET, kind="cross", layer=0, head=0, query=9).startswith(
-            "query 9 out of range: the target has 7 tokens"
-        )
+        assert refused(target=TARGET, kind="cross", query=9).startswith("query 9 out of range: the target has 7 tokens")
         # the model's own translation is decoded first: the model refuses a query past its end
-        assert refusal(client, kind="decoder", layer=0, head=0, query=63).startswith("query 63 out of range: the translation has")
-        assert refusal(client, model="rnn", kind="encoder", layer=0, head=0, query=0) == (
-            "model rnn has no encoder attention; its kinds are cross"
+        assert refused(kind="decoder", query=63).startswith("query 63 out of range: the translation has")
+        assert refused(model="rnn", kind="encoder") == "model rnn has no encoder attention; its kinds are cross"
+        assert refused(model="rnn", kind="cross").startswith(
+            "model rnn cannot explain its attention step by step (GET /api/v1/models gives it explains: false)"
         )
-        detail = refusal(client, model="rnn", kind="cross", layer=0, head=0, query=0)
-        assert detail.startswith("model rnn cannot explain its attention step by step (GET /api/v1/models gives it explains: false)")
-        assert refusal(client, kind="self", layer=0, head=0, query=0).startswith("kind: Input should be 'encoder', 'decoder' or 'cross'")
-        assert refusal(client, kind="cross", layer=0, head=-1, query=0) == "head: Input should be greater than or equal to 0"
+        assert refused(kind="self").startswith("kind: Input should be 'encoder', 'decoder' or 'cross'")
+        assert refused(kind="cross", head=-1) == "head: Input should be greater than or equal to 0"
         models = {info["name"]: (info["explains"], info["layer_norm"]) for info in client.get("/api/v1/models").json()}
         assert models == {"rnn": (False, None), "tiny": (True, "pre")}
 

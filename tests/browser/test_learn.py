@@ -55,7 +55,8 @@ def test_the_worked_example_step_by_step(page):
     assert X.shape == (3, 3) and WQ.shape == (3, 4)  # three tokens of size 3, Q/K/V of size 4
     Q, K, V = X @ WQ, X @ WK, X @ WV
     scores, scaled, weights, output = reference_attention(Q, K, V)
-    for name, reference in {"Q": Q, "K": K, "V": V, "scores": scores, "scaled": scaled, "weights": weights, "output": output}.items():
+    steps = {"Q": Q, "K": K, "V": V, "scores": scores, "scaled": scaled, "weights": weights, "output": output}
+    for name, reference in steps.items():
         assert same(s[name], reference), name
     assert s["dK"] == 4
 
@@ -279,7 +280,8 @@ def test_clicking_a_row_of_the_head_view_explains_that_row_with_the_maps_numbers
     response = answer.value.json()
     if kind != "cross":
         page.check(f'input[name="kind"][value="{kind}"]', force=True)
-        page.wait_for_function("(k) => document.getElementById('head-figure').layout.title.text.startsWith(k)", arg=kind.capitalize())
+        title = "(k) => document.getElementById('head-figure').layout.title.text.startsWith(k)"
+        page.wait_for_function(title, arg=kind.capitalize())
     page.wait_for_timeout(200)
     with page.expect_response("**/api/v1/explain") as asked:
         click_row(page, 2)  # the third row shown: 例 / an (special tokens hidden, none before it)
