@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.schemas import AttentionRequest, ModelLimits, TranslateRequest
+from app.schemas import AttentionRequest, ExplainRequest, ModelLimits, TranslateRequest
 from app.settings import Settings
 from backends.interface import (
     ATTENTION_KINDS,
@@ -54,6 +54,17 @@ class AttentionCall(TranslateCall):
     granularity: Granularity
     method: Method = "weights"
     saliency: SaliencyOptions | None = None  # method saliency only, its defaults filled in
+
+
+@dataclass(frozen=True)
+class ExplainCall(TranslateCall):
+    target: str | None
+    target_length: int | None
+    kind: AttentionKind
+    layer: int
+    head: int
+    query: int
+    precision: int
 
 
 def limits(description: ModelDescription, settings: Settings) -> ModelLimits:
@@ -143,14 +154,7 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     shapes = [description.kinds[kind] for kind in kinds]
     layers = tuple(_indices(request.layers, shape.layers, f"{kind} layers") for kind, shape in zip(kinds, shapes, strict=True))
     heads = tuple(_indices(request.heads, shape.heads, f"{kind} heads") for kind, shape in zip(kinds, shapes, strict=True))
-    target_length = None
-    if request.target is not None:
-        bound = limits(description, settings).max_target_tokens
-        target_length = len(words(model.target_tokens(request.target, call.control_values)))
-        if target_length == 0:
-            raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
-        if target_length > bound:
-            raise too_long("target", target_length, bound)
+    target_length = _target_length(model, request.target, call, settings)
     return AttentionCall(
         **{field: getattr(call, field) for field in TranslateCall.__dataclass_fields__},
         target=request.target,
@@ -165,6 +169,60 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     )
 
 
+def _target_length(model: TranslationModel, target: str | None, call: TranslateCall, settings: Settings) -> int | None:
+    """The tokens a user typed in a forced target (None when there is none), refused when empty or too long."""
+    if target is None:
+        return None
+    description = model.describe()
+    bound = limits(description, settings).max_target_tokens
+    count = len(words(model.target_tokens(target, call.control_values)))
+    if count == 0:
+        raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
+    if count > bound:
+        raise too_long("target", count, bound)
+    return count
+
+
+def _check_query(query: int, rows: list[Token], axis: str) -> None:
+    if query >= len(rows):
+        raise InvalidRequest(
+            f"query {query} out of range: the {axis} has {len(rows)} tokens as the model reads it (special tokens included), "
+            f"so valid queries are 0 to {len(rows) - 1}"
+        )
+
+
+def check_explain(model: TranslationModel, request: ExplainRequest, settings: Settings) -> ExplainCall:
+    """Everything but a query past the end of a translation the model has yet to decode (the model refuses that)."""
+    call = check_translate(model, request, settings)
+    description = model.describe()
+    if request.kind not in description.kinds:
+        has = ", ".join(kind for kind in ATTENTION_KINDS if kind in description.kinds)
+        raise InvalidRequest(f"model {description.name} has no {request.kind} attention; its kinds are {has}")
+    if not description.explains:
+        raise InvalidRequest(
+            f"model {description.name} cannot explain its attention step by step (GET /api/v1/models gives it "
+            "explains: false); choose a model with explains: true, or ask POST /api/v1/attention for its maps"
+        )
+    shape = description.kinds[request.kind]
+    _indices([request.layer], shape.layers, f"{request.kind} layers")
+    _indices([request.head], shape.heads, f"{request.kind} heads")
+    target_length = _target_length(model, request.target, call, settings)
+    if request.kind == "encoder":
+        _check_query(request.query, model.source_tokens(request.source, call.control_values), "source")
+    elif request.target is not None:
+        _check_query(request.query, model.target_tokens(request.target, call.control_values), "target")
+    return ExplainCall(
+        **{field: getattr(call, field) for field in TranslateCall.__dataclass_fields__},
+        target=request.target,
+        target_length=target_length,
+        kind=request.kind,
+        layer=request.layer,
+        head=request.head,
+        query=request.query,
+        precision=request.precision,
+    )
+
+
 def cost(call: TranslateCall) -> float:
     """What a call costs, in token pairs, before running it: source tokens x target tokens it may produce x beam.
 
@@ -172,7 +230,7 @@ def cost(call: TranslateCall) -> float:
     steps, each over every beam. The runner sends calls up to its cheap_cost to a lane of their own.
     """
     passes = _passes(call) if isinstance(call, AttentionCall) else 1
-    if isinstance(call, AttentionCall) and call.target_length is not None:
+    if isinstance(call, AttentionCall | ExplainCall) and call.target_length is not None:
         return float(call.source_length * call.target_length * passes)
     return float(call.source_length * call.max_length * call.beam_size * passes)
 

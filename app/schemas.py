@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backends.interface import AttentionKind, Granularity, Method, SaliencyAlgorithm, TokenAxis
+from backends.interface import (
+    AttentionKind,
+    Granularity,
+    LayerNormPlacement,
+    Method,
+    PositionEncoding,
+    SaliencyAlgorithm,
+    TokenAxis,
+)
 
 EXAMPLE_SOURCE = "This is an example."
 
@@ -85,6 +93,34 @@ class AttentionRequest(TranslateRequest):
         "(gradient attributions with Captum: `contributions` only)",
     )
     saliency: SaliencyRequest | None = Field(None, description="how method saliency attributes; only with method saliency")
+
+
+class ExplainRequest(TranslateRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "kind": "cross", "layer": 1, "head": 0, "query": 2},
+                {"source": EXAMPLE_SOURCE, "kind": "encoder", "layer": 0, "head": 3, "query": 0},
+            ]
+        },
+    )
+
+    target: str | None = Field(
+        None,
+        description="a translation to force (space-separated tokens or plain text); the model's own when left out "
+        "(decoded as POST /api/v1/attention decodes it, so the same request gives the same rows)",
+    )
+    kind: AttentionKind = Field(description="which attention: one of the kinds the model has")
+    layer: int = Field(ge=0, description="layer index (from 0)")
+    head: int = Field(ge=0, description="head index (from 0)")
+    query: int = Field(
+        ge=0,
+        description="the row to explain: a position (from 0) on the kind's query axis, special tokens included, as the "
+        "rows of the attention maps (a source token for encoder, a produced token for decoder and cross)",
+    )
+    precision: int = Field(6, ge=0, le=8, description="decimal places of every number")
 
 
 class Token(BaseModel):
@@ -211,6 +247,61 @@ class AttentionResponse(BaseModel):
     )
 
 
+Vector = list[float]
+Matrix = list[list[float]]
+
+
+class FeedForwardValues(BaseModel):
+    input: Vector = Field(description="the residual stream entering the layer's feed-forward block, at the query")
+    normed: Vector = Field(description="its LayerNorm: what W₁ reads")
+    output: Vector = Field(description="W₂ ReLU(W₁ normed + b₁) + b₂")
+    result: Vector = Field(description="input + output: the layer's output at the query")
+
+
+class PositionTableInfo(BaseModel):
+    encoding: PositionEncoding = Field(description="sinusoidal (a fixed table) or learned (trained with the model)")
+    side: Literal["source", "target"] = Field(description="whose embedding the table belongs to (the query side's)")
+    table: Matrix = Field(description="[position][dimension]: the vector added to the token embedding at each position")
+
+
+class ExplainResponse(BaseModel):
+    """One head's computation of one attention row. Key-indexed lists follow `key_axis`."""
+
+    model: str
+    translation: str
+    forced: bool
+    controls: ControlsUsed
+    kind: AttentionKind
+    layer: int
+    head: int
+    query: int = Field(description="the row explained: a position on `query_axis`")
+    query_axis: TokenAxis
+    key_axis: TokenAxis
+    source_tokens: list[Token]
+    target_tokens: list[Token]
+    decoder_input_tokens: list[Token]
+    d_model: int
+    heads: int
+    d_k: int = Field(description="the size of one head's queries, keys and values: d_model / heads")
+    d_ff: int = Field(description="the feed-forward block's hidden size")
+    layer_norm: LayerNormPlacement = Field(description="pre: x + Sublayer(LayerNorm(x)); post: LayerNorm(x + Sublayer(x))")
+    query_input: Vector = Field(description="x: what the query is projected from (pre-LN: the block input after LayerNorm)")
+    key_inputs: Matrix = Field(description="[key]: what keys and values are projected from (cross: the encoder output)")
+    queries: Matrix = Field(description="[query position][d_k]: this head's query at every position; row `query` is q")
+    keys: Matrix = Field(description="[key][d_k]: K = key_inputs W_K, this head's columns")
+    values: Matrix = Field(description="[key][d_k]: V = key_inputs W_V, this head's columns")
+    scores: Vector = Field(description="[key]: q·k_j / √d_k, before the mask")
+    allowed: list[bool] = Field(description="[key]: false where the mask sets the score to −∞ before the softmax")
+    weights: Vector = Field(description="[key]: the softmax of the masked scores: this row of the attention map")
+    head_outputs: Matrix = Field(description="[head][d_k]: each head's Σ_j α_j v_j at this query; row `head` is this head's")
+    attention_output: Vector = Field(description="the heads' outputs concatenated, times W_O, plus its bias")
+    residual_in: Vector = Field(description="the residual stream entering the attention block, at the query")
+    residual_out: Vector = Field(description="residual_in + attention_output (post-LN: then its LayerNorm)")
+    feed_forward: FeedForwardValues
+    positions: PositionTableInfo
+    warnings: Warnings
+
+
 class VocabSizes(BaseModel):
     source: int
     target: int
@@ -286,6 +377,11 @@ class ModelInfo(BaseModel):
     target_example: str | None = Field(description="a target the model accepts as written")
     has_readings: bool = Field(description="target tokens carry a Latin-letter reading")
     methods: list[MethodInfo] = Field(description="what attention requests may ask for in `method`, weights first")
+    explains: bool = Field(description="POST /api/v1/explain shows how its heads compute a row, step by step")
+    layer_norm: LayerNormPlacement | None = Field(
+        description="pre or post: where a transformer layer's LayerNorms sit; null where the model does not declare it "
+        "(the RNN, Hugging Face models)"
+    )
     alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
     card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")
 

@@ -5,19 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import torch
+from torch import Tensor
 
-from app.checks import AttentionCall, TranslateCall, limits, words
+from app.checks import AttentionCall, ExplainCall, TranslateCall, limits, words
 from app.schemas import (
     AlignmentLayer,
     AttentionMap,
     AttentionResponse,
     Contributions,
     ControlInfo,
+    ExplainResponse,
+    FeedForwardValues,
     Hypothesis,
     KindInfo,
     LanguageInfo,
     MethodInfo,
     ModelInfo,
+    PositionTableInfo,
     ResultWarning,
     Token,
     TokenConventionsInfo,
@@ -83,6 +87,8 @@ def model_info(name: str, model: TranslationModel, default: str, settings: Setti
             MethodInfo(name=m, label=METHOD_LABELS[m], saliency_algorithms=list(SALIENCY_ALGORITHMS) if m == "saliency" else [])
             for m in d.methods
         ],
+        explains=d.explains,
+        layer_norm=d.layer_norm,
         alignment_layer=alignment_layer(d),
         card=d.card,
     )
@@ -231,11 +237,11 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
             heads=list(heads) if per_head else [],
-            weights=_rounded(result.maps[kind][list(layers)][:, list(heads)], call) if per_head else [[] for _ in layers],
+            weights=_rounded(result.maps[kind][list(layers)][:, list(heads)], call.precision) if per_head else [[] for _ in layers],
             method=result.method,
             rows_sum_to_one=result.method != "norms",
-            layer_weights=None if layer_map is None else _rounded(layer_map[list(layers)], call),
-            residual=None if residual is None else _rounded(residual[list(layers)], call),
+            layer_weights=None if layer_map is None else _rounded(layer_map[list(layers)], call.precision),
+            residual=None if residual is None else _rounded(residual[list(layers)], call.precision),
         )
     return AttentionResponse(
         model=name,
@@ -255,11 +261,6 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
     )
 
 
-def _rounded(values, call: AttentionCall) -> list:
-    # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
-    return values.double().round(decimals=call.precision).tolist()
-
-
 def _contributions(contributions: ModelContributions, method: str, call: AttentionCall) -> Contributions:
     source, prefix = contributions.source.double(), contributions.prefix.double()
     total = source.sum(-1) + prefix.sum(-1)
@@ -267,7 +268,80 @@ def _contributions(contributions: ModelContributions, method: str, call: Attenti
     return Contributions(
         method=method,
         normalised=contributions.normalised,
-        source=_rounded(source, call),
-        prefix=_rounded(prefix, call),
-        source_share=_rounded(share, call),
+        source=_rounded(source, call.precision),
+        prefix=_rounded(prefix, call.precision),
+        source_share=_rounded(share, call.precision),
+    )
+
+
+def _rounded(tensor: Tensor, precision: int) -> list:
+    # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
+    return tensor.double().round(decimals=precision).tolist()
+
+
+def explanation(model: TranslationModel, name: str, call: ExplainCall, stop: StopCheck) -> ExplainResponse:
+    description = model.describe()
+    result = model.explain(
+        call.source,
+        call.target,
+        kind=call.kind,
+        layer=call.layer,
+        head=call.head,
+        query=call.query,
+        beam_size=call.beam_size,
+        max_length=call.max_length,
+        controls=call.control_values,
+        stop=stop,
+    )
+    warnings = source_warnings(description, result.source_tokens)
+    if result.forced:
+        warnings += target_warnings(description, result.target_tokens)
+    query_axis, key_axis, _ = KIND_AXES[result.kind]
+    heads, d_k = result.head_outputs.shape
+
+    def numbers(tensor: Tensor) -> list:
+        return _rounded(tensor, call.precision)
+
+    feed_forward = result.feed_forward
+    return ExplainResponse(
+        model=name,
+        translation=result.translation,
+        forced=result.forced,
+        controls=result.controls,
+        kind=result.kind,
+        layer=result.layer,
+        head=result.head,
+        query=result.query,
+        query_axis=query_axis,
+        key_axis=key_axis,
+        source_tokens=_tokens(result.source_tokens),
+        target_tokens=_tokens(result.target_tokens),
+        decoder_input_tokens=_tokens(result.decoder_input_tokens),
+        d_model=heads * d_k,
+        heads=heads,
+        d_k=d_k,
+        d_ff=result.d_ff,
+        layer_norm=result.layer_norm,
+        query_input=numbers(result.query_input),
+        key_inputs=numbers(result.key_inputs),
+        queries=numbers(result.queries),
+        keys=numbers(result.keys),
+        values=numbers(result.values),
+        scores=numbers(result.scores),
+        allowed=result.allowed.tolist(),
+        weights=numbers(result.weights),
+        head_outputs=numbers(result.head_outputs),
+        attention_output=numbers(result.attention_output),
+        residual_in=numbers(result.residual_in),
+        residual_out=numbers(result.residual_out),
+        feed_forward=FeedForwardValues(
+            input=numbers(feed_forward.input),
+            normed=numbers(feed_forward.normed),
+            output=numbers(feed_forward.output),
+            result=numbers(feed_forward.result),
+        ),
+        positions=PositionTableInfo(
+            encoding=result.positions.encoding, side=result.positions.side, table=numbers(result.positions.table)
+        ),
+        warnings=warnings,
     )

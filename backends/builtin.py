@@ -8,8 +8,11 @@ from pathlib import Path
 
 from backends.interface import (
     DEFAULT_SALIENCY,
+    AttentionKind,
     AttentionResult,
     Control,
+    HeadExplanation,
+    InputError,
     KindShape,
     Method,
     ModelDescription,
@@ -98,6 +101,10 @@ class BuiltinModel:
             target_example=card.get("target_example"),
             has_readings=bool(self.readings),
             methods=methods_of(network),
+            # the transformer's heads are queries, keys and values, traced (model.explanation); the RNN's
+            # additive score is not, so it has no step-by-step explanation
+            explains=architecture(network) == "transformer",
+            layer_norm="pre" if architecture(network) == "transformer" else None,
         )
 
     def describe(self) -> ModelDescription:
@@ -145,6 +152,29 @@ class BuiltinModel:
     ) -> AttentionResult:
         result = self.translator.attention(
             source, target, beam_size, max_length, self._politeness(controls), stop, method=method, saliency=saliency
+        )
+        result.target_tokens = self._with_readings(result.target_tokens)
+        result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
+        return result
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        if not self._description.explains:
+            raise InputError(f"model {self.name} cannot explain its attention step by step: it has no queries and keys")
+        result = self.translator.explain(
+            source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop
         )
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)

@@ -29,6 +29,7 @@ from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionResult,
     Control,
+    HeadExplanation,
     Hypothesis,
     InputError,
     KindShape,
@@ -598,3 +599,19 @@ class HuggingFaceModel:
                 per_head[kind].append(head_norms(weights, values, attention.out_proj))
                 per_layer[kind].append(layer_norms(weights, values, attention.out_proj))
         return per_head, per_layer
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: str,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")

@@ -25,6 +25,10 @@ AttentionKind = Literal["encoder", "decoder", "cross"]
 ATTENTION_KINDS: tuple[AttentionKind, ...] = ("encoder", "decoder", "cross")
 TokenAxis = Literal["source_tokens", "target_tokens", "decoder_input_tokens"]
 Granularity = Literal["token", "word"]
+# "pre": x + Sublayer(LayerNorm(x)) (the built-in transformer, mBART, T5); "post": LayerNorm(x + Sublayer(x))
+# (the original transformer, Marian, BART)
+LayerNormPlacement = Literal["pre", "post"]
+PositionEncoding = Literal["sinusoidal", "learned"]
 
 # kind -> (rows, columns, causal)
 KIND_AXES: dict[AttentionKind, tuple[TokenAxis, TokenAxis, bool]] = {
@@ -162,6 +166,9 @@ class ModelDescription:
     target_example: str | None = None  # a target the model accepts as written, for the page's placeholder
     has_readings: bool = False  # target tokens carry Latin-letter readings
     methods: tuple[Method, ...] = ("weights",)  # the attribution methods attention() computes for this model
+    # explain() shows how one head computes one row, with the model's own intermediates (q, K, V, scores …)
+    explains: bool = False
+    layer_norm: LayerNormPlacement | None = None  # where a transformer layer's LayerNorms sit; None where not declared
 
 
 # --- what a model computes ----------------------------------------------------------------------
@@ -225,6 +232,61 @@ class AttentionResult:
     contributions: Contributions | None = None  # alti and saliency
 
 
+@dataclass
+class PositionTable:
+    """The position vectors a model adds to its token embeddings, for the first `rows` positions."""
+
+    encoding: PositionEncoding
+    side: Literal["source", "target"]  # whose embedding table (the two are equal when sinusoidal)
+    table: Tensor  # (P, D)
+
+
+@dataclass
+class FeedForwardStep:
+    """The feed-forward block that follows in the same layer, at the query's position; each (D,)."""
+
+    input: Tensor  # the residual stream entering it
+    normed: Tensor  # its LayerNorm (pre-LN), what the two linear layers read
+    output: Tensor  # W₂ ReLU(W₁ normed + b₁) + b₂, before the residual add
+    result: Tensor  # input + output: the layer's output at this position
+
+
+@dataclass
+class HeadExplanation:
+    """How one head of one layer computed the attention row of one query token, in the model's own numbers.
+
+    Rows of `key_inputs`, `keys`, `values` and entries of `scores`, `allowed`, `weights` follow the key axis
+    of the kind (KIND_AXES); `query` indexes its query axis, special tokens included, as the maps do.
+    """
+
+    kind: AttentionKind
+    layer: int
+    head: int
+    query: int
+    source_tokens: list[Token]
+    target_tokens: list[Token]
+    decoder_input_tokens: list[Token]
+    translation: str
+    forced: bool
+    controls: dict[str, str]
+    layer_norm: LayerNormPlacement
+    d_ff: int
+    query_input: Tensor  # (D,) what the query is projected from: the block's input after its LayerNorm (pre-LN)
+    key_inputs: Tensor  # (Tk, D) what keys and values are projected from (the encoder memory for cross-attention)
+    queries: Tensor  # (Tq, d_k) this head's query of every position; row `query` is the one explained
+    keys: Tensor  # (Tk, d_k)
+    values: Tensor  # (Tk, d_k)
+    scores: Tensor  # (Tk,) q·k_j / √d_k, before the mask
+    allowed: Tensor  # (Tk,) bool: False where the mask sets the score to −∞ (padding; the future, for the decoder)
+    weights: Tensor  # (Tk,) softmax of the masked scores: the row of the attention map
+    head_outputs: Tensor  # (H, d_k) every head's Σ_j α_j v_j at this query; row `head` is this head's
+    attention_output: Tensor  # (D,) the heads concatenated, times W_O (plus its bias)
+    residual_in: Tensor  # (D,) the residual stream entering the block
+    residual_out: Tensor  # (D,) after the residual add (and, post-LN, its LayerNorm)
+    feed_forward: FeedForwardStep
+    positions: PositionTable
+
+
 @runtime_checkable
 class TranslationModel(Protocol):
     """Every servable model implements this; the service, CLI and page rely on nothing else."""
@@ -265,6 +327,24 @@ class TranslationModel(Protocol):
     ) -> AttentionResult:
         """Decode `source` (or force `target`), then compute every map of `method` (one of describe().methods;
         `saliency` says how method saliency attributes) over that pair in one teacher-forced pass."""
+        ...
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        """The same pass as attention(), opened up at one head and one query row. Only for a model whose
+        describe() says `explains`; InputError when the query is past the end of its axis."""
         ...
 
 

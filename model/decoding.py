@@ -194,6 +194,11 @@ def beam_search(
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
 
 
+def decoder_inputs(target_ids: list[int], device: torch.device | str = "cpu") -> Tensor:
+    """The teacher-forced decoder inputs of produced tokens `target_ids`: <s>, then target_ids[:-1] -> (1, T)."""
+    return torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=device)
+
+
 @torch.no_grad()
 def forced_attention(
     model: EncoderDecoder,
@@ -211,7 +216,7 @@ def forced_attention(
     log-probabilities of target_ids (T,).
     """
     model.eval()
-    tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
+    tgt_in = decoder_inputs(target_ids, src.device)  # (1, T)
     memory, enc = encoded or model.encode(src)
     logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)

@@ -6,13 +6,16 @@ through that interface, and the model CLIs (translate, evaluate, train) call it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from backends.interface import (
     DEFAULT_SALIENCY,
+    AttentionKind,
     AttentionResult,
+    HeadExplanation,
     InputError,
     Method,
     SaliencyOptions,
@@ -24,10 +27,12 @@ from backends.interface import (
 from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import Encoded, Hypothesis, beam_search, greedy_decode
+from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, greedy_decode
+from model.explanation import explain_head
 from model.methods import method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
+from model.transformer import Seq2SeqTransformer
 from model.vocab import BOS, EOS, Vocab
 
 POLITENESS = "politeness"  # the control's name in Translation.controls and .predictions
@@ -41,6 +46,20 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def join_japanese(tokens: list[str]) -> str:
     return "".join(t for t in tokens if t not in (EOS, BOS))
+
+
+@dataclass
+class TranslationPair:
+    """A source and the target of its teacher-forced pass (forced, or decoded first), ready to run."""
+
+    source_tokens: list[Token]
+    src: torch.Tensor  # (1, S)
+    target_tokens: list[Token]
+    target_ids: list[int]
+    politeness: torch.Tensor | None  # (1,) the politeness id decoded with, for a model with the control
+    probabilities: dict[str, float]  # the politeness the model predicted from the source
+    encoded: Encoded
+    forced: bool
 
 
 class Translator:
@@ -185,27 +204,15 @@ class Translator:
             )
         return results
 
-    def attention(
-        self,
-        source: str,
-        target: str | None = None,
-        beam_size: int = 1,
-        max_length: int | None = None,
-        politeness: str = "auto",
-        stop: StopCheck = never_stop,
-        method: Method = "weights",
-        saliency: SaliencyOptions = DEFAULT_SALIENCY,
-    ) -> AttentionResult:
-        """Translate `source` (or force `target`) and return every map of `method` for that pair
-        (model.methods; `saliency` says how method saliency attributes); stop is called before every
-        pass and decoding step, and raises to end the call.
+    def _pair(
+        self, source: str, target: str | None, beam_size: int, max_length: int | None, politeness: str, stop: StopCheck
+    ) -> TranslationPair:
+        """The source and the target of one teacher-forced pass: `target` forced, or the translation decoded.
 
         With politeness "auto", a decoded translation takes the politeness predicted from the source;
         a forced target is scored under its own (これは例です。 is polite whatever the prediction).
         """
         self.check_politeness(politeness)
-        if method not in methods_of(self.model):
-            raise InputError(f"this model has no method {method!r}; its methods are {', '.join(methods_of(self.model))}")
         src_tokens = self._fitting(self.source_tokens(source), "source")
         src = self._src_tensor(src_tokens)
         forced_tokens = None if target is None else self._fitting(self.target_tokens(target), "target")
@@ -221,21 +228,81 @@ class Translator:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         stop()
-        computed = method_maps(self.model, src, target_ids, ids, encoded, method, saliency, stop)
-        logp = computed.logp
-        decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
+        return TranslationPair(src_tokens, src, tgt_tokens, target_ids, ids, probs[0], encoded, target is not None)
+
+    def _decoder_inputs(self, pair: TranslationPair) -> list[Token]:
+        return self._tokens([BOS], self.tgt_vocab) + pair.target_tokens[:-1]
+
+    def attention(
+        self,
+        source: str,
+        target: str | None = None,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        politeness: str = "auto",
+        stop: StopCheck = never_stop,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
+    ) -> AttentionResult:
+        """Translate `source` (or force `target`) and return every map of `method` for that pair
+        (model.methods; `saliency` says how method saliency attributes); stop is called before every
+        pass and decoding step, and raises to end the call."""
+        if method not in methods_of(self.model):
+            raise InputError(f"this model has no method {method!r}; its methods are {', '.join(methods_of(self.model))}")
+        pair = self._pair(source, target, beam_size, max_length, politeness, stop)
+        computed = method_maps(self.model, pair.src, pair.target_ids, pair.politeness, pair.encoded, method, saliency, stop)
         return AttentionResult(
-            source_tokens=src_tokens,
-            target_tokens=tgt_tokens,
-            decoder_input_tokens=decoder_inputs,
-            translation=join_japanese([t.text for t in tgt_tokens]),
-            forced=target is not None,
-            score=float(logp.sum()),
+            source_tokens=pair.source_tokens,
+            target_tokens=pair.target_tokens,
+            decoder_input_tokens=self._decoder_inputs(pair),
+            translation=join_japanese([t.text for t in pair.target_tokens]),
+            forced=pair.forced,
+            score=float(computed.logp.sum()),
             maps=computed.maps,
-            controls=self._politeness_used(ids, 0),
-            predictions=self._predictions(probs[0]),
+            controls=self._politeness_used(pair.politeness, 0),
+            predictions=self._predictions(pair.probabilities),
             method=method,
             layer_maps=computed.layer_maps,
             residual_shares=computed.residual_shares,
             contributions=computed.contributions,
+        )
+
+    def explain(
+        self,
+        source: str,
+        target: str | None,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        politeness: str = "auto",
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        """How `head` of `layer` computed the `kind` attention row of `query` for this pair: the same pass as
+        attention(), traced (Seq2SeqTransformer.trace). InputError when the query is past its axis."""
+        if not isinstance(self.model, Seq2SeqTransformer):
+            raise InputError("this model's attention is not made of queries, keys and values: it cannot be explained")
+        pair = self._pair(source, target, beam_size, max_length, politeness, stop)
+        rows = pair.source_tokens if kind == "encoder" else pair.target_tokens
+        if not 0 <= query < len(rows):
+            axis = "source" if kind == "encoder" else "translation"
+            raise InputError(
+                f"query {query} out of range: the {axis} has {len(rows)} tokens, so valid queries are 0 to {len(rows) - 1}"
+            )
+        trace = self.model.trace(pair.src, decoder_inputs(pair.target_ids, self.device), pair.politeness)
+        return explain_head(
+            self.model,
+            trace,
+            kind,
+            layer,
+            head,
+            query,
+            source_tokens=pair.source_tokens,
+            target_tokens=pair.target_tokens,
+            decoder_input_tokens=self._decoder_inputs(pair),
+            translation=join_japanese([t.text for t in pair.target_tokens]),
+            forced=pair.forced,
+            controls=self._politeness_used(pair.politeness, 0),
         )

@@ -22,6 +22,11 @@ export async function fetchAttention({ model, source, target, beam, controls, gr
   return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
+// `body`: a POST /api/v1/explain request (learn/explain.js explainRequest makes it).
+export async function fetchExplanation(body) {
+  return request("/api/v1/explain", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
 async function request(url, options = {}) {
   let response;
   try {

@@ -2,11 +2,12 @@
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
 import { agreementSentence, agreementTable, argmaxAgreement, otherModels, otherRequest } from "./agreement.js";
-import { ApiError, fetchAttention } from "./api.js";
+import { ApiError, fetchAttention, fetchExplanation } from "./api.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
 import { comparisonTable, differences, gridDifferences, pinnedMap, pinnedSelection, pinnedStep, statisticsShift, whyNoDifference } from "./compare.js";
 import { contributionsTable, contributionViews, sourceShares } from "./contributions.js";
 import { checkForm, fieldOf, labelled } from "./form.js";
+import { explainRequest, explanationSteps, headEfficiency } from "./learn/explain.js";
 import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
 import {
   clampSelection,
@@ -35,6 +36,7 @@ import { contributionsTitle, drawContributions } from "./views/contributions.js"
 import { drawStatistics, drawStatisticsShift, statisticsOf } from "./views/stats.js";
 import { sketchFigure } from "./views/sketch.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
+import { checkSentence, drawRowFigure, explanationSections, explanationTable, explanationTitle } from "./views/explain.js";
 import { drawTable } from "./views/table.js";
 
 const state = initialState();
@@ -88,6 +90,7 @@ const el = {
   otherModel: $("other-model"),
   modelsCaption: $("models-caption"),
   modelsFigure: $("models-figure"),
+  explain: { query: $("explain-query"), status: $("explain-status"), check: $("explain-check"), figure: $("explain-figure"), steps: $("explain-steps") },
   legend: $("legend"),
   maskSwatch: $("mask-swatch"),
   legendText: $("legend-text"),
@@ -208,6 +211,7 @@ async function request() {
     if (state.response && state.response.method !== response.method) state.head = "layer";
     state.response = response;
     state.answeredSource = state.source;
+    state.asked = { model: state.model, source: state.source, target: state.target, beam: state.beam, controls: state.controls };
     clamp();
     showError("");
     await render();
@@ -309,6 +313,7 @@ function inapplicable() {
   if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}, so neither that attention nor the three panels are offered.`);
   const noCompare = whyNoView("models", info, comparable().length);
   if (noCompare) reasons.push(noCompare);
+  if (state.view === "explain") reasons.push("How it's computed shows every key as the model weighs it, <s> and </s> included, so hiding them and renormalising do not apply.");
   if (state.showSpecial && !hasRawRows()) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
   if (!hasReadings()) reasons.push("This result has no readings to show.");
   return reasons;
@@ -329,7 +334,7 @@ function renderControls() {
   }
   el.kindPicker.setAttribute("aria-disabled", String(!pickerApplies));
   fillSelect(el.layer, maps ? Array.from({ length: layerCount(response, kind) }, (_, l) => [String(l), String(l)]) : [], String(state.layer));
-  fillSelect(el.head, maps ? headChoices(response, kind).map((h) => [String(h), typeof h === "number" ? String(h) : headName(h)]) : [], String(state.head));
+  fillSelect(el.head, maps ? headChoices(response, kind, state.view === "explain").map((h) => [String(h), typeof h === "number" ? String(h) : headName(h)]) : [], String(state.head));
   el.layer.disabled = el.head.disabled = !maps || state.view === "contributions";
   el.normaliseRowsControl.hidden = !hasRawRows();
   el.normaliseRows.checked = state.normaliseRows;
@@ -400,6 +405,7 @@ async function renderView() {
       onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
       describeFirstView(kind);
       Object.assign(onScreen, await renderCompare());
+      bindHeadClicks();
       break;
     }
     case "grid": {
@@ -454,6 +460,12 @@ async function renderView() {
       onScreen = drawn;
       break;
     }
+    case "explain": {
+      const drawn = await renderExplain();
+      if (!drawn) return; // a newer result or choice came while the model was asked: its render draws
+      onScreen = drawn;
+      break;
+    }
   }
   onScreen.title ??= onScreen.table.caption;
   onScreen.element.setAttribute("aria-label", `${onScreen.title}. The table after the figure lists its values.`);
@@ -471,6 +483,7 @@ function renderLegend() {
   const kind = shownKind(state);
   const contributions = state.view === "contributions";
   const causal = contributions || (state.view === "panels" ? "decoder" in state.response.attention : state.response.attention[kind].causal);
+  el.legend.hidden = state.view === "explain"; // its numbers are every key's, as the model computed them
   el.maskSwatch.hidden = !causal;
   el.maskSwatch.style.backgroundColor = maskColour(state.scale);
   const parts = [];
@@ -487,6 +500,7 @@ function renderLegend() {
   if (!state.showSpecial && kind === "decoder" && state.view !== "grid") parts.push("the first produced token can only look at <s>, so its row is all masked");
   parts.push("word? unknown to the model");
   if (state.view === "head") parts.push("point at a token to outline its row and column");
+  if (state.view === "head" && modelInfo(state.response.model)?.explains) parts.push("click a row to see how it is computed");
   el.legendText.textContent = parts.join(" · ");
 }
 
@@ -645,6 +659,64 @@ async function renderModels() {
   };
 }
 
+// "How it's computed": one head's computation of the row of state.query, in the model's numbers, asked
+// of the server once per row (the one other request a view makes), with the same request as the result
+// on screen so that the model decodes the same translation. A newer result or choice made while it is
+// asked wins (null: nothing drawn; that choice's render draws).
+async function renderExplain() {
+  const response = state.response;
+  const { kind, layer, head, query } = state;
+  const map = response.attention[kind];
+  fillSelect(el.explain.query, response[map.query_axis].map((token, i) => [String(i), `${i}: ${token.text}`]), String(query));
+  const asked = explainRequest(state.asked, kind, layer, head, query);
+  const key = JSON.stringify(asked);
+  if (state.explanation?.key !== key) {
+    el.explain.status.textContent = `Asking ${response.model} for the numbers of layer ${layer}, head ${head}…`;
+    try {
+      const answer = await fetchExplanation(asked);
+      const current = state.response === response && state.view === "explain";
+      if (!current || JSON.stringify(explainRequest(state.asked, state.kind, state.layer, state.head, state.query)) !== key) return null;
+      state.explanation = { key, response: answer };
+    } catch (error) {
+      if (!(error instanceof ApiError)) console.error(error);
+      el.explain.status.textContent = `${response.model} could not be asked: ${error.message}`;
+      el.explain.check.hidden = true;
+      el.explain.steps.replaceChildren();
+      Plotly.purge(el.explain.figure);
+      return { element: el.explain.figure, table: { caption: el.explain.status.textContent, columns: [], rows: [] }, name: `explain-${kind}` };
+    }
+  }
+  const explanation = state.explanation.response;
+  const mapRow = map.weights[layer][head][query];
+  const steps = explanationSteps(explanation, mapRow);
+  const check = checkSentence(explanation, steps);
+  el.explain.status.textContent = `${explanationTitle(explanation)}. Pick another row below, or another kind, layer or head above.`;
+  el.explain.check.textContent = check.text;
+  el.explain.check.classList.toggle("differs", !check.equal);
+  el.explain.check.hidden = false;
+  await drawRowFigure(el.explain.figure, explanation, steps, mapRow);
+  el.explain.steps.replaceChildren(...explanationSections(explanation, steps, headEfficiency(explanation), mapRow, options()));
+  return {
+    element: el.explain.figure,
+    title: explanationTitle(explanation),
+    table: explanationTable(explanation, steps, mapRow),
+    name: `explain-${kind}-L${layer}-H${head}-q${query}`,
+  };
+}
+
+// A click on a row of the head view opens "How it's computed" for that query token (and, from the
+// mean or max of heads, for head 0: an aggregate is no one computation). Bound once.
+let headClicksBound = false;
+function bindHeadClicks() {
+  if (headClicksBound) return;
+  headClicksBound = true;
+  el.headFigure.on("plotly_click", (event) => {
+    const point = event.points?.find((p) => p.data.yaxis === "y");
+    if (!point || !headView || !modelInfo(state.response.model)?.explains) return;
+    update({ view: "explain", query: headView.rows[point.y], head: typeof state.head === "number" ? state.head : 0 });
+  });
+}
+
 // Plotly's click events live on the figure element once it has been drawn; bound once.
 let statisticsClicksBound = false;
 function bindStatisticsClicks() {
@@ -702,7 +774,7 @@ function selectHead(layer, head) {
 
 function moveHead(delta) {
   if (!hasMaps()) return undefined;
-  return update({ head: stepHead(state.response, shownKind(state), state.head, delta, state.view === "stats") });
+  return update({ head: stepHead(state.response, shownKind(state), state.head, delta, state.view === "stats" || state.view === "explain") });
 }
 
 function moveLayer(delta) {
@@ -826,6 +898,7 @@ function bindEvents() {
   el.showReadings.addEventListener("change", () => update({ showReadings: el.showReadings.checked }));
   el.scale.addEventListener("change", () => update({ scale: el.scale.value }));
   el.otherModel.addEventListener("change", () => update({ otherModel: el.otherModel.value }));
+  el.explain.query.addEventListener("change", () => update({ query: Number(el.explain.query.value) }));
   for (const tab of document.querySelectorAll('[role="tab"]')) tab.addEventListener("click", () => update({ view: tab.dataset.view }));
   document.querySelector('[role="tablist"]').addEventListener("keydown", onTabKey);
 

@@ -4,9 +4,9 @@ import { DEFAULT_SCALE, SCALES } from "./colors.js";
 
 export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
-export const VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "contributions"];
+export const VIEWS = ["head", "grid", "panels", "stats", "steps", "explain", "models", "contributions"];
 // The views that draw per-layer maps (method saliency has none).
-const MAP_VIEWS = ["head", "grid", "panels", "stats", "steps", "models"];
+const MAP_VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain"];
 export const AGGREGATES = ["mean", "max", "rollout"];
 
 export function initialState() {
@@ -26,6 +26,7 @@ export function initialState() {
     head: "mean", // a head index, or one of AGGREGATES
     view: "head",
     step: 0,
+    query: 0, // the row "How it's computed" explains: a position on the kind's query axis, special tokens included
     showSpecial: false,
     // Hidden <s> and </s> leave rows that no longer sum to 1: by default they are renormalised, and the legend says so.
     renormalise: true,
@@ -39,6 +40,9 @@ export function initialState() {
     models: [],
     response: null,
     answeredSource: "", // the source the response is for
+    asked: null, // what the response was asked with: { model, source, target, beam, controls }
+    // the explanation the "How it's computed" view shows: { key, response } (key: its request, learn/explain.js)
+    explanation: null,
     // a result kept for comparison: { response, query } (query: the URL query that reproduces it)
     pinned: null,
     // the other model's answer for the compare view: { key, response } (key: what it was asked, agreement.otherRequest)
@@ -63,6 +67,7 @@ const PARAMETERS = {
   head: ["head", (v) => (AGGREGATES.includes(v) ? v : nonNegativeInteger(v))],
   view: ["view", (v) => (VIEWS.includes(v) ? v : undefined)],
   step: ["step", nonNegativeInteger],
+  q: ["query", nonNegativeInteger],
   special: ["showSpecial", flag],
   renorm: ["renormalise", flag],
   rows: ["normaliseRows", flag],
@@ -125,6 +130,7 @@ export function whyNoView(view, info, others, response = null) {
   if (view === "panels" && missing.length) return `The three panels need every kind of attention; ${info.name} has no ${missing.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}.`;
   if (view === "models" && !("cross" in info.kinds)) return `Comparing models needs cross-attention, which ${info.name} does not have.`;
   if (view === "models" && others === 0) return "Comparing models needs a second model with cross-attention; this server serves one.";
+  if (view === "explain" && !info.explains) return `${info.name} does not show how its attention is computed step by step (its description says explains: false); the Learn page works the steps through by hand.`;
   return "";
 }
 
@@ -148,9 +154,11 @@ export function headCount(response, kind) {
 
 // What the head selector offers for a kind: its heads; "layer", the layer's own map where the method
 // has one (norms, alti); then the aggregates of heads (rollout is an encoder notion, over weights).
-export function headChoices(response, kind) {
+// `headsOnly` for the views that are per head.
+export function headChoices(response, kind, headsOnly = false) {
   const map = response.attention[kind];
   const heads = Array.from({ length: headCount(response, kind) }, (_, h) => h);
+  if (headsOnly) return heads;
   const layer = map.layer_weights ? ["layer"] : [];
   const rollout = kind === "encoder" && (map.method ?? "weights") === "weights";
   return [...heads, ...layer, ...(heads.length ? AGGREGATES.filter((a) => a !== "rollout" || rollout) : [])];
@@ -159,7 +167,7 @@ export function headChoices(response, kind) {
 // The choice `delta` steps from `head` among headChoices, wrapping round: arrows reach mean, max and
 // rollout too, unless `headsOnly` (the statistics, which are per head).
 export function stepHead(response, kind, head, delta, headsOnly = false) {
-  const choices = headChoices(response, kind).filter((h) => !headsOnly || typeof h === "number");
+  const choices = headChoices(response, kind, headsOnly);
   const at = Math.max(0, choices.indexOf(head));
   return choices[(at + delta + choices.length) % choices.length];
 }
@@ -181,9 +189,11 @@ export function clampSelection(state, info, others) {
   if (!(state.kind in response.attention)) state.kind = Object.keys(response.attention)[0];
   const kind = shownKind(state);
   state.layer = state.layer === null ? firstLayer(response, kind, info) : Math.min(state.layer, layerCount(response, kind) - 1);
-  const choices = headChoices(response, kind);
+  const explaining = state.view === "explain"; // one head's computation, not an aggregate's
+  const choices = headChoices(response, kind, explaining);
   if (typeof state.head === "number" && headCount(response, kind) > 0) state.head = Math.min(state.head, headCount(response, kind) - 1);
-  else if (!choices.includes(state.head)) state.head = choices.includes("mean") ? "mean" : choices[0];
+  else if (!choices.includes(state.head)) state.head = explaining ? 0 : choices.includes("mean") ? "mean" : choices[0];
+  state.query = Math.min(state.query, response[response.attention[kind].query_axis].length - 1);
 }
 
 function positiveInteger(value) {

@@ -21,7 +21,7 @@ from tests.browser.conftest import (
     wait_for_figure,
 )
 
-VIEWS = ["head", "grid", "panels", "stats", "steps", "models"]
+VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain"]
 FIGURES = {
     "head": "head-figure",
     "grid": "grid",
@@ -29,6 +29,7 @@ FIGURES = {
     "stats": "stats-figure",
     "steps": "steps-figure",
     "models": "models-figure",
+    "explain": "explain-figure",
 }
 NINE_WORDS = "this is an example . i like tea ! the cat"  # 11 source tokens, every one in the tiny vocabulary
 
@@ -43,6 +44,8 @@ def open_view(page, view):
     page.wait_for_function("(v) => !document.getElementById(`view-${v}`).hidden", arg=view)
     if view == "models":  # it asks the other model first
         page.wait_for_function("() => !document.getElementById('models-caption').textContent.startsWith('Asking')")
+    if view == "explain":  # it asks the model for the head's numbers first
+        page.wait_for_function("() => !document.getElementById('explain-status').textContent.startsWith('Asking')")
     page.wait_for_timeout(150)
 
 
@@ -424,6 +427,7 @@ def test_languages_examples_selectors_and_units_follow_the_chosen_model(page):
     for view in VIEWS:  # every view draws for this model too
         open_view(page, view)
     assert page.watch.errors == []
+    open_view(page, "head")  # how it's computed offers single heads only
 
     page.select_option("#model", "tiny")
     submit(page, "This is an example.", CLASSIC_TARGET)
@@ -444,7 +448,9 @@ def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page)
         kind: (counts["layers"], counts["heads"]) for kind, counts in info["kinds"].items()
     }
     assert page.get_attribute("#source", "lang") == info["source_language"]["code"]
-    for view in VIEWS:
+    assert page.is_disabled("#tab-explain")  # it declares no step-by-step explanation
+    assert "explains: false" in page.get_attribute("#tab-explain", "title")
+    for view in VIEWS[:-1]:
         open_view(page, view)
     with page.expect_request("**/api/v1/attention") as asked:
         page.select_option("#granularity", "word")  # a result on screen is fetched again in words
