@@ -94,16 +94,20 @@ def _normal(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
-def corpus_positions(tokens: Sequence[Token], corpus: Sequence[str]) -> list[tuple[int, ...]]:
+def corpus_positions(
+    tokens: Sequence[Token], corpus: Sequence[str], subword_marker: str | None = None
+) -> list[tuple[int, ...]]:
     """For each model token, the corpus tokens it covers (() for a special token), matched by characters.
 
     The model may read a corpus token as several (a subword model's pieces, the built-in model's segmentation
     of a Japanese word it does not know) or change its characters (lowercasing, NFKC): both sides are compared
-    in NFKC lowercase. ValueError when the characters differ and the counts do too.
+    in NFKC lowercase. A piece that is only the model's `subword_marker` (sentencepiece's lone "▁") belongs to
+    the word it begins. ValueError when the characters differ and the counts do too.
     """
     owners = [k for k, word in enumerate(corpus) for _ in _normal(word)]
     shown = [token for token in tokens if not token.special]
-    if "".join(_normal(t.text) for t in shown) != "".join(_normal(w) for w in corpus):
+    texts = {id(t): "" if t.text == subword_marker else _normal(t.text) for t in shown}
+    if "".join(texts[id(t)] for t in shown) != "".join(_normal(w) for w in corpus):
         if len(shown) != len(corpus):
             raise ValueError(
                 f"the model's tokens ({' '.join(t.text for t in shown)}) do not spell the corpus tokens ({' '.join(corpus)})"
@@ -115,8 +119,8 @@ def corpus_positions(tokens: Sequence[Token], corpus: Sequence[str]) -> list[tup
         if token.special:
             positions.append(())
             continue
-        width = len(_normal(token.text))
-        positions.append(tuple(dict.fromkeys(owners[at : at + width])))
+        width = len(texts[id(token)])
+        positions.append(tuple(dict.fromkeys(owners[at : at + max(1, width)])))
         at += width
     return positions
 

@@ -97,6 +97,8 @@ def test_corpus_positions_follow_pieces_and_normalisation():
     assert corpus_positions(model, ["Tea", "緑茶", "！"]) == [(0,), (1,), (1,), (2,), ()]
     # one model token over two corpus tokens
     assert corpus_positions([token("o'clock")], ["o", "'clock"]) == [(0, 1)]
+    # a lone subword marker belongs to the word it begins
+    assert corpus_positions([token("is"), token("▁"), token("les"), token("s")], ["is", "less"], "▁") == [(0,), (1,), (1,), (1,)]
 
 
 def test_corpus_positions_fall_back_to_one_for_one_and_refuse_what_cannot_match():
