@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from app.checks import AttentionCall, TranslateCall, limits, words
+from app.checks import AttentionCall, TranslateCall, alignment_layer, limits, words
 from app.schemas import (
-    AlignmentLayer,
+    Alignment,
+    AlignmentLink,
     AttentionMap,
     AttentionResponse,
     ControlInfo,
@@ -21,27 +22,13 @@ from app.schemas import (
     VocabSizes,
 )
 from app.settings import Settings
+from backends.alignment import head_map, shift_rows, weighted_links
 from backends.interface import KIND_AXES, AttentionResult, ModelDescription, StopCheck, TranslationModel
 from backends.interface import Token as ModelToken
 from backends.words import merge_words
 
 # Shown by name, up to this many, in a warning about unknown words.
 NAMED_WORDS = 5
-
-
-def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
-    """The cross-attention layer to open first: the card's measured best, else the last one."""
-    cross = description.kinds.get("cross")
-    if cross is None:
-        return None
-    measured = description.card.get("alignment_by_layer")
-    if measured:
-        best = measured["best_layer"]
-        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
-        return AlignmentLayer(
-            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
-        )
-    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def model_info(name: str, model: TranslationModel, default: str, settings: Settings) -> ModelInfo:
@@ -176,6 +163,24 @@ def _at_granularity(
     return merge_words(result, subword_marker=description.tokens.subword_marker), []
 
 
+def alignment(description: ModelDescription, result: AttentionResult, call: AttentionCall) -> Alignment:
+    """The links of the cross map the call asks for, in the tokens of the response. Shift-Att moves rows before
+    pieces are merged into words, so a word is read from the rows where its pieces are the decoder input."""
+    asked = call.alignment
+    cross = result.maps["cross"]  # (L, H, T, S)
+    read = replace(result, maps={"cross": shift_rows(cross) if asked.shift_att else cross})
+    shown, _ = _at_granularity(description, read, call)
+    weights = head_map(shown.maps["cross"], asked.layer, asked.head)  # (T, S)
+    links = weighted_links(weights, shown.source_tokens, shown.target_tokens, asked.threshold)
+    return Alignment(
+        layer=asked.layer,
+        head=asked.head,
+        threshold=asked.threshold,
+        shift_att=asked.shift_att,
+        links=[AlignmentLink(source=k.source, target=k.target, weight=round(k.share, call.precision)) for k in links],
+    )
+
+
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:
     description = model.describe()
     result = model.attention(
@@ -189,6 +194,7 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
         warnings += target_warnings(description, result.target_tokens)
+    links = alignment(description, result, call) if call.alignment is not None else None
     result, merge_warnings = _at_granularity(description, result, call)
     axes = {
         "source_tokens": result.source_tokens,
@@ -222,5 +228,6 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         target_tokens=_tokens(result.target_tokens),
         decoder_input_tokens=_tokens(result.decoder_input_tokens),
         attention=maps,
+        alignment=links,
         warnings=warnings + merge_warnings,
     )
