@@ -13,10 +13,13 @@ from app.schemas import AlignmentLayer, AttentionRequest, BestAlignment, ModelLi
 from app.settings import Settings
 from backends.interface import (
     ATTENTION_KINDS,
+    DEFAULT_SALIENCY,
     AttentionKind,
     Granularity,
     InputError,
+    Method,
     ModelDescription,
+    SaliencyOptions,
     Token,
     TranslationModel,
     resolve_controls,
@@ -57,6 +60,8 @@ class AttentionCall(TranslateCall):
     heads: tuple[tuple[int, ...], ...]
     precision: int
     granularity: Granularity
+    method: Method = "weights"
+    saliency: SaliencyOptions | None = None  # method saliency only, its defaults filled in
     alignment: AlignmentCall | None = None
 
 
@@ -148,9 +153,33 @@ def _indices(requested: list[int] | None, count: int, what: str) -> tuple[int, .
     return tuple(sorted(set(requested)))
 
 
+def _saliency(request: AttentionRequest, settings: Settings) -> SaliencyOptions | None:
+    """The canonical saliency options of a request: None unless method saliency, every default filled in."""
+    asked = request.saliency
+    if request.method != "saliency":
+        if asked is not None:
+            raise InvalidRequest(f"saliency options are for method saliency, not {request.method}: leave saliency out")
+        return None
+    if asked is None:
+        return DEFAULT_SALIENCY
+    if asked.algorithm == "input_x_gradient":
+        if asked.steps is not None:
+            raise InvalidRequest("saliency steps are for integrated_gradients; input_x_gradient takes none: leave steps out")
+        return SaliencyOptions(asked.algorithm, None)
+    steps = DEFAULT_SALIENCY.steps if asked.steps is None else asked.steps
+    if steps > settings.max_saliency_steps:
+        raise InvalidRequest(f"saliency steps {steps} is over the limit: use 1 to {settings.max_saliency_steps}")
+    return SaliencyOptions(asked.algorithm, steps)
+
+
 def check_attention(model: TranslationModel, request: AttentionRequest, settings: Settings) -> AttentionCall:
     call = check_translate(model, request, settings)
     description = model.describe()
+    if request.method not in description.methods:
+        raise InvalidRequest(
+            f"model {description.name} has no method {request.method}; its methods are {', '.join(description.methods)}"
+        )
+    saliency = _saliency(request, settings)
     has = [kind for kind in ATTENTION_KINDS if kind in description.kinds]
     asked = set(request.kinds or has)
     missing = sorted(asked - set(has))
@@ -178,6 +207,8 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
         heads=heads,
         precision=request.precision,
         granularity=request.granularity,
+        method=request.method,
+        saliency=saliency,
     )
 
 
@@ -203,6 +234,14 @@ def cost(call: TranslateCall) -> float:
     A forced target is one pass over tokens it already has; a free translation may run to max_length
     steps, each over every beam. The runner sends calls up to its cheap_cost to a lane of their own.
     """
+    passes = _passes(call) if isinstance(call, AttentionCall) else 1
     if isinstance(call, AttentionCall) and call.target_length is not None:
-        return float(call.source_length * call.target_length)
-    return float(call.source_length * call.max_length * call.beam_size)
+        return float(call.source_length * call.target_length * passes)
+    return float(call.source_length * call.max_length * call.beam_size * passes)
+
+
+def _passes(call: AttentionCall) -> int:
+    """How many teacher-forced passes the method costs: saliency one backward pass per produced token and step."""
+    if call.saliency is None:
+        return 1
+    return 2 * (call.saliency.steps or 1) * (call.target_length or call.max_length)

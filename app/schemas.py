@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backends.interface import AttentionKind, Granularity, TokenAxis
+from backends.interface import AttentionKind, Granularity, Method, SaliencyAlgorithm, TokenAxis
 
 EXAMPLE_SOURCE = "This is an example."
 
@@ -48,6 +48,20 @@ class AlignmentRequest(RequestBody):
     )
 
 
+class SaliencyRequest(RequestBody):
+    algorithm: SaliencyAlgorithm = Field(
+        "integrated_gradients",
+        description="integrated_gradients (Captum's IntegratedGradients from a zero-embedding baseline) or "
+        "input_x_gradient (Captum's InputXGradient)",
+    )
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="integrated gradients' step count (Captum's n_steps): 20 when left out, at most the server's "
+        "max_saliency_steps; input_x_gradient takes none",
+    )
+
+
 class AttentionRequest(TranslateRequest):
     model_config = ConfigDict(
         extra="forbid",
@@ -58,6 +72,8 @@ class AttentionRequest(TranslateRequest):
                 {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "kinds": ["cross"], "layers": [0], "heads": [0, 1]},
                 {"source": EXAMPLE_SOURCE, "controls": {"politeness": "plain"}},
                 {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "alignment": {"head": "mean", "shift_att": False}},
+                {"source": EXAMPLE_SOURCE, "method": "alti"},
+                {"source": EXAMPLE_SOURCE, "method": "saliency", "saliency": {"algorithm": "integrated_gradients", "steps": 20}},
             ]
         },
     )
@@ -85,6 +101,14 @@ class AttentionRequest(TranslateRequest):
         description="word alignment read off one cross map: each target token's argmax source token, or every link over "
         "a threshold; returned as `alignment`, in the tokens of the response (at its granularity)",
     )
+    method: Method = Field(
+        "weights",
+        description="what the maps measure, one of the model's `methods` (GET /api/v1/models): weights (the softmax "
+        "weights), norms (‖α_ij f(x_j)‖ per head and ‖Σ_h α_ij f_h(x_j)‖ per layer, Kobayashi et al. 2020; rows not "
+        "normalised), alti (ALTI+ contributions, Ferrando et al. 2022: per-layer maps and `contributions`), saliency "
+        "(gradient attributions with Captum: `contributions` only)",
+    )
+    saliency: SaliencyRequest | None = Field(None, description="how method saliency attributes; only with method saliency")
 
 
 class Token(BaseModel):
@@ -153,8 +177,41 @@ class AttentionMap(BaseModel):
     query_tokens: list[str]
     key_tokens: list[str]
     layers: list[int]
-    heads: list[int]
-    weights: list[list[list[list[float]]]] = Field(description="[layer][head][query][key]; each row sums to 1")
+    heads: list[int] = Field(description="the heads of `weights`; empty for alti, which has no per-head maps")
+    weights: list[list[list[list[float]]]] = Field(
+        description="[layer][head][query][key]: for method weights the attention weights (each row sums to 1), for "
+        "norms ‖α_ij f_h(x_j)‖ (not normalised); empty lists per layer for alti"
+    )
+    method: Method = Field(description="what the values measure: the request's method")
+    rows_sum_to_one: bool = Field(
+        description="true for weights and alti (alti cross-attention: with `residual`); false for norms, whose rows "
+        "are vector norms: divide a row by its sum for a row-normalised view"
+    )
+    layer_weights: list[list[list[float]]] | None = Field(
+        None,
+        description="[layer][query][key] the layer's own map where the method has one: norms ‖Σ_h α_ij f_h(x_j)‖ "
+        "(Kobayashi et al. 2020 eq. 6), alti the block's contributions; null for weights",
+    )
+    residual: list[list[float]] | None = Field(
+        None,
+        description="[layer][query] alti cross-attention only: the share of the decoder's own residual stream, "
+        "which with the source columns of layer_weights sums to 1",
+    )
+
+
+class Contributions(BaseModel):
+    method: Method = Field(description="alti or saliency")
+    normalised: bool = Field(
+        description="true (alti): each row of source and prefix together sums to 1; false (saliency): L2 norms of the "
+        "attributions, not normalised"
+    )
+    source: list[list[float]] = Field(description="[produced token][source token], rows target_tokens")
+    prefix: list[list[float]] = Field(
+        description="[produced token][decoder input], columns decoder_input_tokens; 0 for the inputs a token cannot see"
+    )
+    source_share: list[float] = Field(
+        description="per produced token: the source's part of the row's total, sum(source) / (sum(source) + sum(prefix))"
+    )
 
 
 class AlignmentLink(BaseModel):
@@ -185,9 +242,15 @@ class AttentionResponse(BaseModel):
     source_tokens: list[Token] = Field(description="rows and columns of encoder maps, columns of cross maps")
     target_tokens: list[Token] = Field(description="tokens produced: rows of decoder and cross maps")
     decoder_input_tokens: list[Token] = Field(description="<s> then target_tokens[:-1]: columns of decoder maps")
-    attention: dict[AttentionKind, AttentionMap]
+    attention: dict[AttentionKind, AttentionMap] = Field(description="the per-layer maps; empty for method saliency")
     alignment: Alignment | None = Field(None, description="the word alignment asked for with `alignment`; null when not asked")
     warnings: Warnings
+    method: Method = Field(description="what the maps measure: the request's method")
+    contributions: Contributions | None = Field(
+        None,
+        description="alti and saliency: per produced token, what each source token and each decoder input gave it; "
+        "null for weights and norms",
+    )
 
 
 class VocabSizes(BaseModel):
@@ -238,6 +301,14 @@ class BestAlignment(BaseModel):
     mean_aer: float
 
 
+class MethodInfo(BaseModel):
+    name: Method = Field(examples=["alti"])
+    label: str = Field(examples=["ALTI+ contributions"])
+    saliency_algorithms: list[SaliencyAlgorithm] = Field(
+        description="for saliency: the algorithms a request may choose, the default first; empty for other methods"
+    )
+
+
 class AlignmentLayer(BaseModel):
     layer: int = Field(description="the cross-attention layer whose mean over heads aligns best")
     measured: bool = Field(description="true when the model card measured it; false: the last layer, for want of a figure")
@@ -268,6 +339,7 @@ class ModelInfo(BaseModel):
     examples: list[str] = Field(description="source sentences to try")
     target_example: str | None = Field(description="a target the model accepts as written")
     has_readings: bool = Field(description="target tokens carry a Latin-letter reading")
+    methods: list[MethodInfo] = Field(description="what attention requests may ask for in `method`, weights first")
     alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
     card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")
 

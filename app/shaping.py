@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+import torch
+
 from app.checks import AttentionCall, TranslateCall, alignment_layer, limits, words
 from app.schemas import (
     Alignment,
     AlignmentLink,
     AttentionMap,
     AttentionResponse,
+    Contributions,
     ControlInfo,
     Hypothesis,
     KindInfo,
     LanguageInfo,
+    MethodInfo,
     ModelInfo,
     ResultWarning,
     Token,
@@ -23,7 +27,17 @@ from app.schemas import (
 )
 from app.settings import Settings
 from backends.alignment import head_map, shift_rows, weighted_links
-from backends.interface import KIND_AXES, AttentionResult, ModelDescription, StopCheck, TranslationModel
+from backends.interface import (
+    DEFAULT_SALIENCY,
+    KIND_AXES,
+    METHOD_LABELS,
+    SALIENCY_ALGORITHMS,
+    AttentionResult,
+    ModelDescription,
+    StopCheck,
+    TranslationModel,
+)
+from backends.interface import Contributions as ModelContributions
 from backends.interface import Token as ModelToken
 from backends.words import merge_words
 
@@ -52,6 +66,10 @@ def model_info(name: str, model: TranslationModel, default: str, settings: Setti
         examples=list(d.examples),
         target_example=d.target_example,
         has_readings=d.has_readings,
+        methods=[
+            MethodInfo(name=m, label=METHOD_LABELS[m], saliency_algorithms=list(SALIENCY_ALGORITHMS) if m == "saliency" else [])
+            for m in d.methods
+        ],
         alignment_layer=alignment_layer(d),
         card=d.card,
     )
@@ -189,6 +207,8 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         beam_size=call.beam_size,
         max_length=call.max_length,
         controls=call.control_values,
+        method=call.method,
+        saliency=call.saliency or DEFAULT_SALIENCY,
         stop=stop,
     )
     warnings = source_warnings(description, result.source_tokens)
@@ -203,8 +223,12 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
     }
     maps = {}
     for kind, layers, heads in zip(call.kinds, call.layers, call.heads, strict=True):
+        if kind not in result.maps and kind not in result.layer_maps:
+            continue  # saliency has no per-layer maps
         query_axis, key_axis, causal = KIND_AXES[kind]
-        weights = result.maps[kind][list(layers)][:, list(heads)]
+        per_head = kind in result.maps
+        layer_map = result.layer_maps.get(kind)
+        residual = result.residual_shares.get(kind)
         maps[kind] = AttentionMap(
             causal=causal,
             query_axis=query_axis,
@@ -212,9 +236,12 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
             query_tokens=[t.text for t in axes[query_axis]],
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
-            heads=list(heads),
-            # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
-            weights=weights.double().round(decimals=call.precision).tolist(),
+            heads=list(heads) if per_head else [],
+            weights=_rounded(result.maps[kind][list(layers)][:, list(heads)], call) if per_head else [[] for _ in layers],
+            method=result.method,
+            rows_sum_to_one=result.method != "norms",
+            layer_weights=None if layer_map is None else _rounded(layer_map[list(layers)], call),
+            residual=None if residual is None else _rounded(residual[list(layers)], call),
         )
     return AttentionResponse(
         model=name,
@@ -230,4 +257,24 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         attention=maps,
         alignment=links,
         warnings=warnings + merge_warnings,
+        method=result.method,
+        contributions=None if result.contributions is None else _contributions(result.contributions, result.method, call),
+    )
+
+
+def _rounded(values, call: AttentionCall) -> list:
+    # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
+    return values.double().round(decimals=call.precision).tolist()
+
+
+def _contributions(contributions: ModelContributions, method: str, call: AttentionCall) -> Contributions:
+    source, prefix = contributions.source.double(), contributions.prefix.double()
+    total = source.sum(-1) + prefix.sum(-1)
+    share = torch.where(total > 0, source.sum(-1) / total.clamp_min(1e-300), torch.zeros_like(total))
+    return Contributions(
+        method=method,
+        normalised=contributions.normalised,
+        source=_rounded(source, call),
+        prefix=_rounded(prefix, call),
+        source_share=_rounded(share, call),
     )

@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 
 from backends.interface import (
+    DEFAULT_SALIENCY,
     AttentionResult,
     Control,
     KindShape,
+    Method,
     ModelDescription,
     ModelLimits,
     ModelLoadError,
+    SaliencyOptions,
     StopCheck,
     Token,
     TokenConventions,
@@ -21,6 +24,7 @@ from backends.interface import (
     never_stop,
 )
 from model.checkpoint import CheckpointError, architecture
+from model.methods import methods_of
 from model.politeness import POLITENESS_LABELS
 from model.readings import load_readings
 from model.translator import POLITENESS, Translator
@@ -93,6 +97,7 @@ class BuiltinModel:
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
             has_readings=bool(self.readings),
+            methods=methods_of(network),
         )
 
     def describe(self) -> ModelDescription:
@@ -134,9 +139,13 @@ class BuiltinModel:
         beam_size: int = 1,
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
-        result = self.translator.attention(source, target, beam_size, max_length, self._politeness(controls), stop)
+        result = self.translator.attention(
+            source, target, beam_size, max_length, self._politeness(controls), stop, method=method, saliency=saliency
+        )
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
         return result

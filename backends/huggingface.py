@@ -26,15 +26,18 @@ from pathlib import Path
 import torch
 
 from backends.interface import (
+    DEFAULT_SALIENCY,
     AttentionResult,
     Control,
     Hypothesis,
     InputError,
     KindShape,
     Language,
+    Method,
     ModelDescription,
     ModelLimits,
     ModelLoadError,
+    SaliencyOptions,
     StopCheck,
     Token,
     TokenConventions,
@@ -505,9 +508,14 @@ class HuggingFaceModel:
         beam_size: int = 1,
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
         values = resolve_controls(self._description, controls)
+        if method not in self._description.methods:
+            methods = ", ".join(self._description.methods)
+            raise InputError(f"model {self._description.name} has no method {method}; its methods are {methods}")
         source_ids = self._source_ids(source, values)
         batch = self._batch([source_ids])
         with torch.inference_mode():

@@ -33,6 +33,40 @@ KIND_AXES: dict[AttentionKind, tuple[TokenAxis, TokenAxis, bool]] = {
     "cross": ("target_tokens", "source_tokens", False),
 }
 
+# --- attribution methods: what a map measures ----------------------------------------------------
+#
+#   weights   the softmax weights α_ij, per head; rows sum to 1 (what every visualizer shows)
+#   norms     ‖α_ij f(x_j)‖ per head, f(x) = (x W_V + b_V) W_O restricted to the head, and ‖Σ_h α_ij f_h(x_j)‖ as
+#             the layer's map (Kobayashi et al. 2020, eq. 5-6); rows are not normalised
+#   alti      ALTI+ (Ferrando et al. 2022): per layer, each block's token contributions (rows sum to 1; cross-attention
+#             keeps the share of the decoder's own residual stream apart), and per produced token the contributions
+#             of every source and target-prefix token composed through the layers
+#   saliency  gradient attribution (Captum) of each produced token's log-probability to the source and target-prefix
+#             token embeddings, reduced by the L2 norm per token; no per-layer maps
+Method = Literal["weights", "norms", "alti", "saliency"]
+METHODS: tuple[Method, ...] = ("weights", "norms", "alti", "saliency")
+METHOD_LABELS: dict[Method, str] = {
+    "weights": "Attention weights",
+    "norms": "Vector norms ‖αf(x)‖",
+    "alti": "ALTI+ contributions",
+    "saliency": "Gradient saliency",
+}
+SaliencyAlgorithm = Literal["integrated_gradients", "input_x_gradient"]
+SALIENCY_ALGORITHMS: tuple[SaliencyAlgorithm, ...] = ("integrated_gradients", "input_x_gradient")
+
+
+@dataclass(frozen=True)
+class SaliencyOptions:
+    """How method "saliency" attributes: Captum's IntegratedGradients with `steps` (its n_steps) from a zero
+    embedding baseline, or InputXGradient (which takes no steps: `steps` is then None)."""
+
+    algorithm: SaliencyAlgorithm = "integrated_gradients"
+    steps: int | None = 20
+
+
+DEFAULT_SALIENCY = SaliencyOptions()
+
+
 # Called by an implementation once per decoding step (and between passes); it raises to stop the
 # call (the runner's client went away, or its deadline passed). Implementations never catch it.
 StopCheck = Callable[[], None]
@@ -127,6 +161,7 @@ class ModelDescription:
     examples: tuple[str, ...] = ()  # source sentences the page offers as examples
     target_example: str | None = None  # a target the model accepts as written, for the page's placeholder
     has_readings: bool = False  # target tokens carry Latin-letter readings
+    methods: tuple[Method, ...] = ("weights",)  # the attribution methods attention() computes for this model
 
 
 # --- what a model computes ----------------------------------------------------------------------
@@ -161,6 +196,15 @@ class Translation:
 
 
 @dataclass
+class Contributions:
+    """Per produced token, what each input token gave it: alti's composed contributions, saliency's attributions."""
+
+    source: Tensor  # (T, S): rows target_tokens, columns source_tokens
+    prefix: Tensor  # (T, T): rows target_tokens, columns decoder_input_tokens (0 for the inputs a row cannot see)
+    normalised: bool  # each row of source and prefix together sums to 1 (alti); saliency's L2 norms are not normalised
+
+
+@dataclass
 class AttentionResult:
     source_tokens: list[Token]  # columns of encoder and cross maps
     target_tokens: list[Token]  # produced tokens: rows of decoder and cross maps
@@ -168,9 +212,17 @@ class AttentionResult:
     translation: str
     forced: bool
     score: float  # total log-probability of target_tokens
-    maps: dict[AttentionKind, Tensor]  # kind -> (L, H, Tq, Tk), labelled as KIND_AXES says
+    maps: dict[AttentionKind, Tensor]  # kind -> (L, H, Tq, Tk) per head, labelled as KIND_AXES says; {} for alti, saliency
     controls: dict[str, str]
     predictions: dict[str, dict[str, float]]
+    method: Method = "weights"
+    # kind -> (L, Tq, Tk): the layer's own map where the method has one (norms: ‖Σ_h α f_h(x_j)‖; alti: the block's
+    # contributions), labelled as `maps`
+    layer_maps: dict[AttentionKind, Tensor] = field(default_factory=dict)
+    # kind -> (L, Tq): alti's share of the decoder's own residual stream in each cross-attention block (the source
+    # columns of layer_maps["cross"] and it sum to 1)
+    residual_shares: dict[AttentionKind, Tensor] = field(default_factory=dict)
+    contributions: Contributions | None = None  # alti and saliency
 
 
 @runtime_checkable
@@ -207,9 +259,12 @@ class TranslationModel(Protocol):
         beam_size: int = 1,
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
-        """Decode `source` (or force `target`), then collect every map in one teacher-forced pass."""
+        """Decode `source` (or force `target`), then compute every map of `method` (one of describe().methods;
+        `saliency` says how method saliency attributes) over that pair in one teacher-forced pass."""
         ...
 
 

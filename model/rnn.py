@@ -61,10 +61,11 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.pad_id = cfg.pad_id
 
-    def forward(self, src: Tensor) -> Tensor:
-        """src: (B, S) -> annotations (B, S, 2·d_encoder), zero at padding."""
+    def forward(self, src: Tensor, token_vectors: Tensor | None = None) -> Tensor:
+        """src: (B, S) -> annotations (B, S, 2·d_encoder), zero at padding; token_vectors: (B, S, d_embed)
+        to use in place of embed(src) (what gradient attributions differentiate)."""
         lengths = (src != self.pad_id).sum(1).cpu()
-        x = self.dropout(self.embed(src))
+        x = self.dropout(self.embed(src) if token_vectors is None else token_vectors)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
@@ -199,13 +200,14 @@ class AttentionRNN(nn.Module):
         return self.output(state.hidden, embedded, context)
 
     def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None, token_vectors: Tensor | None = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}) -> (logits (B, T, V), [] (no decoder self-attention),
-        [cross (B, 1, T, S)]): one layer of one head, row t the attention of the step that produced target t."""
+        [cross (B, 1, T, S)]): one layer of one head, row t the attention of the step that produced target t.
+        token_vectors: (B, T, d_embed) to use in place of tgt_embed(tgt_in)."""
         self._no_politeness(politeness)
         state = self.start_decoding(memory, src)
-        embedded = self.dropout(self.tgt_embed(tgt_in))  # (B, T, d_embed)
+        embedded = self.dropout(self.tgt_embed(tgt_in) if token_vectors is None else token_vectors)  # (B, T, d_embed)
         hidden, contexts, weights = [], [], []
         for t in range(tgt_in.size(1)):
             context, alpha = self.recur(embedded[:, t], state)
@@ -214,6 +216,18 @@ class AttentionRNN(nn.Module):
             weights.append(alpha)
         logits = self.output(torch.stack(hidden, 1), embedded, torch.stack(contexts, 1))  # (B, T, V)
         return logits, [], [torch.stack(weights, 1)[:, None].detach()]
+
+    def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
+        """The source (B, S, d_embed) and decoder-input (B, T, d_embed) embeddings."""
+        return self.encoder.embed(src), self.tgt_embed(tgt_in)
+
+    def logits_from_token_vectors(
+        self, src: Tensor, tgt_in: Tensor, source_vectors: Tensor, target_vectors: Tensor, politeness: Tensor | None = None
+    ) -> Tensor:
+        """forward() with token_vectors() given instead of looked up (lengths and masks still come from the
+        ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V)."""
+        memory = self.encoder(src, source_vectors)
+        return self.decode(tgt_in, memory, src, politeness, target_vectors)[0]
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
         memory, _ = self.encode(src)

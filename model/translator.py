@@ -10,11 +10,22 @@ from pathlib import Path
 
 import torch
 
-from backends.interface import AttentionResult, InputError, StopCheck, Token, Translation, never_stop
+from backends.interface import (
+    DEFAULT_SALIENCY,
+    AttentionResult,
+    InputError,
+    Method,
+    SaliencyOptions,
+    StopCheck,
+    Token,
+    Translation,
+    never_stop,
+)
 from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import Encoded, Hypothesis, beam_search, forced_attention, greedy_decode
+from model.decoding import Encoded, Hypothesis, beam_search, greedy_decode
+from model.methods import method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
 from model.vocab import BOS, EOS, Vocab
@@ -182,14 +193,19 @@ class Translator:
         max_length: int | None = None,
         politeness: str = "auto",
         stop: StopCheck = never_stop,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
     ) -> AttentionResult:
-        """Translate `source` (or force `target`) and return every attention map of that pair; stop is
-        called before every pass and decoding step, and raises to end the call.
+        """Translate `source` (or force `target`) and return every map of `method` for that pair
+        (model.methods; `saliency` says how method saliency attributes); stop is called before every
+        pass and decoding step, and raises to end the call.
 
         With politeness "auto", a decoded translation takes the politeness predicted from the source;
         a forced target is scored under its own (これは例です。 is polite whatever the prediction).
         """
         self.check_politeness(politeness)
+        if method not in methods_of(self.model):
+            raise InputError(f"this model has no method {method!r}; its methods are {', '.join(methods_of(self.model))}")
         src_tokens = self._fitting(self.source_tokens(source), "source")
         src = self._src_tensor(src_tokens)
         forced_tokens = None if target is None else self._fitting(self.target_tokens(target), "target")
@@ -205,7 +221,8 @@ class Translator:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         stop()
-        maps, logp = forced_attention(self.model, src, target_ids, ids, encoded)
+        computed = method_maps(self.model, src, target_ids, ids, encoded, method, saliency, stop)
+        logp = computed.logp
         decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
         return AttentionResult(
             source_tokens=src_tokens,
@@ -214,7 +231,11 @@ class Translator:
             translation=join_japanese([t.text for t in tgt_tokens]),
             forced=target is not None,
             score=float(logp.sum()),
-            maps=maps,
+            maps=computed.maps,
             controls=self._politeness_used(ids, 0),
             predictions=self._predictions(probs[0]),
+            method=method,
+            layer_maps=computed.layer_maps,
+            residual_shares=computed.residual_shares,
+            contributions=computed.contributions,
         )
