@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from app.schemas import AlignmentLayer, AttentionRequest, BestAlignment, ModelLimits, TranslateRequest
 from app.settings import Settings
+from backends.alignment import CONTRIBUTIONS, HEADS, MEAN, METHOD_READINGS
 from backends.interface import (
     ATTENTION_KINDS,
     DEFAULT_SALIENCY,
@@ -45,8 +46,8 @@ class TranslateCall:
 
 @dataclass(frozen=True)
 class AlignmentCall:
-    layer: int  # resolved: the model's alignment layer when the request left it out
-    head: int | str  # a head index or "mean"
+    layer: int | None  # resolved: the model's alignment layer when the request left it out; None for contributions
+    head: int | str  # a head index, "mean", "layer" or "contributions" (backends.alignment), resolved
     threshold: float | None  # None: argmax
     shift_att: bool
 
@@ -89,12 +90,12 @@ def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
     if reference is not None:
         by_method = {}
         for method, table in tables[reference]["methods"].items():
-            best, mean = table["best"], table["best_mean"]
+            best, mean = table["best"], table.get("best_mean", {})
             by_method[method] = BestAlignment(
                 reference=reference, layer=best["layer"], head=best["head"], aer=best["aer"],
-                mean_layer=mean["layer"], mean_aer=mean["aer"],
+                mean_layer=mean.get("layer"), mean_aer=mean.get("aer"),
             )  # fmt: skip
-        weights = by_method.get("weights") or next(iter(by_method.values()))
+        weights = by_method["weights"]
         sentences = tables[reference]["sentences"]
         note = (
             f"lowest AER of the mean of heads against the {reference} alignments of {sentences} test sentences "
@@ -220,12 +221,25 @@ def check_alignment(description: ModelDescription, request: AttentionRequest) ->
     if cross is None:
         has = ", ".join(description.kinds)
         raise InvalidRequest(f"model {description.name} has no cross attention, which alignment reads; its kinds are {has}")
-    layer = alignment_layer(description).layer if asked.layer is None else asked.layer
-    if not 0 <= layer < cross.layers:
-        raise InvalidRequest(f"alignment.layer {layer} out of range: valid cross layers are 0 to {cross.layers - 1}")
-    if asked.head != "mean" and not 0 <= asked.head < cross.heads:
-        raise InvalidRequest(f"alignment.head {asked.head} out of range: valid cross heads are 0 to {cross.heads - 1}, or mean")
-    return AlignmentCall(layer=layer, head=asked.head, threshold=asked.threshold, shift_att=asked.shift_att)
+    readings = METHOD_READINGS[request.method]
+    choices = [MEAN, f"a head 0 to {cross.heads - 1}"] if HEADS in readings else []
+    choices += [r for r in readings if r != HEADS]
+    head = asked.head if asked.head is not None else MEAN if HEADS in readings else readings[0]
+    allowed = HEADS if isinstance(head, int) or head == MEAN else head
+    if allowed not in readings:
+        can = " or ".join(choices)
+        raise InvalidRequest(f"method {request.method} has no {head!r} map to align: alignment.head can be {can}")
+    if isinstance(head, int) and not 0 <= head < cross.heads:
+        raise InvalidRequest(f"alignment.head {head} out of range: valid cross heads are 0 to {cross.heads - 1}, or mean")
+    if head == CONTRIBUTIONS:
+        if asked.layer is not None:
+            raise InvalidRequest("alignment.layer is for per-layer maps; contributions compose every layer: leave it out")
+        layer = None
+    else:
+        layer = alignment_layer(description).layer if asked.layer is None else asked.layer
+        if not 0 <= layer < cross.layers:
+            raise InvalidRequest(f"alignment.layer {layer} out of range: valid cross layers are 0 to {cross.layers - 1}")
+    return AlignmentCall(layer=layer, head=head, threshold=asked.threshold, shift_att=asked.shift_att)
 
 
 def cost(call: TranslateCall) -> float:

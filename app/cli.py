@@ -117,24 +117,36 @@ def _attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _head_name(head) -> str:
+    return {"mean": "mean of heads", "layer": "layer map", "contributions": "contributions"}.get(head, f"head {head}")
+
+
 def _align_summary(tables: dict) -> str:
+    """Per reference and method: a grid of AER, layers down, heads (then the mean and the layer map) across."""
     lines = []
     for name, reference in tables.items():
         lines.append(f"AER against {name} ({reference['reference']}, {reference['sentences']} sentences; {reference['rule']}):")
         for method, table in reference["methods"].items():
-            heads = len(table["layers"][0]["heads"])
             lines.append(f"  {method}")
-            lines.append("    layer    mean  " + "  ".join(f"head {h}" for h in range(heads)))
-            for row in table["layers"]:
-                cells = "  ".join(f"{head['aer']:6.3f}" for head in row["heads"])
-                lines.append(f"    {row['layer']:5d}  {row['mean']['aer']:6.3f}  {cells}")
-            best, mean = table["best"], table["best_mean"]
-            head = "mean of heads" if best["head"] == "mean" else f"head {best['head']}"
-            lines.append(
-                f"    best: layer {best['layer']}, {head}: AER {best['aer']:.3f} "
-                f"(precision {best['precision']:.3f}, recall {best['recall']:.3f}); "
-                f"best layer mean: layer {mean['layer']}, AER {mean['aer']:.3f}"
+            scores = {(row["layer"], row["head"]): row["aer"] for row in table["scores"]}
+            layers = sorted({layer for layer, _ in scores if layer is not None})
+            columns = list(dict.fromkeys(head for layer, head in scores if layer is not None))
+            if layers:
+                lines.append("    layer  " + "  ".join(f"{str(h) if isinstance(h, str) else f'head {h}':>6}" for h in columns))
+                for layer in layers:
+                    cells = "  ".join(f"{scores[layer, h]:6.3f}" if (layer, h) in scores else " " * 6 for h in columns)
+                    lines.append(f"    {layer:5d}  {cells}")
+            if (None, "contributions") in scores:
+                lines.append(f"    contributions (every layer composed): {scores[None, 'contributions']:.3f}")
+            best = table["best"]
+            where = "" if best["layer"] is None else f"layer {best['layer']}, "
+            line = (
+                f"    best: {where}{_head_name(best['head'])}: AER {best['aer']:.3f} "
+                f"(precision {best['precision']:.3f}, recall {best['recall']:.3f})"
             )
+            if "best_mean" in table:
+                line += f"; best layer mean: layer {table['best_mean']['layer']}, AER {table['best_mean']['aer']:.3f}"
+            lines.append(line)
     return "\n".join(lines)
 
 
@@ -148,10 +160,13 @@ def _align(args: argparse.Namespace) -> int:
     from app.runner import configure_torch
     from backends.alignment import PharaohError, read_pharaoh
     from backends.alignment_table import AlignmentRule, Reference, aer_tables, read_corpus
-    from backends.interface import InputError
+    from backends.interface import InputError, SaliencyOptions
 
     if args.gold is None and args.silver is None:
         print("attnscope: give a reference: --gold FILE (sure i-j, possible i?j) and/or --silver FILE", file=sys.stderr)
+        return 2
+    if args.saliency_steps < 0:
+        print(f"attnscope: --saliency-steps {args.saliency_steps}: use 1 or more, or 0 for input × gradient", file=sys.stderr)
         return 2
     if args.threshold is not None and not 0 <= args.threshold < 1:
         print(f"attnscope: --threshold {args.threshold} is not a share of a row: use 0 to 1 (exclusive)", file=sys.stderr)
@@ -169,6 +184,8 @@ def _align(args: argparse.Namespace) -> int:
         _, model = registry.get(args.model)
         corpus = read_corpus(args.data, args.split, model.describe())
         lines = range(args.start, args.start + args.limit) if args.limit is not None else None
+        steps = args.saliency_steps
+        saliency = SaliencyOptions(steps=steps) if steps else SaliencyOptions("input_x_gradient", None)
         bar = lambda todo: tqdm(todo, desc="force-decoding", unit="pair", dynamic_ncols=True, file=sys.stderr)  # noqa: E731
         tables = aer_tables(
             model,
@@ -176,6 +193,7 @@ def _align(args: argparse.Namespace) -> int:
             references,
             methods=args.methods,
             rule=AlignmentRule(args.threshold, args.shift_att),
+            saliency=saliency,
             lines=lines,
             progress=bar,
         )
@@ -258,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     align.add_argument("--methods", nargs="+", help="the model's methods to score (default every one it declares)")
     align.add_argument("--threshold", type=float, help="every link over this share of its row, not the argmax")
     align.add_argument("--shift-att", action="store_true", help="Shift-Att: target token t from row t + 1 (Chen et al. 2020)")
+    align.add_argument(
+        "--saliency-steps", type=int, default=20, help="integrated gradients' steps for method saliency (0: input × gradient)"
+    )
     align.add_argument("--json", metavar="FILE", help="write the tables as JSON to FILE (- prints only the JSON)")
     align.set_defaults(run=_align)
     return parser

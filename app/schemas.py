@@ -34,7 +34,13 @@ class AlignmentRequest(RequestBody):
     layer: int | None = Field(
         None, ge=0, description="cross-attention layer to read; the model's best alignment layer (alignment_layer) when left out"
     )
-    head: int | Literal["mean"] = Field("mean", description="a head index (from 0), or mean: the layer's mean over heads")
+    head: int | Literal["mean", "layer", "contributions"] | None = Field(
+        None,
+        description="a head index (from 0) or mean (the layer's mean over heads) for methods with per-head maps (weights, "
+        "norms); layer: the layer's own map (norms ‖Σ_h α f_h(x)‖, alti's cross-attention block); contributions: the "
+        "per-token source contributions (alti composed through every layer, saliency), which have no layer; "
+        "the first the method has of mean, layer, contributions when left out",
+    )
     threshold: float | None = Field(
         None,
         gt=0,
@@ -221,8 +227,9 @@ class AlignmentLink(BaseModel):
 
 
 class Alignment(BaseModel):
-    layer: int = Field(description="the cross-attention layer read")
-    head: int | Literal["mean"]
+    method: Method = Field(description="the method whose map was read: the request's")
+    layer: int | None = Field(description="the cross-attention layer read; null for contributions")
+    head: int | Literal["mean", "layer", "contributions"]
     threshold: float | None = Field(description="null: each target token's argmax")
     shift_att: bool
     links: list[AlignmentLink] = Field(
@@ -294,11 +301,11 @@ class TokenConventionsInfo(BaseModel):
 
 class BestAlignment(BaseModel):
     reference: str = Field(examples=["gold"], description="the reference it was measured against: gold or silver")
-    layer: int = Field(description="the layer of the lowest AER over every head and layer mean")
-    head: int | Literal["mean"]
+    layer: int | None = Field(description="the layer of the lowest AER of every map the method has; null: contributions")
+    head: int | Literal["mean", "layer", "contributions"] = Field(description="as the request's alignment.head")
     aer: float
-    mean_layer: int = Field(description="the layer whose mean over heads has the lowest AER")
-    mean_aer: float
+    mean_layer: int | None = Field(description="the layer whose mean over heads has the lowest AER; null without heads")
+    mean_aer: float | None
 
 
 class MethodInfo(BaseModel):

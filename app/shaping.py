@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import torch
 
@@ -26,7 +26,7 @@ from app.schemas import (
     VocabSizes,
 )
 from app.settings import Settings
-from backends.alignment import head_map, shift_rows, weighted_links
+from backends.alignment import cross_map, shift_att, weighted_links
 from backends.interface import (
     DEFAULT_SALIENCY,
     KIND_AXES,
@@ -185,12 +185,11 @@ def alignment(description: ModelDescription, result: AttentionResult, call: Atte
     """The links of the cross map the call asks for, in the tokens of the response. Shift-Att moves rows before
     pieces are merged into words, so a word is read from the rows where its pieces are the decoder input."""
     asked = call.alignment
-    cross = result.maps["cross"]  # (L, H, T, S)
-    read = replace(result, maps={"cross": shift_rows(cross) if asked.shift_att else cross})
-    shown, _ = _at_granularity(description, read, call)
-    weights = head_map(shown.maps["cross"], asked.layer, asked.head)  # (T, S)
+    shown, _ = _at_granularity(description, shift_att(result) if asked.shift_att else result, call)
+    weights = cross_map(shown, asked.layer, asked.head)  # (T, S)
     links = weighted_links(weights, shown.source_tokens, shown.target_tokens, asked.threshold)
     return Alignment(
+        method=result.method,
         layer=asked.layer,
         head=asked.head,
         threshold=asked.threshold,

@@ -22,28 +22,80 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from backends.interface import Token
+from backends.interface import AttentionResult, Method, Token
 
 Link = tuple[int, int]  # (source index, target index)
 
-# --- links from a map -----------------------------------------------------------------------
+# --- which cross map --------------------------------------------------------------------------
+#
+# A map to read is (layer, head): head a head index or MEAN of a layer's per-head maps (weights, norms), LAYER the
+# layer's own map where the method has one (norms ‖Σ_h α f_h(x)‖, alti's cross-attention block contributions over
+# the source), or CONTRIBUTIONS: the per-token source contributions of alti (composed through every layer) and
+# saliency, which have no layer (None).
+MEAN, LAYER, CONTRIBUTIONS = "mean", "layer", "contributions"
+Head = int | str
+HEADS = "heads"  # the per-head maps, and so their MEAN
+# What each method of backends.interface gives to read alignments from, in the order a default is taken.
+METHOD_READINGS: dict[Method, tuple[str, ...]] = {
+    "weights": (HEADS,),
+    "norms": (HEADS, LAYER),
+    "alti": (LAYER, CONTRIBUTIONS),
+    "saliency": (CONTRIBUTIONS,),
+}
 
 
 def head_map(cross: Tensor, layer: int, head: int | str) -> Tensor:
     """cross: (L, H, Tq, Tk) -> (Tq, Tk): one head of one layer, or "mean" over the layer's heads."""
     weights = cross[layer]  # (H, Tq, Tk)
-    return weights.mean(0) if head == "mean" else weights[head]
+    return weights.mean(0) if head == MEAN else weights[head]
+
+
+def cross_readings(result: AttentionResult) -> list[tuple[int | None, Head]]:
+    """Every (layer, head) of `result` that a word alignment can be read from, layer by layer."""
+    per_head, layer_maps = result.maps.get("cross"), result.layer_maps.get("cross")
+    layers = per_head.shape[0] if per_head is not None else layer_maps.shape[0] if layer_maps is not None else 0
+    readings: list[tuple[int | None, Head]] = []
+    for layer in range(layers):
+        if per_head is not None:
+            readings += [(layer, head) for head in range(per_head.shape[1])] + [(layer, MEAN)]
+        if layer_maps is not None:
+            readings.append((layer, LAYER))
+    if result.contributions is not None:
+        readings.append((None, CONTRIBUTIONS))
+    return readings
+
+
+def cross_map(result: AttentionResult, layer: int | None, head: Head) -> Tensor:
+    """(T, S), rows target_tokens, columns source_tokens: the map `(layer, head)` names (see cross_readings)."""
+    if head == CONTRIBUTIONS:
+        return result.contributions.source
+    if head == LAYER:
+        return result.layer_maps["cross"][layer]
+    return head_map(result.maps["cross"], layer, head)
 
 
 def shift_rows(weights: Tensor) -> Tensor:
     """(..., Tq, Tk) -> the same shape, row t holding row t + 1 (Shift-Att); the last row has no next one: zeros."""
     return torch.cat([weights[..., 1:, :], torch.zeros_like(weights[..., :1, :])], dim=-2)
+
+
+def shift_att(result: AttentionResult) -> AttentionResult:
+    """`result` with the rows of every map alignments are read from moved one step (Shift-Att): cross maps, the
+    cross layer maps, and the contributions' source rows."""
+    maps = {**result.maps, **({"cross": shift_rows(result.maps["cross"])} if "cross" in result.maps else {})}
+    layer_maps = {**result.layer_maps}
+    if "cross" in layer_maps:
+        layer_maps["cross"] = shift_rows(layer_maps["cross"])
+    contributions = result.contributions
+    if contributions is not None:
+        contributions = replace(contributions, source=shift_rows(contributions.source))
+    return replace(result, maps=maps, layer_maps=layer_maps, contributions=contributions)
 
 
 @dataclass(frozen=True)

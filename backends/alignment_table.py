@@ -13,24 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backends.alignment import (
+    CONTRIBUTIONS,
+    LAYER,
+    MEAN,
     Counts,
     GoldAlignment,
+    Head,
     check_bounds,
     corpus_positions,
-    head_map,
+    cross_map,
+    cross_readings,
     links_of,
-    shift_rows,
+    shift_att,
     to_corpus,
     weighted_links,
 )
-from backends.interface import InputError, ModelDescription, TranslationModel
-
-MEAN = "mean"
-
-
-def model_methods(description: ModelDescription) -> tuple[str, ...]:
-    """The attribution methods a model declares (every model has the raw weights)."""
-    return tuple(getattr(description, "methods", ("weights",)))
+from backends.interface import DEFAULT_SALIENCY, InputError, ModelDescription, SaliencyOptions, TranslationModel
 
 
 @dataclass(frozen=True)
@@ -90,6 +88,7 @@ def aer_tables(
     *,
     methods: Sequence[str] | None = None,
     rule: AlignmentRule = AlignmentRule(),
+    saliency: SaliencyOptions = DEFAULT_SALIENCY,
     lines: Iterable[int] | None = None,
     progress: Callable[[Iterable], Iterable] = iter,
 ) -> dict:
@@ -101,7 +100,7 @@ def aer_tables(
     description = model.describe()
     if "cross" not in description.kinds:
         raise InputError(f"model {description.name} has no cross-attention: there is nothing to align with")
-    declared = model_methods(description)
+    declared = description.methods
     methods = tuple(methods or declared)
     unknown = [m for m in methods if m not in declared]
     if unknown:
@@ -117,29 +116,31 @@ def aer_tables(
             raise InputError(f"{ref.path} covers none of the lines run (corpus lines {wanted[0] + 1}–{wanted[-1] + 1})")
     marker = description.tokens.subword_marker
     tallies = {(ref.name, m): _Tally() for ref in references for m in methods}
+
+    def golds(line: int) -> list[tuple[Reference, GoldAlignment]]:
+        return [(ref, ref.alignments[line - ref.start]) for ref in references if 0 <= line - ref.start < len(ref.alignments)]
+
+    for line in wanted:  # every file checked before the first model call
+        source, target = corpus[line]
+        for ref, gold in golds(line):
+            check_bounds(gold, len(source), len(target), f"{ref.path} line {line - ref.start + 1}")
     for line in progress(wanted):
         source, target = corpus[line]
-        golds = [(ref, ref.alignments[line - ref.start]) for ref in references if 0 <= line - ref.start < len(ref.alignments)]
-        for ref, gold in golds:
-            check_bounds(gold, len(source), len(target), f"{ref.path} line {line - ref.start + 1}")
         for method in methods:
-            result = model.attention(" ".join(source), " ".join(target), **_forced_kwargs(method))
+            result = model.attention(" ".join(source), " ".join(target), method=method, saliency=saliency)
             try:
                 source_words = corpus_positions(result.source_tokens, source, marker)
                 target_words = corpus_positions(result.target_tokens, target, marker)
             except ValueError as exc:
                 raise InputError(f"corpus line {line + 1}: {exc}") from None
-            cross = result.maps["cross"]  # (L, H, T, S)
             if rule.shift_att:
-                cross = shift_rows(cross)
-            layers, heads = cross.shape[:2]
-            for layer in range(layers):
-                for head in (*range(heads), MEAN):
-                    weights = head_map(cross, layer, head)
-                    weighted = weighted_links(weights, result.source_tokens, result.target_tokens, rule.threshold)
-                    links = to_corpus(links_of(weighted), source_words, target_words)
-                    for ref, gold in golds:
-                        tallies[ref.name, method].add(layer, head, links, gold)
+                result = shift_att(result)
+            for layer, head in cross_readings(result):
+                weights = cross_map(result, layer, head)  # (T, S)
+                weighted = weighted_links(weights, result.source_tokens, result.target_tokens, rule.threshold)
+                links = to_corpus(links_of(weighted), source_words, target_words)
+                for ref, gold in golds(line):
+                    tallies[ref.name, method].add(layer, head, links, gold)
     return {
         ref.name: {
             "reference": ref.path,
@@ -151,19 +152,21 @@ def aer_tables(
     }
 
 
+NAMED_HEADS = (MEAN, LAYER, CONTRIBUTIONS)
+
+
+def _order(key: tuple[int | None, Head]) -> tuple:
+    """Layers in order, contributions (no layer) last; in a layer its heads, then the mean, then the layer's map."""
+    layer, head = key
+    return (layer is None, layer or 0, isinstance(head, str), NAMED_HEADS.index(head) if isinstance(head, str) else head)
+
+
 def table(tally: _Tally) -> dict:
-    """Per layer its mean-of-heads and per-head scores; `best` over every (layer, head) and `best_mean` over the
-    layer means (what a page opening a layer's mean shows first). The lowest AER wins, the first on a tie."""
-    scores = {key: counts.scores().rounded() for key, counts in tally.counts.items()}
-    layers = sorted({layer for layer, _ in scores})
-    rows = []
-    for layer in layers:
-        heads = sorted(h for l_, h in scores if l_ == layer and h != MEAN)
-        rows.append({"layer": layer, "mean": scores[layer, MEAN], "heads": [{"head": h, **scores[layer, h]} for h in heads]})
-    best_key = min(scores, key=lambda key: (scores[key]["aer"], key[0], key[1] == MEAN, key[1] if key[1] != MEAN else 0))
-    best_mean = min(layers, key=lambda layer: (scores[layer, MEAN]["aer"], layer))
-    return {
-        "layers": rows,
-        "best": {"layer": best_key[0], "head": best_key[1], **scores[best_key]},
-        "best_mean": {"layer": best_mean, **scores[best_mean, MEAN]},
-    }
+    """`scores`: every (layer, head) read, in order; `best` the lowest AER of them all (the first on a tie) and
+    `best_mean` the lowest of the layer means over heads (what a page opening a layer's mean shows first), where
+    the method has per-head maps."""
+    keys = sorted(tally.counts, key=_order)
+    scores = [{"layer": layer, "head": head, **tally.counts[layer, head].scores().rounded()} for layer, head in keys]
+    best = min(scores, key=lambda row: row["aer"])
+    means = [row for row in scores if row["head"] == MEAN]
+    return {"scores": scores, "best": best, **({"best_mean": min(means, key=lambda row: row["aer"])} if means else {})}

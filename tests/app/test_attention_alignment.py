@@ -29,6 +29,7 @@ def test_argmax_links_each_target_token_to_its_most_attended_source_token(client
     body = attention(client, source=SOURCE, target=TARGET, alignment={"layer": 1, "head": 2})
     alignment = body["alignment"]
     assert (alignment["layer"], alignment["head"], alignment["threshold"], alignment["shift_att"]) == (1, 2, None, False)
+    assert alignment["method"] == "weights"
     rows = cross_rows(body, 1, 2)
     source = words(body["source_tokens"])
     assert [link["target"] for link in alignment["links"]] == words(body["target_tokens"])  # one each, </s> none
@@ -90,6 +91,44 @@ def test_the_alignment_is_part_of_the_cache_key_once_resolved(client):
     attention(client, source=SOURCE, alignment={"layer": 1, "shift_att": True})
     attention(client, source=SOURCE)
     assert len(cache) == 4
+
+
+def test_every_method_is_aligned_from_the_maps_it_returns(client):
+    norms = attention(client, source=SOURCE, target=TARGET, method="norms", alignment={"layer": 0, "head": "layer"})
+    rows = norms["attention"]["cross"]["layer_weights"][0]  # ‖Σ_h α f_h(x)‖, rows not normalised
+    source = words(norms["source_tokens"])
+    assert norms["alignment"]["method"] == "norms"
+    for link in norms["alignment"]["links"]:
+        row = rows[link["target"]]
+        assert link["source"] == max(source, key=lambda j: row[j])
+        assert link["weight"] == pytest.approx(row[link["source"]] / sum(row[j] for j in source), abs=2e-3)
+    alti = attention(client, source=SOURCE, target=TARGET, method="alti", alignment={})
+    assert (alti["alignment"]["head"], alti["alignment"]["layer"]) == ("layer", 1)  # alti has no heads: its block maps
+    composed = attention(client, source=SOURCE, target=TARGET, method="alti", alignment={"head": "contributions"})
+    assert composed["alignment"]["layer"] is None
+    contributions = composed["contributions"]["source"]
+    for link in composed["alignment"]["links"]:
+        assert link["source"] == max(source, key=lambda j: contributions[link["target"]][j])
+    saliency = {"algorithm": "input_x_gradient"}
+    body = attention(client, source=SOURCE, target=TARGET, method="saliency", saliency=saliency, alignment={})
+    assert (body["alignment"]["head"], body["alignment"]["layer"]) == ("contributions", None)
+    assert len(body["alignment"]["links"]) == len(words(body["target_tokens"]))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"alignment": {"head": "layer"}}, "method weights has no 'layer' map to align: alignment.head can be mean or a head 0"),
+        ({"method": "alti", "alignment": {"head": 0}}, "method alti has no 0 map to align: alignment.head can be layer or"),
+        ({"method": "alti", "alignment": {"head": "contributions", "layer": 0}}, "contributions compose every layer"),
+    ],
+)
+def test_a_map_the_method_lacks_is_refused_naming_those_it_has(client, body, message):
+    response = client.post("/api/v1/attention", json={"source": SOURCE, **body})
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    norms = client.post("/api/v1/attention", json={"source": SOURCE, "method": "norms", "alignment": {"head": "contributions"}})
+    assert "alignment.head can be mean or a head 0 to 3 or layer" in norms.json()["detail"]
 
 
 @pytest.mark.parametrize(

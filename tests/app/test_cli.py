@@ -101,14 +101,16 @@ def test_align_prints_aer_per_layer_and_head_and_the_best(capsys, tiny_model_dir
     gold.write_text("".join(line + "\n" for line in own_links(tiny_model_dir, 1, 3)), encoding="utf-8")
     out_json = tiny_model_dir / "aer.json"
     where = ["--data", str(tiny_model_dir), "--model-dir", str(tiny_model_dir)]
-    code, out, err = run(capsys, "align", "--gold", str(gold), *where, "--json", str(out_json))
+    code, out, err = run(capsys, "align", "--gold", str(gold), *where, "--methods", "weights", "norms", "--json", str(out_json))
     assert code == 0, err
     assert f"AER against gold ({gold}, 3 sentences; argmax per target token):" in out
-    assert "layer    mean  head 0  head 1  head 2  head 3" in out
-    assert "best: layer 1, head 3: AER 0.000 (precision 1.000, recall 1.000)" in out
+    assert "  weights\n    layer  head 0  head 1  head 2  head 3    mean\n" in out
+    assert "  norms\n    layer  head 0  head 1  head 2  head 3    mean   layer\n" in out
+    assert "best: layer 1, head 3: AER 0.000 (precision 1.000, recall 1.000); best layer mean: layer" in out
     assert "force-decoding" in err and "3/3" in err  # the progress bar, on stderr
-    table = json.loads(out_json.read_text(encoding="utf-8"))["gold"]["methods"]["weights"]
-    assert table["best"] == {"layer": 1, "head": 3, "aer": 0.0, "precision": 1.0, "recall": 1.0}
+    tables = json.loads(out_json.read_text(encoding="utf-8"))["gold"]["methods"]
+    assert tables["weights"]["best"] == {"layer": 1, "head": 3, "aer": 0.0, "precision": 1.0, "recall": 1.0}
+    assert list(tables) == ["weights", "norms"]
 
 
 def test_align_json_to_stdout_takes_a_separate_possible_file(capsys, tiny_model_dir):
@@ -118,10 +120,11 @@ def test_align_json_to_stdout_takes_a_separate_possible_file(capsys, tiny_model_
     (tiny_model_dir / "possible.talp").write_text(possible, encoding="utf-8")
     code, out, _ = run(
         capsys, "align", "--gold", str(tiny_model_dir / "sure.talp"), "--possible", str(tiny_model_dir / "possible.talp"),
-        "--data", str(tiny_model_dir), "--model-dir", str(tiny_model_dir), "--json", "-",
+        "--data", str(tiny_model_dir), "--model-dir", str(tiny_model_dir), "--json", "-", "--methods", "weights",
     )  # fmt: skip
     assert code == 0
-    head = json.loads(out)["gold"]["methods"]["weights"]["layers"][0]["heads"][0]
+    head = json.loads(out)["gold"]["methods"]["weights"]["scores"][0]
+    assert (head["layer"], head["head"]) == (0, 0)
     assert head["precision"] == 1.0 and head["aer"] == 0.0  # every link possible, none sure: |A∩P| = |A|, |S| = 0
 
 

@@ -44,19 +44,25 @@ def model_links(model, line: int, layer: int, head, rule: AlignmentRule = ARGMAX
     )
 
 
+def score(table: dict, layer, head) -> dict:
+    row = next(row for row in table["scores"] if (row["layer"], row["head"]) == (layer, head))
+    return {k: v for k, v in row.items() if k not in ("layer", "head")}
+
+
 def sure(links: set) -> GoldAlignment:
     return GoldAlignment(frozenset(links), frozenset(links))
 
 
 def test_the_models_own_links_as_gold_score_zero_for_that_head_and_it_is_best(model):
     gold = [sure(model_links(model, line, 1, 2)) for line in range(3)]
-    tables = aer_tables(model, CORPUS, [Reference("gold", "gold.talp", gold)])
+    tables = aer_tables(model, CORPUS, [Reference("gold", "gold.talp", gold)], methods=["weights"])
     table = tables["gold"]["methods"]["weights"]
     assert tables["gold"]["sentences"] == 3
-    assert table["layers"][1]["heads"][2] == {"head": 2, "aer": 0.0, "precision": 1.0, "recall": 1.0}
+    assert score(table, 1, 2) == {"aer": 0.0, "precision": 1.0, "recall": 1.0}
     assert table["best"] == {"layer": 1, "head": 2, "aer": 0.0, "precision": 1.0, "recall": 1.0}
-    assert [row["layer"] for row in table["layers"]] == [0, 1] and len(table["layers"][0]["heads"]) == 4
-    means = [row["mean"]["aer"] for row in table["layers"]]
+    read = [(row["layer"], row["head"]) for row in table["scores"]]
+    assert read == [(layer, h) for layer in (0, 1) for h in (0, 1, 2, 3, "mean")]
+    means = [score(table, layer, "mean")["aer"] for layer in (0, 1)]
     assert table["best_mean"]["aer"] == min(means) and table["best_mean"]["layer"] == means.index(min(means))
 
 
@@ -69,37 +75,38 @@ def test_possible_links_count_for_precision_only_and_aer_is_summed_over_the_corp
         GoldAlignment(frozenset({missing[line]} - predicted[line]), frozenset(predicted[line] | {missing[line]}))
         for line in range(2)
     ]
-    table = aer_tables(model, CORPUS, [Reference("gold", "gold.talp", gold)])["gold"]["methods"]["weights"]
+    table = aer_tables(model, CORPUS, [Reference("gold", "gold.talp", gold)], methods=["weights"])["gold"]["methods"]["weights"]
     a = sum(len(p) for p in predicted)
     s = sum(len(g.sure) for g in gold)
     # |A∩S| = 0, |A∩P| = |A|: AER = 1 - |A| / (|A| + |S|)
-    assert table["layers"][0]["mean"]["aer"] == pytest.approx(1 - a / (a + s), abs=1e-4)
-    assert table["layers"][0]["mean"]["precision"] == 1.0
+    assert score(table, 0, "mean")["aer"] == pytest.approx(1 - a / (a + s), abs=1e-4)
+    assert score(table, 0, "mean")["precision"] == 1.0
 
 
 def test_shift_att_and_threshold_change_the_links_read(model):
     rule = AlignmentRule(threshold=0.3, shift_att=True)
     gold = [sure(model_links(model, line, 0, 1, rule)) for line in range(3)]
-    tables = aer_tables(model, CORPUS, [Reference("gold", "g", gold)], rule=rule)
+    tables = aer_tables(model, CORPUS, [Reference("gold", "g", gold)], rule=rule, methods=["weights"])
     assert tables["gold"]["rule"] == "every link over 0.3 of its row, Shift-Att (row t + 1)"
-    assert tables["gold"]["methods"]["weights"]["layers"][0]["heads"][1]["aer"] == 0.0
+    assert score(tables["gold"]["methods"]["weights"], 0, 1)["aer"] == 0.0
 
 
 def test_two_references_over_different_lines_share_one_run(model):
     gold = [sure(model_links(model, 1, 0, 0))]
     silver = [sure(set()), sure(model_links(model, 1, 0, 0)), sure({(0, 0)})]
-    tables = aer_tables(model, CORPUS, [Reference("gold", "g", gold, start=1), Reference("silver", "s", silver)])
+    references = [Reference("gold", "g", gold, start=1), Reference("silver", "s", silver)]
+    tables = aer_tables(model, CORPUS, references, methods=["weights"])
     assert (tables["gold"]["sentences"], tables["silver"]["sentences"]) == (1, 3)
-    assert tables["gold"]["methods"]["weights"]["layers"][0]["heads"][0]["aer"] == 0.0
-    limited = aer_tables(model, CORPUS, [Reference("silver", "s", silver)], lines=[2])
+    assert score(tables["gold"]["methods"]["weights"], 0, 0)["aer"] == 0.0
+    limited = aer_tables(model, CORPUS, [Reference("silver", "s", silver)], lines=[2], methods=["weights"])
     assert limited["silver"]["sentences"] == 1
 
 
 def test_refusals_name_what_to_fix(model, tmp_path):
     with pytest.raises(PharaohError, match="s line 2: link 9-0 is outside the pair"):
         aer_tables(model, CORPUS, [Reference("silver", "s", [sure(set()), sure({(9, 0)})])])
-    with pytest.raises(InputError, match="has no method norms; its methods: weights"):
-        aer_tables(model, CORPUS, [Reference("gold", "g", [sure(set())])], methods=["norms"])
+    with pytest.raises(InputError, match="has no method attention; its methods: weights, norms, alti, saliency"):
+        aer_tables(model, CORPUS, [Reference("gold", "g", [sure(set())])], methods=["attention"])
     with pytest.raises(InputError, match="covers corpus line 4 but the corpus has 3 lines"):
         aer_tables(model, CORPUS, [Reference("gold", "g", [sure(set())] * 4)])
     with pytest.raises(InputError, match="the corpus cannot be read"):
@@ -129,5 +136,21 @@ def test_subword_pieces_map_back_to_the_corpus_words(tiny_hf_dirs, family):
                 spelled[position[0]] += token.text
         assert spelled == words
     gold = [sure({(0, 0), (1, 1)})]
-    table = aer_tables(model, [(source, target)], [Reference("gold", "g", gold)])["gold"]["methods"]["weights"]
-    assert 0 <= table["best"]["aer"] <= 1
+    tables = aer_tables(model, [(source, target)], [Reference("gold", "g", gold)], methods=["weights"])
+    assert 0 <= tables["gold"]["methods"]["weights"]["best"]["aer"] <= 1
+
+
+def test_every_method_is_read_from_each_map_it_has(model):
+    from backends.interface import SaliencyOptions
+
+    gold = [sure(model_links(model, line, 0, "mean")) for line in range(3)]
+    tables = aer_tables(model, CORPUS, [Reference("gold", "g", gold)], saliency=SaliencyOptions("input_x_gradient", None))
+    methods = tables["gold"]["methods"]
+    assert list(methods) == ["weights", "norms", "alti", "saliency"]
+    read = {method: {(row["layer"], row["head"]) for row in table["scores"]} for method, table in methods.items()}
+    heads = {(layer, head) for layer in (0, 1) for head in (0, 1, 2, 3, "mean")}
+    assert read["weights"] == heads
+    assert read["norms"] == heads | {(0, "layer"), (1, "layer")}
+    assert read["alti"] == {(0, "layer"), (1, "layer"), (None, "contributions")}
+    assert read["saliency"] == {(None, "contributions")}
+    assert "best_mean" not in methods["alti"] and methods["weights"]["best"]["aer"] == 0.0
