@@ -8,7 +8,7 @@ DATA ?= ../shared/data/small_parallel_enja
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev install-train install-align train train-rnn evaluate silver-alignments bench lint clean
+.PHONY: run test install install-dev install-train install-align train train-rnn evaluate silver-alignments card-alignment bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,12 @@ evaluate: install-train
 # grow-diag-final-and, the test pairs' links kept. eflomal takes no seed, so a rerun differs in a few links.
 silver-alignments: install-align
 	$(PY) -m model.silver_alignments --data $(DATA) --out alignments/silver.talp
+
+# The AER tables and literature checks in the model card (model/card_alignment.py): every method against
+# alignments/gold.talp (when present) and alignments/silver.talp, on the test set; about 10 min on 2 busy cores.
+card-alignment: install-align
+	$(PY) -m pip install -q -e '.[explain]' $(TORCH_PIN)
+	$(PY) -m model.card_alignment --data $(DATA) --checkpoint model/checkpoints/en-ja.pt
 
 lint: install-dev
 	$(PY) -m ruff check .

@@ -28,7 +28,7 @@ from backends.alignment import (
     to_corpus,
     weighted_links,
 )
-from backends.interface import DEFAULT_SALIENCY, InputError, ModelDescription, SaliencyOptions, TranslationModel
+from backends.interface import DEFAULT_SALIENCY, AttentionResult, InputError, ModelDescription, SaliencyOptions, TranslationModel
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,13 @@ def aer_tables(
     saliency: SaliencyOptions = DEFAULT_SALIENCY,
     lines: Iterable[int] | None = None,
     progress: Callable[[Iterable], Iterable] = iter,
+    observe: Callable[[int, AttentionResult], None] | None = None,
 ) -> dict:
     """The AER table of each method against each reference: {reference: {method: table}} (see `table`).
 
     corpus: (source tokens, target tokens) per corpus line; `lines`, the lines to run (default: every line a
-    reference covers). InputError when a method is not the model's or a reference link is outside its pair.
+    reference covers); `observe(line, result)` sees every result, for figures of the same run.
+    InputError when a method is not the model's; PharaohError when a reference link is outside its pair.
     """
     description = model.describe()
     if "cross" not in description.kinds:
@@ -128,6 +130,8 @@ def aer_tables(
         source, target = corpus[line]
         for method in methods:
             result = model.attention(" ".join(source), " ".join(target), method=method, saliency=saliency)
+            if observe is not None:
+                observe(line, result)
             try:
                 source_words = corpus_positions(result.source_tokens, source, marker)
                 target_words = corpus_positions(result.target_tokens, target, marker)
@@ -141,15 +145,23 @@ def aer_tables(
                 links = to_corpus(links_of(weighted), source_words, target_words)
                 for ref, gold in golds(line):
                     tallies[ref.name, method].add(layer, head, links, gold)
-    return {
-        ref.name: {
+    tables = {}
+    for ref in references:
+        sentences = sum(1 for line in wanted if 0 <= line - ref.start < len(ref.alignments))
+        tables[ref.name] = {
             "reference": ref.path,
-            "sentences": sum(1 for line in wanted if 0 <= line - ref.start < len(ref.alignments)),
+            "sentences": sentences,
             "rule": rule.describe(),
-            "methods": {m: table(tallies[ref.name, m]) for m in methods},
+            "methods": {m: {"sentences": sentences, **_saliency(m, saliency), **table(tallies[ref.name, m])} for m in methods},
         }
-        for ref in references
-    }
+    return tables
+
+
+def _saliency(method: str, options: SaliencyOptions) -> dict:
+    """How a saliency table was computed (its algorithm makes the figure)."""
+    if method != "saliency":
+        return {}
+    return {"saliency": {"algorithm": options.algorithm, "steps": options.steps}}
 
 
 NAMED_HEADS = (MEAN, LAYER, CONTRIBUTIONS)

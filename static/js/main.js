@@ -34,6 +34,8 @@ import { drawStatistics, drawStatisticsShift, statisticsOf } from "./views/stats
 import { sketchFigure } from "./views/sketch.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
 import { drawTable } from "./views/table.js";
+import { bestAlignmentNote } from "./lines.js";
+import { drawLines, linesTable } from "./views/lines.js";
 
 const state = initialState();
 const $ = (id) => document.getElementById(id);
@@ -98,6 +100,7 @@ const el = {
     targetTokens: $("target-tokens"),
     unknownNote: $("unknown-note"),
   },
+  lines: { note: $("lines-note"), figure: $("lines-figure") },
   steps: {
     slider: $("step"),
     position: $("step-position"),
@@ -111,6 +114,7 @@ const el = {
 // figure on screen for its exports ({ element, figures, table, csvTable, name, title }: `figures`, the
 // Plotly figures or overview grids an image export stacks, where more than `element` is on screen).
 let headView = null;
+let linesView = null; // { view, point } of the line view last drawn
 let currentStepsView = null;
 let onScreen = null;
 let latestRequest = 0;
@@ -279,6 +283,7 @@ function inapplicable() {
   if (state.view === "panels") reasons.push("The three panels show every kind of attention, so the attention picker does not apply.");
   if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
   if (state.view === "models") reasons.push("The compare view shows cross-attention (the only kind both models have for one sentence), so the attention picker does not apply.");
+  if (state.view === "lines") reasons.push("The line view links source and target tokens, which is cross-attention, so the attention picker does not apply.");
   const info = modelInfo(state.response.model);
   const lacking = KINDS.filter((kind) => !(kind in info.kinds));
   if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}, so neither that attention nor the three panels are offered.`);
@@ -296,7 +301,7 @@ function hasReadings() {
 function renderControls() {
   const response = state.response;
   const kind = shownKind(state);
-  const pickerApplies = !["panels", "steps", "models"].includes(state.view);
+  const pickerApplies = !["panels", "steps", "models", "lines"].includes(state.view);
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.checked = radio.value === kind;
     radio.disabled = !pickerApplies || !(radio.value in response.attention);
@@ -409,6 +414,16 @@ async function renderView() {
         const parts = [{ name: "this result", table: onScreen.table }, { name: "pinned", table: stepTable(pinnedRow.view, row) }];
         onScreen.csvTable = comparisonTable(onScreen.table.caption, parts);
       }
+      break;
+    }
+    case "lines": {
+      const view = displayedMap(response, options(), "cross", state.layer, state.head === "rollout" ? "mean" : state.head);
+      const title = `Line view · cross-attention · ${selectionName("cross", view.layer, view.head)}`;
+      const drawn = drawLines(el.lines.figure, view, options(), { source: "source tokens", target: "produced tokens" });
+      linesView = { view, point: drawn.point };
+      el.lines.note.textContent = bestAlignmentNote(modelInfo(response.model)?.alignment_layer);
+      el.lines.note.hidden = !el.lines.note.textContent;
+      onScreen = { element: el.lines.figure, title, table: linesTable(view, drawn.links, title), name: `lines-cross-L${state.layer}-${fileHead(view.head)}` };
       break;
     }
     case "models": {
@@ -694,6 +709,12 @@ function pointAt(axis, index) {
     const chipAxis = axis === "decoder_input_tokens" ? "target_tokens" : axis;
     const chipIndex = axis === "decoder_input_tokens" ? index - 1 : index;
     document.querySelector(`.token[data-axis="${chipAxis}"][data-index="${chipIndex}"]`)?.classList.add("active");
+  }
+  if (state.view === "lines" && linesView) {
+    const { view, point } = linesView;
+    const at = axis === "source_tokens" ? view.cols.indexOf(index) : axis === "target_tokens" ? view.rows.indexOf(index) : -1;
+    point(at < 0 ? null : axis === "source_tokens" ? "source" : "target", at);
+    return;
   }
   if (state.view !== "head" || !headView) return;
   drawHighlight(el.headFigure, headView, axis === null ? { rows: [], cols: [] } : highlightFor(headView, axis, index));

@@ -82,6 +82,16 @@ def test_the_layer_defaults_to_the_model_cards_best_alignment_layer(tmp_path):
     }  # fmt: skip
 
 
+def test_a_card_with_only_the_older_dev_figure_opens_on_its_best_layer(tmp_path):
+    checkpoint = write_model_dir(tmp_path)
+    card = json.loads(checkpoint.with_suffix(".json").read_text(encoding="utf-8"))
+    card["alignment_by_layer"] = {"split": "dev", "layers": [{"layer": 0, "aer": 0.5}, {"layer": 1, "aer": 0.7}], "best_layer": 0}
+    checkpoint.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    with make_client(tmp_path) as client:
+        info = client.get("/api/v1/models/tiny").json()["alignment_layer"]
+    assert info == {"layer": 0, "measured": True, "note": "lowest AER on dev against silver alignments (0.500)", "by_method": {}}
+
+
 def test_the_alignment_is_part_of_the_cache_key_once_resolved(client):
     cache = client.app.state.runner.cache
     attention(client, source=SOURCE, alignment={})
