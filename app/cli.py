@@ -10,7 +10,7 @@ import sys
 import unicodedata
 
 from app.settings import Settings, get_settings
-from backends.interface import ATTENTION_KINDS
+from backends.interface import ATTENTION_KINDS, METHODS, SALIENCY_ALGORITHMS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -67,17 +67,28 @@ def _summary(response, alignment_layer) -> str:
         lines.append(f"{control + ':':<12} {value}{guess}")
     for warning in response.warnings:
         lines.append(f"warning:     {warning.message}")
+    lines.append(f"method:      {response.method}")
     for kind, m in response.attention.items():
-        shape = f"{len(m.layers)} layers × {len(m.heads)} heads × {len(m.query_tokens)} × {len(m.key_tokens)}"
+        heads = f"{len(m.heads)} heads" if m.heads else "the layer's map"
+        shape = f"{len(m.layers)} layers × {heads} × {len(m.query_tokens)} × {len(m.key_tokens)}"
         lines.append(f"{kind + ':':<12} {shape}{'  (causal)' if m.causal else ''}")
     cross = response.attention.get("cross")
     if cross is not None and alignment_layer is not None and alignment_layer.layer in cross.layers:
-        layer = cross.weights[cross.layers.index(alignment_layer.layer)]
-        lines.append(f"alignment (cross attention, layer {alignment_layer.layer}, mean of heads; {alignment_layer.note}):")
+        index = cross.layers.index(alignment_layer.layer)
+        what = "mean of heads" if cross.heads else "the layer's map"
+        lines.append(f"alignment (cross, {response.method}, layer {alignment_layer.layer}, {what}; {alignment_layer.note}):")
         for q, query in enumerate(cross.query_tokens):
-            row = [sum(head[q][k] for head in layer) / len(layer) for k in range(len(cross.key_tokens))]
+            if cross.heads:
+                layer = cross.weights[index]
+                row = [sum(head[q][k] for head in layer) / len(layer) for k in range(len(cross.key_tokens))]
+            else:
+                row = cross.layer_weights[index][q]
             best = max(range(len(row)), key=row.__getitem__)
             lines.append(f"  {_pad(query, 8)} → {_pad(cross.key_tokens[best], 12)} {row[best]:.2f}")
+    if response.contributions is not None:
+        lines.append(f"source share ({response.method}): what the source gave each produced token, the rest from the prefix")
+        for token, share in zip(response.target_tokens, response.contributions.source_share, strict=True):
+            lines.append(f"  {_pad(token.text, 8)} {share:.2f}")
     return "\n".join(lines)
 
 
@@ -87,7 +98,7 @@ def _attention(args: argparse.Namespace) -> int:
     from app import checks, shaping
     from app.registry import ModelRegistry, RegistryError, UnknownModel
     from app.runner import configure_torch
-    from app.schemas import AttentionRequest
+    from app.schemas import AttentionRequest, SaliencyRequest
     from backends.interface import InputError, never_stop
 
     settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
@@ -104,6 +115,10 @@ def _attention(args: argparse.Namespace) -> int:
             layers=args.layers,
             heads=args.heads,
             granularity=args.granularity,
+            method=args.method,
+            saliency=None
+            if args.saliency is None and args.steps is None
+            else SaliencyRequest(algorithm=args.saliency or "integrated_gradients", steps=args.steps),
         )
         name, model = registry.get(request.model)
         response = shaping.attention(model, name, checks.check_attention(model, request, settings), never_stop)
@@ -252,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--kinds", nargs="+", choices=ATTENTION_KINDS, help="default: every kind the model has")
     attention.add_argument("--layers", nargs="+", type=int, help="layer indices (default all)")
     attention.add_argument("--heads", nargs="+", type=int, help="head indices (default all)")
+    attention.add_argument("--method", default="weights", choices=METHODS, help="what the maps measure (default weights)")
+    attention.add_argument(
+        "--saliency", choices=SALIENCY_ALGORITHMS, help="with --method saliency: the algorithm (default integrated_gradients)"
+    )
+    attention.add_argument("--steps", type=int, help="with --saliency integrated_gradients: its step count (default 20)")
     attention.add_argument("--json", action="store_true", help="print the full JSON, as POST /api/v1/attention returns it")
     attention.set_defaults(run=_attention)
 

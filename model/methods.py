@@ -66,8 +66,9 @@ def _transformer_norms(model: Seq2SeqTransformer, src: Tensor, tgt_in: Tensor, p
     with torch.no_grad():
         for kind, modules in _attention_modules(model).items():
             blocks = [layer.blocks[kind] for layer in sides[kind]]
-            maps[kind] = torch.stack([head_norms(b, m.out_proj)[0] for b, m in zip(blocks, modules, strict=True)]).cpu()
-            layer_maps[kind] = torch.stack([layer_norms(b, m.out_proj)[0] for b, m in zip(blocks, modules, strict=True)]).cpu()
+            pairs = list(zip(blocks, modules, strict=True))
+            maps[kind] = torch.stack([head_norms(b.weights, b.v, m.out_proj)[0] for b, m in pairs]).cpu()
+            layer_maps[kind] = torch.stack([layer_norms(b.weights, b.v, m.out_proj)[0] for b, m in pairs]).cpu()
     return MethodMaps(_token_logp(trace.logits, target_ids), maps, layer_maps)
 
 

@@ -18,24 +18,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from model.transformer import HeadsTrace
 
-
-def transformed_values(heads: HeadsTrace, out_proj: nn.Linear) -> Tensor:
-    """f^h(x_j) of every head and key: (B, H, Tk, D). heads.v already holds x_j W_V^h + b_V^h."""
-    _, n_heads, _, d_k = heads.v.shape
+def transformed_values(values: Tensor, out_proj: nn.Linear) -> Tensor:
+    """f^h(x_j) of every head and key: values (B, H, Tk, d_k), x_j W_V^h + b_V^h as a head computed them
+    -> (B, H, Tk, D)."""
+    _, n_heads, _, d_k = values.shape
     w_o = out_proj.weight.view(out_proj.out_features, n_heads, d_k)  # (D, H, d_k): nn.Linear computes x Wᵀ
-    return torch.einsum("bhkc,dhc->bhkd", heads.v, w_o)
+    return torch.einsum("bhkc,dhc->bhkd", values, w_o)
 
 
-def head_norms(heads: HeadsTrace, out_proj: nn.Linear) -> Tensor:
-    """‖α^h_ij f^h(x_j)‖ = α^h_ij ‖f^h(x_j)‖ (α ≥ 0): (B, H, Tq, Tk)."""
-    return heads.weights * transformed_values(heads, out_proj).norm(dim=-1)[:, :, None, :]
+def head_norms(weights: Tensor, values: Tensor, out_proj: nn.Linear) -> Tensor:
+    """‖α^h_ij f^h(x_j)‖ = α^h_ij ‖f^h(x_j)‖ (α ≥ 0); weights (B, H, Tq, Tk), values as transformed_values()
+    takes them -> (B, H, Tq, Tk)."""
+    return weights * transformed_values(values, out_proj).norm(dim=-1)[:, :, None, :]
 
 
-def layer_norms(heads: HeadsTrace, out_proj: nn.Linear) -> Tensor:
-    """‖Σ_h α^h_ij f^h(x_j)‖: (B, Tq, Tk)."""
-    moved = torch.einsum("bhqk,bhkd->bqkd", heads.weights, transformed_values(heads, out_proj))  # (B, Tq, Tk, D)
+def layer_norms(weights: Tensor, values: Tensor, out_proj: nn.Linear) -> Tensor:
+    """‖Σ_h α^h_ij f^h(x_j)‖: (B, Tq, Tk); arguments as head_norms()."""
+    moved = torch.einsum("bhqk,bhkd->bqkd", weights, transformed_values(values, out_proj))  # (B, Tq, Tk, D)
     return moved.norm(dim=-1)
 
 

@@ -10,8 +10,11 @@ export class ApiError extends Error {
 
 // `controls` holds only values the reader chose (the model's defaults are left to the model);
 // `kinds`, where given, the only kinds of attention wanted.
-export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds }) {
+// `method` other than weights, and for saliency its `saliency` algorithm ("": the model's default), are sent.
+export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds, method = "weights", saliency = "" }) {
   const body = { source, beam_size: beam, granularity };
+  if (method !== "weights") body.method = method;
+  if (method === "saliency" && saliency) body.saliency = { algorithm: saliency };
   if (kinds) body.kinds = kinds;
   if (Object.keys(controls).length) body.controls = controls;
   if (model) body.model = model;

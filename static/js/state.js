@@ -4,7 +4,9 @@ import { DEFAULT_SCALE, SCALES } from "./colors.js";
 
 export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
-export const VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "lines"];
+export const VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "contributions", "lines"];
+// The views that draw per-layer maps (method saliency has none).
+const MAP_VIEWS = ["head", "grid", "panels", "stats", "steps", "models"];
 export const AGGREGATES = ["mean", "max", "rollout"];
 
 export function initialState() {
@@ -16,6 +18,8 @@ export function initialState() {
     beam: 1,
     controls: {}, // control name -> value, only where it differs from the model's default
     granularity: "token",
+    method: "weights", // one of the model's methods (ModelInfo.methods)
+    saliency: "", // method saliency's algorithm ("": the model's default, the first it lists)
     // what is shown
     kind: "cross",
     layer: null, // null: the model's alignment layer (ModelInfo.alignment_layer) for cross-attention, else the last
@@ -25,6 +29,8 @@ export function initialState() {
     showSpecial: false,
     // Hidden <s> and </s> leave rows that no longer sum to 1: by default they are renormalised, and the legend says so.
     renormalise: true,
+    // Maps whose rows are not distributions (method norms, saliency's contributions) are shown raw unless this is set.
+    normaliseRows: false,
     showReadings: true,
     scale: DEFAULT_SCALE,
     pinQuery: "", // the URL query of the pinned result's request, so a shared link restores the comparison
@@ -49,6 +55,9 @@ const PARAMETERS = {
   model: ["model", (v) => v],
   beam: ["beam", positiveInteger],
   units: ["granularity", (v) => (v === "token" || v === "word" ? v : undefined)],
+  // which methods and algorithms exist is the model's to say (the API checks); these only keep the URL tidy
+  method: ["method", name],
+  grad: ["saliency", name],
   kind: ["kind", (v) => (KINDS.includes(v) ? v : undefined)],
   layer: ["layer", nonNegativeInteger],
   head: ["head", (v) => (AGGREGATES.includes(v) ? v : nonNegativeInteger(v))],
@@ -56,6 +65,7 @@ const PARAMETERS = {
   step: ["step", nonNegativeInteger],
   special: ["showSpecial", flag],
   renorm: ["renormalise", flag],
+  rows: ["normaliseRows", flag],
   readings: ["showReadings", flag],
   scale: ["scale", (v) => (v in SCALES ? v : undefined)],
   pin: ["pinQuery", (v) => v],
@@ -66,7 +76,7 @@ const PARAMETERS = {
 const CONTROL_PREFIX = "c.";
 
 // The parameters that say what was asked (as opposed to what is shown).
-const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "units"];
+const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "units", "method", "grad"];
 
 export function stateFromQuery(search) {
   const params = new URLSearchParams(search);
@@ -106,9 +116,11 @@ export function shownKind(state) {
   return state.view === "steps" || state.view === "models" || state.view === "lines" ? "cross" : state.kind;
 }
 
-// Why a view does not apply to a model (its description's `kinds`), or "" where it does; `others`:
-// how many other models it could be compared with.
-export function whyNoView(view, info, others) {
+// Why a view does not apply to a model (its description's `kinds`) or to the result on screen (its
+// method's maps), or "" where it does; `others`: how many other models it could be compared with.
+export function whyNoView(view, info, others, response = null) {
+  const why = response ? whyNotForResult(view, response) : "";
+  if (why || !info) return why;
   const missing = KINDS.filter((kind) => !(kind in info.kinds));
   if (view === "panels" && missing.length) return `The three panels need every kind of attention; ${info.name} has no ${missing.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}.`;
   if (view === "models" && !("cross" in info.kinds)) return `Comparing models needs cross-attention, which ${info.name} does not have.`;
@@ -117,18 +129,32 @@ export function whyNoView(view, info, others) {
   return "";
 }
 
+function whyNotForResult(view, response) {
+  const method = response.method ?? "weights";
+  const maps = Object.values(response.attention);
+  if (MAP_VIEWS.includes(view) && maps.length === 0) return `Method ${method} attributes each produced token to the input tokens as a whole: it has no per-layer maps. See Contributions.`;
+  if (view === "stats" && maps.every((map) => map.heads.length === 0)) return `Head statistics need heads; method ${method} gives one map per layer.`;
+  if (view === "models" && method !== "weights") return `Comparing models uses attention weights; this result shows method ${method}.`;
+  if (view === "contributions" && !response.contributions) return `Contributions per produced token come with methods alti and saliency; this result shows method ${method}.`;
+  return "";
+}
+
 export function layerCount(response, kind) {
   return response.attention[kind].weights.length;
 }
 
 export function headCount(response, kind) {
-  return response.attention[kind].weights[0].length;
+  return response.attention[kind].heads.length;
 }
 
-// What the head selector offers for a kind: its heads, then the aggregates (rollout is an encoder notion).
+// What the head selector offers for a kind: its heads; "layer", the layer's own map where the method
+// has one (norms, alti); then the aggregates of heads (rollout is an encoder notion, over weights).
 export function headChoices(response, kind) {
+  const map = response.attention[kind];
   const heads = Array.from({ length: headCount(response, kind) }, (_, h) => h);
-  return [...heads, ...AGGREGATES.filter((a) => a !== "rollout" || kind === "encoder")];
+  const layer = map.layer_weights ? ["layer"] : [];
+  const rollout = kind === "encoder" && (map.method ?? "weights") === "weights";
+  return [...heads, ...layer, ...(heads.length ? AGGREGATES.filter((a) => a !== "rollout" || rollout) : [])];
 }
 
 // The choice `delta` steps from `head` among headChoices, wrapping round: arrows reach mean, max and
@@ -150,13 +176,15 @@ export function firstLayer(response, kind, info) {
 export function clampSelection(state, info, others) {
   const response = state.response;
   if (!response) return;
-  if (info && whyNoView(state.view, info, others)) state.view = "head";
+  if (whyNoView(state.view, info, others, response)) state.view = VIEWS.find((view) => !whyNoView(view, info, others, response)) ?? "head";
+  state.step = Math.min(state.step, response.target_tokens.length - 1);
+  if (Object.keys(response.attention).length === 0) return; // saliency: only contributions
   if (!(state.kind in response.attention)) state.kind = Object.keys(response.attention)[0];
   const kind = shownKind(state);
   state.layer = state.layer === null ? firstLayer(response, kind, info) : Math.min(state.layer, layerCount(response, kind) - 1);
-  if (state.head === "rollout" && kind !== "encoder") state.head = "mean";
-  if (typeof state.head === "number") state.head = Math.min(state.head, headCount(response, kind) - 1);
-  state.step = Math.min(state.step, response.target_tokens.length - 1);
+  const choices = headChoices(response, kind);
+  if (typeof state.head === "number" && headCount(response, kind) > 0) state.head = Math.min(state.head, headCount(response, kind) - 1);
+  else if (!choices.includes(state.head)) state.head = choices.includes("mean") ? "mean" : choices[0];
 }
 
 function positiveInteger(value) {
@@ -166,6 +194,10 @@ function positiveInteger(value) {
 
 function nonNegativeInteger(value) {
   return /^\d{1,4}$/.test(value) ? Number(value) : undefined;
+}
+
+function name(value) {
+  return /^[a-z_]{1,40}$/.test(value) ? value : undefined;
 }
 
 function flag(value) {

@@ -30,6 +30,18 @@ def test_attention_prints_a_summary(capsys, tiny_model_dir):
     assert out.count("→") == 7  # one alignment line per produced token
 
 
+def test_attention_with_a_method_prints_its_maps_and_the_source_share(capsys, tiny_model_dir):
+    target = ["--target", "これ は 例 で す 。", "--model-dir", str(tiny_model_dir)]
+    code, out, _ = run(capsys, "attention", "This is an example.", "--method", "alti", *target)
+    assert code == 0
+    assert "method:      alti" in out and "cross:       2 layers × the layer's map × 7 × 6" in out
+    assert out.count("→") == 7 and "source share (alti)" in out
+    code, out, _ = run(capsys, "attention", "This is an example.", "--method", "saliency", "--steps", "2", *target)
+    assert code == 0 and "source share (saliency)" in out and "→" not in out
+    code, _, err = run(capsys, "attention", "hi", "--method", "norms", "--steps", "2", "--model-dir", str(tiny_model_dir))
+    assert code == 2 and "saliency options are for method saliency" in err
+
+
 def test_attention_json_is_what_the_api_returns(capsys, client, tiny_model_dir):
     code, out, _ = run(
         capsys, "attention", "i like tea", "--json", "--kinds", "cross", "--heads", "1", "--model-dir", str(tiny_model_dir)

@@ -106,5 +106,5 @@ def test_the_block_resultant_is_the_sum_of_its_contributors(tiny_model, pair):
     block = model.trace(*pair).encoder[0].blocks["encoder"]
     from model.norms import transformed_values
 
-    moved = torch.einsum("bhqk,bhkd->bqd", block.weights, transformed_values(block, model.encoder_layers[0].self_attn.out_proj))
+    moved = torch.einsum("bhqk,bhkd->bqd", block.weights, transformed_values(block.v, model.encoder_layers[0].self_attn.out_proj))
     torch.testing.assert_close(block.residual_out, block.residual_in + moved + model.encoder_layers[0].self_attn.out_proj.bias)
