@@ -8,7 +8,7 @@ DATA ?= ../shared/data/small_parallel_enja
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev install-train train train-rnn evaluate bench lint clean
+.PHONY: run test install install-dev install-train install-align train train-rnn evaluate silver-alignments card-alignment bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,14 @@ $(VENV)/.installed-train: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[train]' $(TORCH_PIN)
 	touch $@
 
+$(VENV)/.installed-align: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[align]' $(TORCH_PIN)
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 install-train: $(VENV)/.installed-train
+install-align: $(VENV)/.installed-align
 
 run: install
 	$(VENV)/bin/attnscope serve --host $(HOST) --port $(PORT)
@@ -69,6 +74,17 @@ train-rnn: install-train
 
 evaluate: install-train
 	$(PY) -m model.evaluate --data $(DATA) --checkpoint model/checkpoints/en-ja.pt
+
+# The silver reference of the AER figures (alignments/README.md): eflomal over train + test, both directions,
+# grow-diag-final-and, the test pairs' links kept. eflomal takes no seed, so a rerun differs in a few links.
+silver-alignments: install-align
+	$(PY) -m model.silver_alignments --data $(DATA) --out alignments/silver.talp
+
+# The AER tables and literature checks in the model card (model/card_alignment.py): every method against
+# alignments/gold.talp (when present) and alignments/silver.talp, on the test set; about 10 min on 2 busy cores.
+card-alignment: install-align
+	$(PY) -m pip install -q -e '.[explain]' $(TORCH_PIN)
+	$(PY) -m model.card_alignment --data $(DATA) --checkpoint model/checkpoints/en-ja.pt
 
 lint: install-dev
 	$(PY) -m ruff check .

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.schemas import AttentionRequest, ExplainRequest, ModelLimits, TranslateRequest
+from app.schemas import AlignmentLayer, AttentionRequest, BestAlignment, ExplainRequest, ModelLimits, TranslateRequest
 from app.settings import Settings
+from backends.alignment import CONTRIBUTIONS, HEADS, MEAN, METHOD_READINGS
 from backends.interface import (
     ATTENTION_KINDS,
     DEFAULT_SALIENCY,
@@ -44,6 +45,14 @@ class TranslateCall:
 
 
 @dataclass(frozen=True)
+class AlignmentCall:
+    layer: int | None  # resolved: the model's alignment layer when the request left it out; None for contributions
+    head: int | str  # a head index, "mean", "layer" or "contributions" (backends.alignment), resolved
+    threshold: float | None  # None: argmax
+    shift_att: bool
+
+
+@dataclass(frozen=True)
 class AttentionCall(TranslateCall):
     target: str | None
     target_length: int | None  # tokens of the forced target
@@ -54,6 +63,7 @@ class AttentionCall(TranslateCall):
     granularity: Granularity
     method: Method = "weights"
     saliency: SaliencyOptions | None = None  # method saliency only, its defaults filled in
+    alignment: AlignmentCall | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,43 @@ def limits(description: ModelDescription, settings: Settings) -> ModelLimits:
         max_target_tokens=min(settings.max_target_tokens, description.limits.max_target_tokens),
         max_beam_size=settings.max_beam_size,
     )
+
+
+# Which reference a model card's AER table is read against first, and which method picks the page's layer.
+REFERENCES = ("gold", "silver")
+
+
+def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
+    """The cross-attention layer to open first: the layer mean of lowest AER in the model card (against its gold
+    alignments, else its silver ones), else the card's older dev figure, else the last layer."""
+    cross = description.kinds.get("cross")
+    if cross is None:
+        return None
+    tables = description.card.get("alignment_aer", {})
+    reference = next((name for name in REFERENCES if name in tables), None)
+    if reference is not None:
+        by_method = {}
+        for method, table in tables[reference]["methods"].items():
+            best, mean = table["best"], table.get("best_mean", {})
+            by_method[method] = BestAlignment(
+                reference=reference, layer=best["layer"], head=best["head"], aer=best["aer"],
+                mean_layer=mean.get("layer"), mean_aer=mean.get("aer"),
+            )  # fmt: skip
+        weights = by_method["weights"]
+        sentences = tables[reference]["sentences"]
+        note = (
+            f"lowest AER of the mean of heads against the {reference} alignments of {sentences} test sentences "
+            f"({weights.mean_aer:.3f})"
+        )
+        return AlignmentLayer(layer=weights.mean_layer, measured=True, note=note, by_method=by_method)
+    measured = description.card.get("alignment_by_layer")
+    if measured:
+        best = measured["best_layer"]
+        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
+        return AlignmentLayer(
+            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
+        )
+    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def words(tokens: list[Token]) -> list[Token]:
@@ -157,6 +204,7 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     target_length = _target_length(model, request.target, call, settings)
     return AttentionCall(
         **{field: getattr(call, field) for field in TranslateCall.__dataclass_fields__},
+        alignment=check_alignment(description, request),
         target=request.target,
         target_length=target_length,
         kinds=kinds,
@@ -221,6 +269,35 @@ def check_explain(model: TranslationModel, request: ExplainRequest, settings: Se
         query=request.query,
         precision=request.precision,
     )
+
+
+def check_alignment(description: ModelDescription, request: AttentionRequest) -> AlignmentCall | None:
+    asked = request.alignment
+    if asked is None:
+        return None
+    cross = description.kinds.get("cross")
+    if cross is None:
+        has = ", ".join(description.kinds)
+        raise InvalidRequest(f"model {description.name} has no cross attention, which alignment reads; its kinds are {has}")
+    readings = METHOD_READINGS[request.method]
+    choices = [MEAN, f"a head 0 to {cross.heads - 1}"] if HEADS in readings else []
+    choices += [r for r in readings if r != HEADS]
+    head = asked.head if asked.head is not None else MEAN if HEADS in readings else readings[0]
+    allowed = HEADS if isinstance(head, int) or head == MEAN else head
+    if allowed not in readings:
+        can = " or ".join(choices)
+        raise InvalidRequest(f"method {request.method} has no {head!r} map to align: alignment.head can be {can}")
+    if isinstance(head, int) and not 0 <= head < cross.heads:
+        raise InvalidRequest(f"alignment.head {head} out of range: valid cross heads are 0 to {cross.heads - 1}, or mean")
+    if head == CONTRIBUTIONS:
+        if asked.layer is not None:
+            raise InvalidRequest("alignment.layer is for per-layer maps; contributions compose every layer: leave it out")
+        layer = None
+    else:
+        layer = alignment_layer(description).layer if asked.layer is None else asked.layer
+        if not 0 <= layer < cross.layers:
+            raise InvalidRequest(f"alignment.layer {layer} out of range: valid cross layers are 0 to {cross.layers - 1}")
+    return AlignmentCall(layer=layer, head=head, threshold=asked.threshold, shift_att=asked.shift_att)
 
 
 def cost(call: TranslateCall) -> float:

@@ -7,9 +7,10 @@ from dataclasses import asdict
 import torch
 from torch import Tensor
 
-from app.checks import AttentionCall, ExplainCall, TranslateCall, limits, words
+from app.checks import AttentionCall, ExplainCall, TranslateCall, alignment_layer, limits, words
 from app.schemas import (
-    AlignmentLayer,
+    Alignment,
+    AlignmentLink,
     AttentionMap,
     AttentionResponse,
     Contributions,
@@ -29,6 +30,7 @@ from app.schemas import (
     VocabSizes,
 )
 from app.settings import Settings
+from backends.alignment import cross_map, shift_att, weighted_links
 from backends.interface import (
     DEFAULT_SALIENCY,
     KIND_AXES,
@@ -45,21 +47,6 @@ from backends.words import merge_words
 
 # Shown by name, up to this many, in a warning about unknown words.
 NAMED_WORDS = 5
-
-
-def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
-    """The cross-attention layer to open first: the card's measured best, else the last one."""
-    cross = description.kinds.get("cross")
-    if cross is None:
-        return None
-    measured = description.card.get("alignment_by_layer")
-    if measured:
-        best = measured["best_layer"]
-        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
-        return AlignmentLayer(
-            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
-        )
-    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def model_info(name: str, model: TranslationModel, default: str, settings: Settings) -> ModelInfo:
@@ -200,6 +187,23 @@ def _at_granularity(
     return merge_words(result, subword_marker=description.tokens.subword_marker), []
 
 
+def alignment(description: ModelDescription, result: AttentionResult, call: AttentionCall) -> Alignment:
+    """The links of the cross map the call asks for, in the tokens of the response. Shift-Att moves rows before
+    pieces are merged into words, so a word is read from the rows where its pieces are the decoder input."""
+    asked = call.alignment
+    shown, _ = _at_granularity(description, shift_att(result) if asked.shift_att else result, call)
+    weights = cross_map(shown, asked.layer, asked.head)  # (T, S)
+    links = weighted_links(weights, shown.source_tokens, shown.target_tokens, asked.threshold)
+    return Alignment(
+        method=result.method,
+        layer=asked.layer,
+        head=asked.head,
+        threshold=asked.threshold,
+        shift_att=asked.shift_att,
+        links=[AlignmentLink(source=k.source, target=k.target, weight=round(k.share, call.precision)) for k in links],
+    )
+
+
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:
     description = model.describe()
     result = model.attention(
@@ -215,6 +219,7 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
         warnings += target_warnings(description, result.target_tokens)
+    links = alignment(description, result, call) if call.alignment is not None else None
     result, merge_warnings = _at_granularity(description, result, call)
     axes = {
         "source_tokens": result.source_tokens,
@@ -237,7 +242,9 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
             heads=list(heads) if per_head else [],
-            weights=_rounded(result.maps[kind][list(layers)][:, list(heads)], call.precision) if per_head else [[] for _ in layers],
+            weights=_rounded(result.maps[kind][list(layers)][:, list(heads)], call.precision)
+            if per_head
+            else [[] for _ in layers],
             method=result.method,
             rows_sum_to_one=result.method != "norms",
             layer_weights=None if layer_map is None else _rounded(layer_map[list(layers)], call.precision),
@@ -255,6 +262,7 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         target_tokens=_tokens(result.target_tokens),
         decoder_input_tokens=_tokens(result.decoder_input_tokens),
         attention=maps,
+        alignment=links,
         warnings=warnings + merge_warnings,
         method=result.method,
         contributions=None if result.contributions is None else _contributions(result.contributions, result.method, call),

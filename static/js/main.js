@@ -38,6 +38,8 @@ import { sketchFigure } from "./views/sketch.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
 import { checkSentence, drawRowFigure, explanationSections, explanationTable, explanationTitle } from "./views/explain.js";
 import { drawTable } from "./views/table.js";
+import { bestAlignmentNote } from "./lines.js";
+import { drawLines, linesTable } from "./views/lines.js";
 
 const state = initialState();
 const $ = (id) => document.getElementById(id);
@@ -106,6 +108,7 @@ const el = {
     targetTokens: $("target-tokens"),
     unknownNote: $("unknown-note"),
   },
+  lines: { note: $("lines-note"), figure: $("lines-figure") },
   contributions: { figure: $("contributions-figure"), shares: $("source-shares") },
   steps: {
     slider: $("step"),
@@ -120,6 +123,7 @@ const el = {
 // figure on screen for its exports ({ element, figures, table, csvTable, name, title }: `figures`, the
 // Plotly figures or overview grids an image export stacks, where more than `element` is on screen).
 let headView = null;
+let linesView = null; // { view, point } of the line view last drawn
 let currentStepsView = null;
 let onScreen = null;
 let latestRequest = 0;
@@ -308,6 +312,7 @@ function inapplicable() {
   if (state.view === "panels") reasons.push("The three panels show every kind of attention, so the attention picker does not apply.");
   if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
   if (state.view === "models") reasons.push("The compare view shows cross-attention (the only kind both models have for one sentence), so the attention picker does not apply.");
+  if (state.view === "lines") reasons.push("The line view links source and target tokens, which is cross-attention, so the attention picker does not apply.");
   const info = modelInfo(state.response.model);
   const lacking = KINDS.filter((kind) => !(kind in info.kinds));
   if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}, so neither that attention nor the three panels are offered.`);
@@ -327,7 +332,7 @@ function renderControls() {
   const response = state.response;
   const kind = shownKind(state);
   const maps = hasMaps();
-  const pickerApplies = maps && !["panels", "steps", "models", "contributions"].includes(state.view);
+  const pickerApplies = maps && !["panels", "steps", "models", "contributions", "lines"].includes(state.view);
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.checked = radio.value === kind;
     radio.disabled = !pickerApplies || !(radio.value in response.attention);
@@ -444,6 +449,19 @@ async function renderView() {
         const parts = [{ name: "this result", table: onScreen.table }, { name: "pinned", table: stepTable(pinnedRow.view, row) }];
         onScreen.csvTable = comparisonTable(onScreen.table.caption, parts);
       }
+      break;
+    }
+    case "lines": {
+      // The selected cross map; for a method with no per-layer maps (saliency), its source contributions.
+      const perLayer = "cross" in response.attention;
+      const view = perLayer ? displayedMap(response, options(), "cross", state.layer, state.head === "rollout" ? "mean" : state.head) : contributionViews(response, options())[0];
+      const what = perLayer ? `cross-attention · ${selectionName("cross", view.layer, view.head)}` : "source contributions";
+      const title = `Line view · ${what} · method ${response.method ?? "weights"}`;
+      const drawn = drawLines(el.lines.figure, view, options(), { source: "source tokens", target: "produced tokens" });
+      linesView = { view, point: drawn.point };
+      el.lines.note.textContent = bestAlignmentNote(modelInfo(response.model)?.alignment_layer, response.method ?? "weights");
+      el.lines.note.hidden = !el.lines.note.textContent;
+      onScreen = { element: el.lines.figure, title, table: linesTable(view, drawn.links, title), name: perLayer ? `lines-${response.method}-L${state.layer}-${fileHead(view.head)}` : `lines-${response.method}-contributions` };
       break;
     }
     case "contributions": {
@@ -814,6 +832,12 @@ function pointAt(axis, index) {
     const chipAxis = axis === "decoder_input_tokens" ? "target_tokens" : axis;
     const chipIndex = axis === "decoder_input_tokens" ? index - 1 : index;
     document.querySelector(`.token[data-axis="${chipAxis}"][data-index="${chipIndex}"]`)?.classList.add("active");
+  }
+  if (state.view === "lines" && linesView) {
+    const { view, point } = linesView;
+    const at = axis === "source_tokens" ? view.cols.indexOf(index) : axis === "target_tokens" ? view.rows.indexOf(index) : -1;
+    point(at < 0 ? null : axis === "source_tokens" ? "source" : "target", at);
+    return;
   }
   if (state.view !== "head" || !headView) return;
   drawHighlight(el.headFigure, headView, axis === null ? { rows: [], cols: [] } : highlightFor(headView, axis, index));

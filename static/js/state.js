@@ -4,7 +4,7 @@ import { DEFAULT_SCALE, SCALES } from "./colors.js";
 
 export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
-export const VIEWS = ["head", "grid", "panels", "stats", "steps", "explain", "models", "contributions"];
+export const VIEWS = ["head", "grid", "panels", "stats", "steps", "explain", "models", "contributions", "lines"];
 // The views that draw per-layer maps (method saliency has none).
 const MAP_VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain"];
 export const AGGREGATES = ["mean", "max", "rollout"];
@@ -116,9 +116,9 @@ export function requestQuery(state) {
   return params.toString();
 }
 
-// The kind the current view shows: decoding steps and the model comparison always follow cross-attention.
+// The kind the current view shows: decoding steps, the model comparison and the line view always follow cross-attention.
 export function shownKind(state) {
-  return state.view === "steps" || state.view === "models" ? "cross" : state.kind;
+  return state.view === "steps" || state.view === "models" || state.view === "lines" ? "cross" : state.kind;
 }
 
 // Why a view does not apply to a model (its description's `kinds`) or to the result on screen (its
@@ -129,6 +129,7 @@ export function whyNoView(view, info, others, response = null) {
   const missing = KINDS.filter((kind) => !(kind in info.kinds));
   if (view === "panels" && missing.length) return `The three panels need every kind of attention; ${info.name} has no ${missing.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}.`;
   if (view === "models" && !("cross" in info.kinds)) return `Comparing models needs cross-attention, which ${info.name} does not have.`;
+  if (view === "lines" && !("cross" in info.kinds)) return `The line view draws cross-attention, which ${info.name} does not have.`;
   if (view === "models" && others === 0) return "Comparing models needs a second model with cross-attention; this server serves one.";
   if (view === "explain" && !info.explains) return `${info.name} does not show how its attention is computed step by step (its description says explains: false); the Learn page works the steps through by hand.`;
   return "";

@@ -78,4 +78,5 @@ def test_a_model_without_an_alignment_figure_opens_on_its_last_cross_layer(clien
         "layer": info["kinds"]["cross"]["layers"] - 1,
         "measured": False,
         "note": "the last layer: the model card has no alignment figure",
+        "by_method": {},
     }

@@ -21,7 +21,7 @@ from tests.browser.conftest import (
     wait_for_figure,
 )
 
-VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain"]
+VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain", "lines"]
 FIGURES = {
     "head": "head-figure",
     "grid": "grid",
@@ -30,6 +30,7 @@ FIGURES = {
     "steps": "steps-figure",
     "models": "models-figure",
     "explain": "explain-figure",
+    "lines": "lines-figure",
 }
 NINE_WORDS = "this is an example . i like tea ! the cat"  # 11 source tokens, every one in the tiny vocabulary
 
@@ -374,7 +375,8 @@ def test_the_first_view_is_the_cross_layer_the_card_measured_to_align_best_else_
     page.select_option("#model", POLITE_MODEL)  # its card measured layer 0 best
     submit(page, "This is an example.", CLASSIC_TARGET)
     assert head_title(page) == "Cross-attention · layer 0, mean of heads"
-    assert "aligns words best (lowest AER on dev against silver alignments (0.500))" in page.inner_text("#view-note")
+    note = "aligns words best (lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.500))"
+    assert note in page.inner_text("#view-note")
     page.select_option("#head", "2")
     assert page.locator("#view-note").is_hidden()
 

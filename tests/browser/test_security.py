@@ -18,7 +18,7 @@ HOSTILE_TARGET = (
     '<img/src=x/onerror=window.pwned=3> <svg/onload=window.pwned=4> "><b>bold</b> <a/href=javascript:window.pwned=5>x</a>'
 )
 TAGS = ["<img/src=x/onerror=window.pwned=3>", "<svg/onload=window.pwned=4>", '"><b>bold</b>']
-VIEWS = ["head", "grid", "panels", "stats", "steps"]
+VIEWS = ["head", "grid", "panels", "stats", "steps", "lines"]
 
 INERT = """() => ({
     pwned: window.pwned ?? null,
