@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
-	$(PY) -m pip install -q -e . $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[explain]' $(TORCH_PIN)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
