@@ -488,7 +488,7 @@ function fileHead(head) {
 function renderLegend() {
   const kind = shownKind(state);
   const contributions = state.view === "contributions";
-  const causal = contributions || (state.view === "panels" ? "decoder" in state.response.attention : state.response.attention[kind].causal);
+  const causal = contributions || (state.view === "panels" ? "decoder" in state.response.attention : Boolean(state.response.attention[kind]?.causal));
   el.maskSwatch.hidden = !causal;
   el.maskSwatch.style.backgroundColor = maskColour(state.scale);
   const parts = [];
@@ -505,6 +505,7 @@ function renderLegend() {
   if (!state.showSpecial && kind === "decoder" && state.view !== "grid") parts.push("the first produced token can only look at <s>, so its row is all masked");
   parts.push("word? unknown to the model");
   if (state.view === "head") parts.push("point at a token to outline its row and column");
+  if (state.view === "lines") parts.push("line width: a link's share of its produced token's row over the source tokens shown; dark: each row's strongest link");
   el.legendText.textContent = parts.join(" · ");
 }
 
