@@ -500,7 +500,7 @@ function fileHead(head) {
 function renderLegend() {
   const kind = shownKind(state);
   const contributions = state.view === "contributions";
-  const causal = contributions || (state.view === "panels" ? "decoder" in state.response.attention : state.response.attention[kind].causal);
+  const causal = contributions || (state.view === "panels" ? "decoder" in state.response.attention : Boolean(state.response.attention[kind]?.causal));
   el.legend.hidden = state.view === "explain"; // its numbers are every key's, as the model computed them
   el.maskSwatch.hidden = !causal;
   el.maskSwatch.style.backgroundColor = maskColour(state.scale);
@@ -519,6 +519,7 @@ function renderLegend() {
   parts.push("word? unknown to the model");
   if (state.view === "head") parts.push("point at a token to outline its row and column");
   if (state.view === "head" && modelInfo(state.response.model)?.explains) parts.push("click a row to see how it is computed");
+  if (state.view === "lines") parts.push("line width: a link's share of its produced token's row over the source tokens shown; dark: each row's strongest link");
   el.legendText.textContent = parts.join(" · ");
 }
 

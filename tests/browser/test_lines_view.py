@@ -83,3 +83,24 @@ def test_the_line_view_shows_the_best_alignment_the_card_measured_and_passes_axe
     assert page.locator("#figure-table tbody tr").count() == len(page.evaluate(LINES))
     assert serious_violations(page) == []
     assert page.watch.errors == []
+
+
+def test_the_line_view_draws_for_every_method_the_model_declares(page):
+    page.goto("/")
+    models = page.evaluate("() => JSON.parse(document.getElementById('models-data').textContent)")
+    methods = [m["name"] for m in next(m for m in models if m["name"] == "tiny")["methods"]]
+    assert methods == ["weights", "norms", "alti", "saliency"]
+    for method in methods:
+        page.select_option("#method", method)
+        if method == "saliency":
+            page.select_option("#saliency", "input_x_gradient")  # quick: one backward pass
+        submit(page, "This is an example.", CLASSIC_TARGET)
+        open_lines(page)
+        label = page.get_attribute("#lines-figure", "aria-label")
+        assert label.startswith("Line view · ") and f"method {method}" in label, label
+        what = "source contributions" if method == "saliency" else "cross-attention"
+        assert what in label
+        lines = page.evaluate(LINES)
+        assert sum(line["argmax"] for line in lines) == 6  # one strongest link per shown produced token
+        page.click("#tab-head" if method != "saliency" else "#tab-contributions")
+    assert page.watch.errors == []

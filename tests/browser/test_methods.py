@@ -10,10 +10,10 @@ from tests.browser.conftest import CLASSIC_TARGET, HF_MODEL, STRICT_CSP, head_ti
 
 TOKENS = 6  # これ は 例 で す 。 as shown (</s> hidden)
 VIEWS = {
-    "weights": ["head", "grid", "panels", "stats", "steps", "models"],
-    "norms": ["head", "grid", "panels", "stats", "steps"],
-    "alti": ["head", "grid", "panels", "steps", "contributions"],
-    "saliency": ["contributions"],
+    "weights": ["head", "grid", "panels", "stats", "steps", "models", "lines"],
+    "norms": ["head", "grid", "panels", "stats", "steps", "lines"],
+    "alti": ["head", "grid", "panels", "steps", "contributions", "lines"],
+    "saliency": ["contributions", "lines"],
 }
 WEIGHTS_TRACE = "document.getElementById('head-figure').data.filter((t) => t.xaxis === 'x').at(-1)"
 ROW_SUMS = f"() => {WEIGHTS_TRACE}.z.map((r) => r.reduce((a, b) => a + (b ?? 0), 0))"
