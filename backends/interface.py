@@ -166,7 +166,8 @@ class ModelDescription:
     target_example: str | None = None  # a target the model accepts as written, for the page's placeholder
     has_readings: bool = False  # target tokens carry Latin-letter readings
     methods: tuple[Method, ...] = ("weights",)  # the attribution methods attention() computes for this model
-    # explain() shows how one head computes one row, with the model's own intermediates (q, K, V, scores …)
+    # explain() shows how one head computes one row, with the model's own intermediates (q, K, V, scores …);
+    # a model that explains declares its layer_norm
     explains: bool = False
     layer_norm: LayerNormPlacement | None = None  # where a transformer layer's LayerNorms sit; None where not declared
 
@@ -269,7 +270,6 @@ class HeadExplanation:
     translation: str
     forced: bool
     controls: dict[str, str]
-    layer_norm: LayerNormPlacement
     d_ff: int
     query_input: Tensor  # (D,) what the query is projected from: the block's input after its LayerNorm (pre-LN)
     key_inputs: Tensor  # (Tk, D) what keys and values are projected from (the encoder memory for cross-attention)

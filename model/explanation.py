@@ -61,7 +61,6 @@ def explain_head(
         translation=translation,
         forced=forced,
         controls=controls,
-        layer_norm="pre",
         d_ff=model.cfg.d_ff,
         query_input=at_query(block.query_in),
         key_inputs=block.key_value_in[0].cpu(),
