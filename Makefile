@@ -69,8 +69,8 @@ train: install-train
 # The second architecture (model/rnn.py): a bidirectional-GRU encoder-decoder with additive (Bahdanau)
 # attention, on the same corpus; the best on dev BLEU is kept (an epoch, or the average of the last 4).
 train-rnn: install-train
-	$(PY) -m model.train --data $(DATA) --out model/checkpoints/en-ja-rnn.pt --arch rnn --epochs 10 --warmup 200 \
-		--skip-unk-targets --source-word-dropout 0.1 --average-last 4
+	$(PY) -m model.train --data $(DATA) --out model/checkpoints/en-ja-rnn.pt --arch rnn --epochs 24 --time-budget 125 \
+		--lr 2e-3 --batch-tokens 2000 --warmup 400 --skip-unk-targets --source-word-dropout 0.1 --average-last 4
 
 evaluate: install-train
 	$(PY) -m model.evaluate --data $(DATA) --checkpoint model/checkpoints/en-ja.pt

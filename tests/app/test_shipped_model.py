@@ -66,7 +66,7 @@ def shipped_rnn(shipped_client):
 
 
 def test_both_shipped_models_are_served_the_transformer_by_default(shipped_client, shipped_rnn):
-    models = {model["name"]: model for model in shipped_client.get("/api/v1/models").json()["models"]}
+    models = {model["name"]: model for model in shipped_client.get("/api/v1/models").json()}
     assert set(models) == {"en-ja", "en-ja-rnn"}
     assert models["en-ja"]["default"] and not models["en-ja-rnn"]["default"]
     assert shipped_rnn["kinds"] == {"cross": {"layers": 1, "heads": 1}}
