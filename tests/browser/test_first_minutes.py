@@ -74,7 +74,7 @@ def test_arrows_on_the_tab_list_move_between_tabs_and_leave_the_head_alone(page)
     assert page.evaluate("document.activeElement.id") == "tab-grid"
     assert page.get_attribute("#tab-grid", "aria-selected") == "true" and page.locator("#view-grid").is_visible()
     page.keyboard.press("End")
-    assert page.evaluate("document.activeElement.id") == "tab-models" and page.locator("#view-models").is_visible()
+    assert page.evaluate("document.activeElement.id") == "tab-lines" and page.locator("#view-lines").is_visible()
     page.keyboard.press("ArrowRight")  # wraps round
     assert page.evaluate("document.activeElement.id") == "tab-head"
     assert head_title(page) == title
