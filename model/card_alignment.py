@@ -44,6 +44,7 @@ class SourceShares:
     def __init__(self) -> None:
         self.sums: dict[int, float] = {}
         self.counts: dict[int, int] = {}
+        self.slopes: list[float] = []  # per sentence of 3 or more produced words: its own least-squares slope
 
     def observe(self, line: int, result: AttentionResult) -> None:
         if result.method != "alti":
@@ -51,9 +52,14 @@ class SourceShares:
         source = result.contributions.source.double().sum(-1)  # (T,)
         total = source + result.contributions.prefix.double().sum(-1)
         words = [t for t, token in enumerate(result.target_tokens) if not token.special]
-        for position, t in enumerate(words):
-            self.sums[position] = self.sums.get(position, 0.0) + float(source[t] / total[t])
+        shares = [float(source[t] / total[t]) for t in words]
+        for position, share in enumerate(shares):
+            self.sums[position] = self.sums.get(position, 0.0) + share
             self.counts[position] = self.counts.get(position, 0) + 1
+        if len(shares) >= 3:
+            centre = (len(shares) - 1) / 2
+            spread = sum((p - centre) ** 2 for p in range(len(shares)))
+            self.slopes.append(sum((p - centre) * share for p, share in enumerate(shares)) / spread)
 
     def figure(self) -> dict:
         positions = sorted(self.counts)
@@ -70,9 +76,16 @@ class SourceShares:
         well_counted = [row for row in rows if row["tokens"] >= FERRANDO_MIN_TOKENS] or rows
         first, last = well_counted[0], well_counted[-1]
         slope = covariance / variance
+        falling = sum(1 for slope in self.slopes if slope < 0)
         return {
             "positions": rows,
             "tokens": n,
+            # within each sentence, so that longer sentences' later positions do not stand in for position
+            "within_sentence": {
+                "sentences": len(self.slopes),
+                "mean_slope_per_position": round(sum(self.slopes) / len(self.slopes), 5) if self.slopes else None,
+                "falling": falling,
+            },
             "mean_source_share": round(mean_share, 4),
             "slope_per_position": round(slope, 5),
             "first": first,

@@ -38,4 +38,5 @@ def test_stores_the_aer_tables_and_the_literature_checks_and_changes_nothing_els
     # one share per produced corpus token, </s> left out: 7 + 1 + 6 tokens over positions 0 to 6
     assert ferrando["tokens"] == 14 and [row["tokens"] for row in ferrando["positions"]] == [3, 2, 2, 2, 2, 2, 1]
     assert all(0 <= row["mean_source_share"] <= 1 for row in ferrando["positions"])
+    assert ferrando["within_sentence"]["sentences"] == 2  # 猫 alone has no slope
     assert "ALTI+ source share by position: slope" in capsys.readouterr().out
