@@ -32,7 +32,8 @@ async def explain(
     allows, the softmax weights (the map's row), every head's output at the query, the output after W_O, the
     residual stream around the block, the feed-forward block after it, and the model's position table.
 
-    Only for models whose description has `explains: true`; the answer is small enough to ask per click.
+    Only for models whose description has `explains: true`. For the shipped model the answer is about 200 KB of
+    JSON (85 KB gzipped), most of it the position table.
     """
     name, model = registry.get(body.model)
     call = checks.check_explain(model, body, settings)  # before queueing: bad input is answered at once
