@@ -141,6 +141,7 @@ function whyNotForResult(view, response) {
   if (MAP_VIEWS.includes(view) && maps.length === 0) return `Method ${method} attributes each produced token to the input tokens as a whole: it has no per-layer maps. See Contributions.`;
   if (view === "stats" && maps.every((map) => map.heads.length === 0)) return `Head statistics need heads; method ${method} gives one map per layer.`;
   if (view === "models" && method !== "weights") return `Comparing models uses attention weights; this result shows method ${method}.`;
+  if (view === "explain" && method !== "weights") return `How it's computed works through the softmax weights of one head; this result shows method ${method}.`;
   if (view === "contributions" && !response.contributions) return `Contributions per produced token come with methods alti and saliency; this result shows method ${method}.`;
   return "";
 }

@@ -80,6 +80,7 @@ def test_the_line_view_shows_the_best_alignment_the_card_measured_and_passes_axe
     )
     assert page.get_attribute("#lines-figure", "aria-label").startswith("Line view · cross-attention · layer 0, mean of heads")
     page.click("#figure-table summary")
+    page.wait_for_selector("#figure-table tbody tr")  # the details element's toggle event fills it, after the click
     assert page.locator("#figure-table tbody tr").count() == len(page.evaluate(LINES))
     assert serious_violations(page) == []
     assert page.watch.errors == []

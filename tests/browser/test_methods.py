@@ -10,7 +10,7 @@ from tests.browser.conftest import CLASSIC_TARGET, HF_MODEL, STRICT_CSP, head_ti
 
 TOKENS = 6  # これ は 例 で す 。 as shown (</s> hidden)
 VIEWS = {
-    "weights": ["head", "grid", "panels", "stats", "steps", "models", "lines"],
+    "weights": ["head", "grid", "panels", "stats", "steps", "explain", "models", "lines"],
     "norms": ["head", "grid", "panels", "stats", "steps", "lines"],
     "alti": ["head", "grid", "panels", "steps", "contributions", "lines"],
     "saliency": ["contributions", "lines"],
