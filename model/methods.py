@@ -17,7 +17,7 @@ from torch import Tensor
 from backends.interface import DEFAULT_SALIENCY, AttentionKind, Contributions, Method, SaliencyOptions, StopCheck, never_stop
 from model.alti import alti
 from model.decoding import Encoded, EncoderDecoder, forced_attention
-from model.norms import additive_norms, head_norms, layer_norms
+from model.norms import additive_norms, norm_maps
 from model.rnn import AttentionRNN
 from model.saliency import saliency
 from model.transformer import Seq2SeqTransformer
@@ -66,9 +66,9 @@ def _transformer_norms(model: Seq2SeqTransformer, src: Tensor, tgt_in: Tensor, p
     with torch.no_grad():
         for kind, modules in _attention_modules(model).items():
             blocks = [layer.blocks[kind] for layer in sides[kind]]
-            pairs = list(zip(blocks, modules, strict=True))
-            maps[kind] = torch.stack([head_norms(b.weights, b.v, m.out_proj)[0] for b, m in pairs]).cpu()
-            layer_maps[kind] = torch.stack([layer_norms(b.weights, b.v, m.out_proj)[0] for b, m in pairs]).cpu()
+            per_layer = [norm_maps(b.weights, b.v, m.out_proj) for b, m in zip(blocks, modules, strict=True)]
+            maps[kind] = torch.stack([heads[0] for heads, _ in per_layer]).cpu()
+            layer_maps[kind] = torch.stack([layer[0] for _, layer in per_layer]).cpu()
     return MethodMaps(_token_logp(trace.logits, target_ids), maps, layer_maps)
 
 

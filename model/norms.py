@@ -27,16 +27,13 @@ def transformed_values(values: Tensor, out_proj: nn.Linear) -> Tensor:
     return torch.einsum("bhkc,dhc->bhkd", values, w_o)
 
 
-def head_norms(weights: Tensor, values: Tensor, out_proj: nn.Linear) -> Tensor:
-    """‖α^h_ij f^h(x_j)‖ = α^h_ij ‖f^h(x_j)‖ (α ≥ 0); weights (B, H, Tq, Tk), values as transformed_values()
-    takes them -> (B, H, Tq, Tk)."""
-    return weights * transformed_values(values, out_proj).norm(dim=-1)[:, :, None, :]
-
-
-def layer_norms(weights: Tensor, values: Tensor, out_proj: nn.Linear) -> Tensor:
-    """‖Σ_h α^h_ij f^h(x_j)‖: (B, Tq, Tk); arguments as head_norms()."""
-    moved = torch.einsum("bhqk,bhkd->bqkd", weights, transformed_values(values, out_proj))  # (B, Tq, Tk, D)
-    return moved.norm(dim=-1)
+def norm_maps(weights: Tensor, values: Tensor, out_proj: nn.Linear) -> tuple[Tensor, Tensor]:
+    """weights (B, H, Tq, Tk), values as transformed_values() takes them -> (per head ‖α^h_ij f^h(x_j)‖ =
+    α^h_ij ‖f^h(x_j)‖ (α ≥ 0) (B, H, Tq, Tk), the layer's ‖Σ_h α^h_ij f^h(x_j)‖ (B, Tq, Tk))."""
+    transformed = transformed_values(values, out_proj)  # (B, H, Tk, D)
+    per_head = weights * transformed.norm(dim=-1)[:, :, None, :]
+    moved = torch.einsum("bhqk,bhkd->bqkd", weights, transformed)  # (B, Tq, Tk, D)
+    return per_head, moved.norm(dim=-1)
 
 
 def additive_norms(weights: Tensor, memory: Tensor) -> Tensor:
