@@ -25,7 +25,7 @@ from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
 from model.decoding import Encoded, Hypothesis, beam_search, greedy_decode
-from model.methods import method_maps, methods_of
+from model.methods import encode_for, method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
 from model.vocab import BOS, EOS, Vocab
@@ -212,7 +212,7 @@ class Translator:
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
         stop()
-        encoded = self._encode(src)
+        encoded, encoder = encode_for(self.model, src, method)
         ids, probs = self._politeness_ids(encoded, src, politeness)
         if forced_tokens is None:
             target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids, stop)[0][0].ids
@@ -221,7 +221,7 @@ class Translator:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         stop()
-        computed = method_maps(self.model, src, target_ids, ids, encoded, method, saliency, stop)
+        computed = method_maps(self.model, src, target_ids, ids, encoded, method, saliency, stop, encoder)
         logp = computed.logp
         decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
         return AttentionResult(
