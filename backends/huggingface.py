@@ -47,7 +47,7 @@ from backends.interface import (
     never_stop,
     resolve_controls,
 )
-from model.norms import head_norms, layer_norms
+from model.norms import norm_maps
 from model.translator import resolve_device
 
 __all__ = ["HuggingFaceModel", "ModelLoadError"]
@@ -596,8 +596,9 @@ class HuggingFaceModel:
                 n_heads = weights.size(1)
                 values = attention.v_proj(inputs)  # (1, Tk, D)
                 values = values.view(*values.shape[:2], n_heads, -1).transpose(1, 2)  # (1, H, Tk, d_k)
-                per_head[kind].append(head_norms(weights, values, attention.out_proj))
-                per_layer[kind].append(layer_norms(weights, values, attention.out_proj))
+                heads, layer = norm_maps(weights, values, attention.out_proj)
+                per_head[kind].append(heads)
+                per_layer[kind].append(layer)
         return per_head, per_layer
 
     def explain(

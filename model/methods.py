@@ -17,10 +17,10 @@ from torch import Tensor
 from backends.interface import DEFAULT_SALIENCY, AttentionKind, Contributions, Method, SaliencyOptions, StopCheck, never_stop
 from model.alti import alti
 from model.decoding import Encoded, EncoderDecoder, forced_attention
-from model.norms import additive_norms, head_norms, layer_norms
+from model.norms import additive_norms, norm_maps
 from model.rnn import AttentionRNN
 from model.saliency import saliency
-from model.transformer import Seq2SeqTransformer
+from model.transformer import EncoderTrace, Seq2SeqTransformer
 from model.vocab import Vocab
 
 
@@ -59,21 +59,35 @@ def _attention_modules(model: Seq2SeqTransformer) -> dict[AttentionKind, list]:
     }
 
 
-def _transformer_norms(model: Seq2SeqTransformer, src: Tensor, tgt_in: Tensor, politeness: Tensor | None, target_ids):
-    trace = model.trace(src, tgt_in, politeness)
+# The methods read from Seq2SeqTransformer.trace(), whose encoder part encode_for() prepares once.
+TRACED: tuple[Method, ...] = ("norms", "alti")
+
+
+def encode_for(model: EncoderDecoder, src: Tensor, method: Method) -> tuple[Encoded, EncoderTrace | None]:
+    """One encoder pass for decoding and for `method`: (what model.encode() returns, the encoder's trace where
+    the method reads one, else None)."""
+    with torch.no_grad():
+        if method in TRACED and isinstance(model, Seq2SeqTransformer):
+            encoder = model.trace_encoder(src)
+            return encoder.encoded, encoder
+        return model.encode(src), None
+
+
+def _transformer_norms(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder: EncoderTrace | None):
+    trace = model.trace(src, tgt_in, politeness, encoder)
     sides = {"encoder": trace.encoder, "decoder": trace.decoder, "cross": trace.decoder}
     maps, layer_maps = {}, {}
     with torch.no_grad():
         for kind, modules in _attention_modules(model).items():
             blocks = [layer.blocks[kind] for layer in sides[kind]]
-            pairs = list(zip(blocks, modules, strict=True))
-            maps[kind] = torch.stack([head_norms(b.weights, b.v, m.out_proj)[0] for b, m in pairs]).cpu()
-            layer_maps[kind] = torch.stack([layer_norms(b.weights, b.v, m.out_proj)[0] for b, m in pairs]).cpu()
+            per_layer = [norm_maps(b.weights, b.v, m.out_proj) for b, m in zip(blocks, modules, strict=True)]
+            maps[kind] = torch.stack([heads[0] for heads, _ in per_layer]).cpu()
+            layer_maps[kind] = torch.stack([layer[0] for _, layer in per_layer]).cpu()
     return MethodMaps(_token_logp(trace.logits, target_ids), maps, layer_maps)
 
 
-def _transformer_alti(model: Seq2SeqTransformer, src: Tensor, tgt_in: Tensor, politeness: Tensor | None, target_ids):
-    trace = model.trace(src, tgt_in, politeness)
+def _transformer_alti(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder: EncoderTrace | None):
+    trace = model.trace(src, tgt_in, politeness, encoder)
     with torch.no_grad():
         result = alti(model, trace)
     return MethodMaps(
@@ -93,9 +107,11 @@ def method_maps(
     method: Method = "weights",
     saliency_options: SaliencyOptions = DEFAULT_SALIENCY,
     stop: StopCheck = never_stop,
+    encoder: EncoderTrace | None = None,
 ) -> MethodMaps:
     """One teacher-forced pass of `target_ids` computing `method` (one of methods_of(model)); arguments as
-    model.decoding.forced_attention, whose maps method weights returns unchanged."""
+    model.decoding.forced_attention, whose maps method weights returns unchanged; `encoder` the encoder trace
+    encode_for() made for this src, where the caller has one."""
     if method not in methods_of(model):
         raise ValueError(f"{type(model).__name__} has no method {method!r}")
     model.eval()
@@ -114,5 +130,5 @@ def method_maps(
         norms = additive_norms(maps["cross"], memory.cpu())  # (L = 1, H = 1, T, S): the layer axis stands in for the batch
         return MethodMaps(logp, {"cross": norms}, {"cross": norms[:, 0]})
     if method == "norms":
-        return _transformer_norms(model, src, tgt_in, politeness, target_ids)
-    return _transformer_alti(model, src, tgt_in, politeness, target_ids)
+        return _transformer_norms(model, src, tgt_in, politeness, target_ids, encoder)
+    return _transformer_alti(model, src, tgt_in, politeness, target_ids, encoder)

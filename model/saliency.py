@@ -14,7 +14,7 @@ Each token's attribution vector is reduced to its L2 norm, so a row holds |attri
 decoder input; decoder inputs after t get exactly 0 (the decoder is causal). Rows are not normalised.
 
 All T produced tokens are attributed at once: the sentence is repeated T times along the batch and row t asks
-for f_t, so Captum's one call computes every row.
+for f_t, so Captum's one call computes every row; the output layer runs only at each row's own position.
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ class Attributable(Protocol):
     def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]: ...
 
     def logits_from_token_vectors(
-        self, src: Tensor, tgt_in: Tensor, source_vectors: Tensor, target_vectors: Tensor, politeness: Tensor | None = None
+        self,
+        src: Tensor,
+        tgt_in: Tensor,
+        source_vectors: Tensor,
+        target_vectors: Tensor,
+        politeness: Tensor | None = None,
+        positions: Tensor | None = None,
     ) -> Tensor: ...
 
 
@@ -56,16 +62,18 @@ def attributions(
     count = tgt_in.size(1)
     rows = dict(src=src.expand(count, -1), tgt_in=tgt_in.expand(count, -1))
     repeated_politeness = None if politeness is None else politeness.expand(count)
+    positions = torch.arange(count, device=src.device)  # row t is about produced token t
     with torch.no_grad():
         source_vectors, target_vectors = (v.expand(count, -1, -1).contiguous() for v in model.token_vectors(src, tgt_in))
 
-    def log_probs(source_vectors: Tensor, target_vectors: Tensor, src: Tensor, tgt_in: Tensor, politeness) -> Tensor:
+    def log_probs(source_vectors: Tensor, target_vectors: Tensor, src: Tensor, tgt_in: Tensor, politeness, positions) -> Tensor:
         stop()  # once per chunk of Captum's batch
-        return model.logits_from_token_vectors(src, tgt_in, source_vectors, target_vectors, politeness).log_softmax(-1)
+        logits = model.logits_from_token_vectors(src, tgt_in, source_vectors, target_vectors, politeness, positions)
+        return logits.log_softmax(-1)  # (B, V): each row at its own position
 
     inputs = (source_vectors.requires_grad_(), target_vectors.requires_grad_())
-    arguments = (rows["src"], rows["tgt_in"], repeated_politeness)
-    targets = list(enumerate(target_ids))  # row t: output [t, y_t] of the (B, T, V) log-probabilities
+    arguments = (rows["src"], rows["tgt_in"], repeated_politeness, positions)
+    targets = list(target_ids)  # row t: log p(y_t)
     # cuDNN computes no RNN gradients in eval mode; its kernels are only a speed-up here.
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         if options.algorithm == "integrated_gradients":

@@ -97,6 +97,20 @@ class LayerTrace:
 
 
 @dataclass
+class EncoderTrace:
+    """The encoder's part of a trace: Seq2SeqTransformer.trace_encoder(), reusable by trace()."""
+
+    embeddings: Tensor  # (B, S, D) token embedding · √D + position, the encoder's input
+    layers: list[LayerTrace]
+    memory: Tensor  # (B, S, D) encoder_norm of the last layer's output
+
+    @property
+    def encoded(self) -> tuple[Tensor, list[Tensor]]:
+        """What encode() returns: (memory, per-layer self-attention weights [(B, H, S, S)], detached)."""
+        return self.memory, [layer.blocks["encoder"].weights.detach() for layer in self.layers]
+
+
+@dataclass
 class ForwardTrace:
     """Everything one teacher-forced pass computed, from Seq2SeqTransformer.trace()."""
 
@@ -341,21 +355,24 @@ class Seq2SeqTransformer(nn.Module):
         causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).tril()
         return causal[None, None] & (tgt_in != self.cfg.pad_id)[:, None, None, :]  # (B, 1, T, T)
 
-    def _encoder_pass(self, src: Tensor, token_vectors: Tensor | None = None) -> tuple[Tensor, list[LayerTrace], Tensor]:
-        """src: (B, S) ids, token_vectors as TokenEmbedding takes them -> (embeddings (B, S, D), one trace
-        per layer, memory (B, S, D))."""
+    def _encoder_pass(self, src: Tensor, token_vectors: Tensor | None = None) -> EncoderTrace:
+        """src: (B, S) ids, token_vectors as TokenEmbedding takes them."""
         mask = self.source_mask(src)
         x = embedded = self.src_embed(src, token_vectors=token_vectors)
         layers = []
         for layer in self.encoder_layers:
             layers.append(trace := layer(x, mask))
             x = trace.out
-        return embedded, layers, self.encoder_norm(x)
+        return EncoderTrace(embedded, layers, self.encoder_norm(x))
 
     def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
         """src: (B, S) ids -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
-        _, layers, memory = self._encoder_pass(src)
-        return memory, [layer.blocks["encoder"].weights.detach() for layer in layers]
+        return self._encoder_pass(src).encoded
+
+    @torch.no_grad()
+    def trace_encoder(self, src: Tensor) -> EncoderTrace:
+        """The encoder's part of trace(), once per sentence: its .encoded is what encode() returns."""
+        return self._encoder_pass(src)
 
     def politeness_logits(self, memory: Tensor, src: Tensor) -> Tensor:
         """memory: (B, S, D), the encoding of src: (B, S) -> (B, P) scores of the politeness level a translation should take."""
@@ -366,8 +383,8 @@ class Seq2SeqTransformer(nn.Module):
     def _decoder_pass(
         self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None, token_vectors: Tensor | None = None
     ) -> tuple[Tensor, list[LayerTrace], Tensor]:
-        """-> (decoder input embeddings (B, T, D), one trace per layer, logits (B, T, V)); arguments as decode(),
-        token_vectors as TokenEmbedding takes them."""
+        """-> (decoder input embeddings (B, T, D), one trace per layer, the last layer's output (B, T, D));
+        arguments as decode(), token_vectors as TokenEmbedding takes them."""
         tgt_mask = self.target_mask(tgt_in)
         src_mask = self.source_mask(src)
         if (politeness is None) != (not self.cfg.politeness_levels):
@@ -379,7 +396,11 @@ class Seq2SeqTransformer(nn.Module):
         for layer in self.decoder_layers:
             layers.append(trace := layer(y, memory, tgt_mask, src_mask))
             y = trace.out
-        return embedded, layers, self.generator(self.decoder_norm(y))
+        return embedded, layers, y
+
+    def _logits(self, y: Tensor) -> Tensor:
+        """The last decoder layer's output (…, D) -> logits (…, V)."""
+        return self.generator(self.decoder_norm(y))
 
     def decode(
         self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
@@ -392,30 +413,44 @@ class Seq2SeqTransformer(nn.Module):
         inputs up to t); columns of self-attention are the decoder inputs, of cross-attention the
         source tokens.
         """
-        _, layers, logits = self._decoder_pass(tgt_in, memory, src, politeness)
+        _, layers, y = self._decoder_pass(tgt_in, memory, src, politeness)
+        logits = self._logits(y)
         self_weights = [layer.blocks["decoder"].weights.detach() for layer in layers]
         cross_weights = [layer.blocks["cross"].weights.detach() for layer in layers]
         return logits, self_weights, cross_weights
 
     @torch.no_grad()
-    def trace(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> ForwardTrace:
+    def trace(
+        self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None, encoder: EncoderTrace | None = None
+    ) -> ForwardTrace:
         """The teacher-forced pass of encode() then decode() (same code, same numbers) with every
-        intermediate it computed; arguments as decode(). Run it in eval mode for what inference does."""
-        source_embeddings, encoder, memory = self._encoder_pass(src)
-        target_embeddings, decoder, logits = self._decoder_pass(tgt_in, memory, src, politeness)
-        return ForwardTrace(source_embeddings, target_embeddings, encoder, decoder, memory, logits)
+        intermediate it computed; arguments as decode(), `encoder` this src's trace_encoder() where the
+        caller has it. Run it in eval mode for what inference does."""
+        encoder = self._encoder_pass(src) if encoder is None else encoder
+        target_embeddings, decoder, y = self._decoder_pass(tgt_in, encoder.memory, src, politeness)
+        return ForwardTrace(encoder.embeddings, target_embeddings, encoder.layers, decoder, encoder.memory, self._logits(y))
 
     def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
         """The token part of the source (B, S, D) and decoder-input (B, T, D) embeddings, before positions."""
         return self.src_embed.token_vectors(src), self.tgt_embed.token_vectors(tgt_in)
 
     def logits_from_token_vectors(
-        self, src: Tensor, tgt_in: Tensor, source_vectors: Tensor, target_vectors: Tensor, politeness: Tensor | None = None
+        self,
+        src: Tensor,
+        tgt_in: Tensor,
+        source_vectors: Tensor,
+        target_vectors: Tensor,
+        politeness: Tensor | None = None,
+        positions: Tensor | None = None,
     ) -> Tensor:
         """forward() with token_vectors() given instead of looked up (positions and masks still come from
-        the ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V)."""
-        _, _, memory = self._encoder_pass(src, source_vectors)
-        return self._decoder_pass(tgt_in, memory, src, politeness, target_vectors)[2]
+        the ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V),
+        or with positions (B,) only each row's logits at its position (B, V), sparing the output layer."""
+        memory = self._encoder_pass(src, source_vectors).memory
+        y = self._decoder_pass(tgt_in, memory, src, politeness, target_vectors)[2]
+        if positions is not None:
+            y = y[torch.arange(y.size(0), device=y.device), positions]  # (B, D)
+        return self._logits(y)
 
     def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerState:
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""

@@ -29,10 +29,10 @@ from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
 from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, greedy_decode
 from model.explanation import explain_head
-from model.methods import method_maps, methods_of
+from model.methods import encode_for, method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
-from model.transformer import Seq2SeqTransformer
+from model.transformer import EncoderTrace, Seq2SeqTransformer
 from model.vocab import BOS, EOS, Vocab
 
 POLITENESS = "politeness"  # the control's name in Translation.controls and .predictions
@@ -59,6 +59,7 @@ class TranslationPair:
     politeness: torch.Tensor | None  # (1,) the politeness id decoded with, for a model with the control
     probabilities: dict[str, float]  # the politeness the model predicted from the source
     encoded: Encoded
+    encoder: EncoderTrace | None  # the encoder's trace, where the method reads one (model.methods.encode_for)
     forced: bool
 
 
@@ -205,7 +206,14 @@ class Translator:
         return results
 
     def _pair(
-        self, source: str, target: str | None, beam_size: int, max_length: int | None, politeness: str, stop: StopCheck
+        self,
+        source: str,
+        target: str | None,
+        beam_size: int,
+        max_length: int | None,
+        politeness: str,
+        stop: StopCheck,
+        method: Method = "weights",
     ) -> TranslationPair:
         """The source and the target of one teacher-forced pass: `target` forced, or the translation decoded.
 
@@ -219,7 +227,7 @@ class Translator:
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
         stop()
-        encoded = self._encode(src)
+        encoded, encoder = encode_for(self.model, src, method)
         ids, probs = self._politeness_ids(encoded, src, politeness)
         if forced_tokens is None:
             target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids, stop)[0][0].ids
@@ -228,7 +236,7 @@ class Translator:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         stop()
-        return TranslationPair(src_tokens, src, tgt_tokens, target_ids, ids, probs[0], encoded, target is not None)
+        return TranslationPair(src_tokens, src, tgt_tokens, target_ids, ids, probs[0], encoded, encoder, target is not None)
 
     def _decoder_inputs(self, pair: TranslationPair) -> list[Token]:
         return self._tokens([BOS], self.tgt_vocab) + pair.target_tokens[:-1]
@@ -249,8 +257,10 @@ class Translator:
         pass and decoding step, and raises to end the call."""
         if method not in methods_of(self.model):
             raise InputError(f"this model has no method {method!r}; its methods are {', '.join(methods_of(self.model))}")
-        pair = self._pair(source, target, beam_size, max_length, politeness, stop)
-        computed = method_maps(self.model, pair.src, pair.target_ids, pair.politeness, pair.encoded, method, saliency, stop)
+        pair = self._pair(source, target, beam_size, max_length, politeness, stop, method)
+        computed = method_maps(
+            self.model, pair.src, pair.target_ids, pair.politeness, pair.encoded, method, saliency, stop, pair.encoder
+        )
         return AttentionResult(
             source_tokens=pair.source_tokens,
             target_tokens=pair.target_tokens,

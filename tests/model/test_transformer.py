@@ -163,3 +163,14 @@ def test_the_trace_fields_recompute_each_other(tiny_model):
         torch.testing.assert_close(layer.ff_in, cross.residual_out)
         y = layer.out
     torch.testing.assert_close(trace.logits, model.generator(model.decoder_norm(y)))
+
+
+def test_a_trace_reuses_an_encoder_trace_and_encode_is_its_encoded(tiny_model):
+    model = tiny_model.model.eval()
+    src, tgt_in = torch.tensor([[4, 5, 6, Vocab.eos_id]]), torch.tensor([[Vocab.bos_id, 5, 6]])
+    encoder = model.trace_encoder(src)
+    memory, weights = model.encode(src)
+    assert torch.equal(encoder.encoded[0], memory)
+    assert all(torch.equal(a, b) for a, b in zip(encoder.encoded[1], weights, strict=True))
+    reused, fresh = model.trace(src, tgt_in, encoder=encoder), model.trace(src, tgt_in)
+    assert reused.encoder is encoder.layers and torch.equal(reused.logits, fresh.logits)
