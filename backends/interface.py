@@ -81,6 +81,18 @@ class KindShape:
 
 
 @dataclass(frozen=True)
+class HeadRef:
+    """One attention head: `head` of `layer` of `kind`, counted from 0."""
+
+    kind: AttentionKind
+    layer: int
+    head: int
+
+    def __str__(self) -> str:
+        return f"{self.kind} layer {self.layer}, head {self.head}"
+
+
+@dataclass(frozen=True)
 class Control:
     """A decoding control a model declares (the built-in politeness, a multilingual model's target language).
 
@@ -127,6 +139,11 @@ class ModelDescription:
     examples: tuple[str, ...] = ()  # source sentences the page offers as examples
     target_example: str | None = None  # a target the model accepts as written, for the page's placeholder
     has_readings: bool = False  # target tokens carry Latin-letter readings
+    # translate() and attention() take `ablate` (heads whose outputs are zeroed before the output projection)
+    # and gate_gradients() answers; False: a non-empty `ablate` raises InputError, and so does gate_gradients()
+    ablation: bool = False
+    # the corpus head-importance table (`attnscope heads`, NAME.heads.json beside the model), when there is one
+    head_importance: dict | None = None
 
 
 # --- what a model computes ----------------------------------------------------------------------
@@ -197,7 +214,11 @@ class TranslationModel(Protocol):
         n_best: int = 1,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
-    ) -> list[Translation]: ...
+        ablate: frozenset[HeadRef] = frozenset(),
+    ) -> list[Translation]:
+        """`ablate`: heads switched off (their outputs zeroed before the output projection), where
+        describe().ablation says the model can; empty: the model as it is."""
+        ...
 
     def attention(
         self,
@@ -208,9 +229,38 @@ class TranslationModel(Protocol):
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> AttentionResult:
-        """Decode `source` (or force `target`), then collect every map in one teacher-forced pass."""
+        """Decode `source` (or force `target`), then collect every map in one teacher-forced pass; with
+        `ablate`, both with those heads switched off."""
         ...
+
+    def gate_gradients(
+        self, sources: list[str], targets: list[str], *, controls: dict[str, str] | None = None
+    ) -> dict[AttentionKind, Tensor]:
+        """Per kind (L, H): Σ over the pairs of |∂L/∂ξ_h|, L a pair's mean token cross-entropy of its target
+        under teacher forcing and ξ_h a gate of 1 on head h's output before the output projection (Michel
+        et al. 2019's head importance, before the mean over pairs). Only where describe().ablation."""
+        ...
+
+
+def check_ablation(description: ModelDescription, heads) -> tuple[HeadRef, ...]:
+    """`heads` (HeadRefs) de-duplicated, in ATTENTION_KINDS order then by layer and head; InputError naming the
+    valid range when one is not a head of the model, or when the model cannot switch heads off."""
+    heads = set(heads)
+    if heads and not description.ablation:
+        raise InputError(f"model {description.name} cannot switch heads off: leave ablate empty")
+    for ref in heads:
+        shape = description.kinds.get(ref.kind)
+        if shape is None:
+            has = ", ".join(f"{kind} ({s.layers} layers × {s.heads} heads)" for kind, s in description.kinds.items())
+            raise InputError(f"model {description.name} has no {ref.kind} attention; its heads: {has}")
+        if not (0 <= ref.layer < shape.layers and 0 <= ref.head < shape.heads):
+            raise InputError(
+                f"{ref.kind} layer {ref.layer}, head {ref.head} is not a head of model {description.name}: "
+                f"{ref.kind} layers are 0 to {shape.layers - 1}, heads 0 to {shape.heads - 1}"
+            )
+    return tuple(sorted(heads, key=lambda r: (ATTENTION_KINDS.index(r.kind), r.layer, r.head)))
 
 
 def resolve_controls(description: ModelDescription, requested: dict[str, str] | None) -> dict[str, str]:

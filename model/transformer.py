@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.gates import HeadGates, gate
+
 
 @dataclass
 class ModelConfig:
@@ -75,12 +77,16 @@ class MultiHeadAttention(nn.Module):
         """key_value: (B, Tk, D) -> keys and values, each (B, H, Tk, d_k)."""
         return self._split_heads(self.k_proj(key_value)), self._split_heads(self.v_proj(key_value))
 
-    def forward(self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """query: (B, Tq, D), key_value: (B, Tk, D), or its keys_values() when already projected
+    def forward(
+        self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None, gates: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """query: (B, Tq, D), key_value: (B, Tk, D), or its keys_values() when already projected; gates: (H,) or
+        (B, H) multipliers of each head's output before the output projection (model.gates)
         -> (out (B, Tq, D), weights (B, H, Tq, Tk))."""
         q = self._split_heads(self.q_proj(query))
         k, v = key_value if isinstance(key_value, tuple) else self.keys_values(key_value)
         out, weights = attention(q, k, v, mask)
+        out = gate(out, gates)  # (B, H, Tq, d_k)
         b, h, t, d_k = out.shape
         out = out.transpose(1, 2).reshape(b, t, h * d_k)  # (B, Tq, D)
         return self.out_proj(out), weights.detach()
@@ -104,10 +110,10 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """x: (B, S, D), src_mask: (B, 1, 1, S) -> (x, self-attention weights (B, H, S, S))."""
+    def forward(self, x: Tensor, src_mask: Tensor, gates: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """x: (B, S, D), src_mask: (B, 1, 1, S), gates: (H,) or (B, H) -> (x, self-attention weights (B, H, S, S))."""
         h = self.self_attn_norm(x)
-        attn_out, weights = self.self_attn(h, h, src_mask)
+        attn_out, weights = self.self_attn(h, h, src_mask, gates)
         x = x + self.dropout(attn_out)
         x = x + self.dropout(self.ff(self.ff_norm(x)))
         return x, weights
@@ -124,27 +130,32 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S)
-        -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
+    def forward(
+        self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor, gates: HeadGates | None = None, layer: int = 0
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S); gates: this is decoder
+        layer `layer` of them -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
+        gates = gates or HeadGates()
         h = self.self_attn_norm(y)
-        attn_out, self_weights = self.self_attn(h, h, tgt_mask)
+        attn_out, self_weights = self.self_attn(h, h, tgt_mask, gates.of("decoder", layer))
         y = y + self.dropout(attn_out)
-        attn_out, cross_weights = self.cross_attn(self.cross_attn_norm(y), memory, src_mask)
+        attn_out, cross_weights = self.cross_attn(self.cross_attn_norm(y), memory, src_mask, gates.of("cross", layer))
         y = y + self.dropout(attn_out)
         y = y + self.dropout(self.ff(self.ff_norm(y)))
         return y, self_weights, cross_weights
 
-    def step(self, y: Tensor, cache: LayerCache) -> Tensor:
+    def step(self, y: Tensor, cache: LayerCache, gates: HeadGates | None = None, layer: int = 0) -> Tensor:
         """y: (B, 1, D), the newest decoder position -> its output (B, 1, D), attending to the
         cached earlier positions; appends this position's keys and values to the cache. Inference
-        only, so no dropout."""
+        only, so no dropout. gates: this is decoder layer `layer` of them."""
+        gates = gates or HeadGates()
         h = self.self_attn_norm(y)
         k, v = self.self_attn.keys_values(h)
         cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (B, H, t, d_k)
         cache.self_v = torch.cat([cache.self_v, v], dim=2)
-        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None)[0]
-        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask)[0]
+        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None, gates.of("decoder", layer))[0]
+        cross = (cache.cross_k, cache.cross_v)
+        y = y + self.cross_attn(self.cross_attn_norm(y), cross, cache.src_mask, gates.of("cross", layer))[0]
         return y + self.ff(self.ff_norm(y))
 
 
@@ -166,16 +177,18 @@ class LayerCache:
 
 @dataclass
 class TransformerState:
-    """The incremental-decoding state: one LayerCache per decoder layer."""
+    """The incremental-decoding state: one LayerCache per decoder layer, and the head gates decoding runs under."""
 
     layers: list[LayerCache]
+    gates: HeadGates | None = None
 
     @property
     def position(self) -> int:
         return self.layers[0].self_k.size(2)
 
     def select(self, rows: Tensor) -> TransformerState:
-        return TransformerState([cache.select(rows) for cache in self.layers])
+        gates = None if self.gates is None else self.gates.select(rows)
+        return TransformerState([cache.select(rows) for cache in self.layers], gates)
 
 
 def sinusoidal_table(max_positions: int, d_model: int) -> Tensor:
@@ -270,13 +283,14 @@ class Seq2SeqTransformer(nn.Module):
         causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).tril()
         return causal[None, None] & (tgt_in != self.cfg.pad_id)[:, None, None, :]  # (B, 1, T, T)
 
-    def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """src: (B, S) ids -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
+    def encode(self, src: Tensor, gates: HeadGates | None = None) -> tuple[Tensor, list[Tensor]]:
+        """src: (B, S) ids; gates: model.gates (their encoder part applies)
+        -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
         mask = self.source_mask(src)
         x = self.src_embed(src)
         weights = []
-        for layer in self.encoder_layers:
-            x, w = layer(x, mask)
+        for i, layer in enumerate(self.encoder_layers):
+            x, w = layer(x, mask, None if gates is None else gates.of("encoder", i))
             weights.append(w)
         return self.encoder_norm(x), weights
 
@@ -287,10 +301,11 @@ class Seq2SeqTransformer(nn.Module):
         return self.politeness_head(pooled)
 
     def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None, gates: HeadGates | None = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}), memory: (B, S, D), src: (B, S),
-        politeness: (B,) politeness ids, needed exactly when the model has politeness control
+        politeness: (B,) politeness ids, needed exactly when the model has politeness control;
+        gates: model.gates (their decoder and cross parts apply)
         -> (logits (B, T, V), self weights [(B, H, T, T)], cross weights [(B, H, T, S)]).
 
         Row t of every map belongs to the token produced at position t (y_{t+1} predicted from
@@ -305,21 +320,22 @@ class Seq2SeqTransformer(nn.Module):
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
         self_weights, cross_weights = [], []
-        for layer in self.decoder_layers:
-            y, sw, cw = layer(y, memory, tgt_mask, src_mask)
+        for i, layer in enumerate(self.decoder_layers):
+            y, sw, cw = layer(y, memory, tgt_mask, src_mask, gates, i)
             self_weights.append(sw)
             cross_weights.append(cw)
         return self.generator(self.decoder_norm(y)), self_weights, cross_weights
 
-    def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerState:
-        """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""
+    def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> TransformerState:
+        """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S); decoding
+        runs under `gates` (their decoder and cross parts)."""
         src_mask = self.source_mask(src)
         caches = []
         for layer in self.decoder_layers:
             cross_k, cross_v = layer.cross_attn.keys_values(memory)
             empty = cross_k[:, :, :0]  # (B, H, 0, d_k)
             caches.append(LayerCache(empty, empty, cross_k, cross_v, src_mask))
-        return TransformerState(caches)
+        return TransformerState(caches, gates)
 
     def decode_step(self, last_ids: Tensor, state: TransformerState, politeness: Tensor | None = None) -> Tensor:
         """last_ids: (B,) the newest decoder inputs (<s> first) -> logits (B, V) of the next token;
@@ -333,8 +349,8 @@ class Seq2SeqTransformer(nn.Module):
         y = self.tgt_embed(last_ids[:, None], start=state.position)  # (B, 1, D)
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]
-        for layer, cache in zip(self.decoder_layers, state.layers, strict=True):
-            y = layer.step(y, cache)
+        for i, (layer, cache) in enumerate(zip(self.decoder_layers, state.layers, strict=True)):
+            y = layer.step(y, cache, state.gates, i)
         return self.generator(self.decoder_norm(y))[:, 0]  # (B, V)
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
