@@ -1,4 +1,5 @@
-"""The `attnscope` command: `serve` runs the web service; `attention` prints one sentence's maps without a server."""
+"""The `attnscope` command: `serve` runs the web service; `attention` prints one sentence's maps without a server;
+`heads` measures which heads matter over a corpus (analysis.heads) and writes the model's NAME.heads.json."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import argparse
 import json
 import os
 import sys
+import time
 import unicodedata
+from pathlib import Path
 
 from app.settings import Settings, get_settings
 from backends.interface import ATTENTION_KINDS
@@ -116,6 +119,36 @@ def _attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _heads(args: argparse.Namespace) -> int:
+    from analysis.heads import Study, read_corpus, run_study, summary
+    from analysis.scale import executor
+    from backends.discovery import find_model, head_importance_path
+    from backends.interface import InputError, ModelLoadError
+
+    settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
+    try:
+        path = find_model(settings.model_dir, args.model)
+        corpus = read_corpus(args.data, args.split, args.limit)
+    except (ModelLoadError, OSError, ValueError) as exc:
+        print(f"attnscope: {exc}", file=sys.stderr)
+        return 2
+    study = Study(str(path), args.model, corpus, args.shard_size, args.threads, args.device, dict(args.control or ()))
+    out = Path(args.out) if args.out else head_importance_path(path)
+    where = f"Ray at {args.ray}" if args.ray else f"{args.workers} local process{'es' if args.workers > 1 else ''}"
+    started = time.perf_counter()
+    try:
+        with executor(args.ray, args.workers) as run:
+            table = run_study(study, run, prune=args.prune)
+    except (InputError, ModelLoadError, RuntimeError, ValueError) as exc:
+        print(f"attnscope: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    wall = time.perf_counter() - started
+    out.write_text(json.dumps(table, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(summary(table))
+    print(f"wrote {out} in {wall:.0f} s ({where}, {args.threads} torch thread{'s' if args.threads > 1 else ''} each)")
+    return 0
+
+
 def _control(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -160,6 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--heads", nargs="+", type=int, help="head indices (default all)")
     attention.add_argument("--json", action="store_true", help="print the full JSON, as POST /api/v1/attention returns it")
     attention.set_defaults(run=_attention)
+
+    heads = commands.add_parser(
+        "heads",
+        help="which heads matter over a corpus: BLEU with each head off, gradient importance, confidence, entropy, "
+        "distance; writes NAME.heads.json beside the model",
+    )
+    heads.add_argument("--model", required=True, help="model name: NAME.pt or NAME/ in the model folder")
+    heads.add_argument("--model-dir", help="folder of models (default the built-in model's)")
+    heads.add_argument("--data", required=True, help="folder with SPLIT.en and SPLIT.ja, one tokenized sentence a line")
+    heads.add_argument("--split", default="test", help="which split to measure on (default test)")
+    heads.add_argument("--limit", type=int, help="only the first N sentences")
+    heads.add_argument("--prune", action="store_true", help="then switch heads off one by one, least important first")
+    heads.add_argument("--shard-size", type=int, default=64, help="sentences per unit of work (default 64)")
+    heads.add_argument("--workers", type=int, default=1, help="local processes (or the CPUs of --ray local); default 1")
+    heads.add_argument("--threads", type=int, default=1, help="torch threads per unit (default 1)")
+    heads.add_argument("--ray", metavar="ADDRESS", help="run the units as Ray tasks on this cluster; 'local' starts one")
+    heads.add_argument("--device", default="cpu", help="where each worker runs the model (default cpu)")
+    heads.add_argument("--control", action="append", type=_control, metavar="NAME=VALUE", help="a decoding control")
+    heads.add_argument("--out", help="where to write the table (default NAME.heads.json beside the model)")
+    heads.set_defaults(run=_heads)
     return parser
 
 
