@@ -84,7 +84,14 @@ class RayCluster:
         options = dict(include_dashboard=False, configure_logging=False, log_to_driver=False)
         if self.address == "local":
             # Small objects only travel (a shard's lines, its hypotheses and sums): the store need not take 30% of RAM.
-            ray.init(num_cpus=self.workers, object_store_memory=200 * 1024 * 1024, **options)
+            local = dict(num_cpus=self.workers, object_store_memory=200 * 1024 * 1024, **options)
+            try:
+                ray.init(**local)
+            except Exception as error:  # Ray waits a fixed 30 s for its raylet: a busy machine gets a second go
+                if "timed out during startup" not in str(error):
+                    raise
+                ray.shutdown()
+                ray.init(**local)
         else:
             ray.init(address=self.address, **options)
         return self

@@ -15,10 +15,12 @@ from backends.interface import (
     ATTENTION_KINDS,
     AttentionKind,
     Granularity,
+    HeadRef,
     InputError,
     ModelDescription,
     Token,
     TranslationModel,
+    check_ablation,
     resolve_controls,
 )
 
@@ -34,6 +36,7 @@ class TranslateCall:
     beam_size: int
     max_length: int
     controls: tuple[tuple[str, str], ...]  # every control of the model, sorted by name
+    ablate: tuple[HeadRef, ...]  # heads switched off, de-duplicated, in ATTENTION_KINDS order, then layer and head
 
     @property
     def control_values(self) -> dict[str, str]:
@@ -90,7 +93,15 @@ def check_translate(model: TranslationModel, request: TranslateRequest, settings
         beam_size=request.beam_size,
         max_length=request.max_length or bounds.max_target_tokens,
         controls=tuple(sorted(controls.items())),
+        ablate=ablation(description, request),
     )
+
+
+def ablation(description: ModelDescription, request: TranslateRequest) -> tuple[HeadRef, ...]:
+    try:
+        return check_ablation(description, [HeadRef(h.kind, h.layer, h.head) for h in request.ablate])
+    except InputError as exc:
+        raise InvalidRequest(f"ablate: {exc}") from None
 
 
 def _indices(requested: list[int] | None, count: int, what: str) -> tuple[int, ...]:

@@ -63,6 +63,8 @@ def _summary(response, alignment_layer) -> str:
         f"translation: {response.translation}",
         f"log-prob:    {response.score:.3f}",
     ]
+    if response.ablated:
+        lines.append(f"heads off:   {', '.join(f'{h.kind} L{h.layer} H{h.head}' for h in response.ablated)}")
     for control, value in response.controls.items():
         predicted = response.predictions.get(control)
         guess = f" (predicted: {', '.join(f'{v} {p:.2f}' for v, p in predicted.items())})" if predicted else ""
@@ -106,6 +108,7 @@ def _attention(args: argparse.Namespace) -> int:
             layers=args.layers,
             heads=args.heads,
             granularity=args.granularity,
+            ablate=[dict(zip(("kind", "layer", "head"), head, strict=True)) for head in args.ablate or ()],
         )
         name, model = registry.get(request.model)
         response = shaping.attention(model, name, checks.check_attention(model, request, settings), never_stop)
@@ -117,6 +120,14 @@ def _attention(args: argparse.Namespace) -> int:
         return 2
     print(response.model_dump_json(indent=2) if args.json else _summary(response, shaping.alignment_layer(model.describe())))
     return 0
+
+
+def _head(text: str) -> tuple[str, int, int]:
+    kind, _, rest = text.partition(":")
+    layer, _, head = rest.partition(":")
+    if kind not in ATTENTION_KINDS or not layer.isdigit() or not head.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KIND:LAYER:HEAD (KIND one of {', '.join(ATTENTION_KINDS)})")
+    return kind, int(layer), int(head)
 
 
 def _heads(args: argparse.Namespace) -> int:
@@ -191,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--kinds", nargs="+", choices=ATTENTION_KINDS, help="default: every kind the model has")
     attention.add_argument("--layers", nargs="+", type=int, help="layer indices (default all)")
     attention.add_argument("--heads", nargs="+", type=int, help="head indices (default all)")
+    attention.add_argument(
+        "--ablate", action="append", type=_head, metavar="KIND:LAYER:HEAD", help="switch this head off (repeatable)"
+    )
     attention.add_argument("--json", action="store_true", help="print the full JSON, as POST /api/v1/attention returns it")
     attention.set_defaults(run=_attention)
 

@@ -244,6 +244,10 @@ class TranslationModel(Protocol):
         ...
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def check_ablation(description: ModelDescription, heads) -> tuple[HeadRef, ...]:
     """`heads` (HeadRefs) de-duplicated, in ATTENTION_KINDS order then by layer and head; InputError naming the
     valid range when one is not a head of the model, or when the model cannot switch heads off."""
@@ -253,7 +257,7 @@ def check_ablation(description: ModelDescription, heads) -> tuple[HeadRef, ...]:
     for ref in heads:
         shape = description.kinds.get(ref.kind)
         if shape is None:
-            has = ", ".join(f"{kind} ({s.layers} layers × {s.heads} heads)" for kind, s in description.kinds.items())
+            has = ", ".join(f"{kind} ({_count(s.layers, 'layer')} × {_count(s.heads, 'head')})" for kind, s in description.kinds.items())
             raise InputError(f"model {description.name} has no {ref.kind} attention; its heads: {has}")
         if not (0 <= ref.layer < shape.layers and 0 <= ref.head < shape.heads):
             raise InputError(

@@ -42,6 +42,8 @@ class HeadGates:
         None when no head is switched off, so an unablated call runs exactly the ungated code."""
         gates: dict[str, Tensor] = {}
         for ref in heads:
+            if ref.kind not in shapes:
+                raise ValueError(f"the network has no {ref.kind} attention; it has {', '.join(shapes)}")
             layers, count = shapes[ref.kind]
             if not (0 <= ref.layer < layers and 0 <= ref.head < count):
                 raise ValueError(f"{ref.kind} layer {ref.layer}, head {ref.head} is not in a {layers} × {count} network")

@@ -9,14 +9,21 @@ export class ApiError extends Error {
 }
 
 // `controls` holds only values the reader chose (the model's defaults are left to the model);
-// `kinds`, where given, the only kinds of attention wanted.
-export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds }) {
+// `kinds`, where given, the only kinds of attention wanted; `ablate`, the heads to switch off.
+export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds, ablate = [] }) {
   const body = { source, beam_size: beam, granularity };
   if (kinds) body.kinds = kinds;
   if (Object.keys(controls).length) body.controls = controls;
+  if (ablate.length) body.ablate = ablate;
   if (model) body.model = model;
   if (target.trim()) body.target = target;
   return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+// The model's corpus head table, or null where it has none (its description says: `head_importance`).
+export async function fetchHeadImportance(info) {
+  if (!info.head_importance) return null;
+  return request(`/api/v1/models/${encodeURIComponent(info.name)}/heads`);
 }
 
 async function request(url, options = {}) {
