@@ -4,9 +4,9 @@ Per head of every kind the model has:
 
 - `bleu`: corpus BLEU of the set decoded greedily with that head alone switched off (its output zeroed before the
   output projection), and `bleu_drop`: the full model's BLEU minus it (Michel, Levy & Neubig 2019, "Are Sixteen
-  Heads Really Better than One?", §3);
+  Heads Really Better than One?");
 - `importance`: their gradient importance I_h = E_x |∂L(x)/∂ξ_h|, ξ_h a gate of 1 on the head's output and L(x)
-  the mean token cross-entropy of the reference under teacher forcing (§4.1); `importance_normalized`: I_h over
+  the mean token cross-entropy of the reference under teacher forcing; `importance_normalized`: I_h over
   the ℓ2 norm of the importances of its layer (of its kind), the normalisation they prune by;
 - `confidence`: Voita et al. 2019 ("Analyzing Multi-Head Self-Attention"), the mean over query tokens of a head's
   largest weight, the end token </s> left out as query and as key;
@@ -46,8 +46,7 @@ END_TOKEN = "</s>"
 # {(layer, head): AER} for every cross head, against that corpus's gold alignments; None until it lands.
 CROSS_HEAD_AER: Callable[[TranslationModel, Corpus], dict[tuple[int, int], float]] | None = None
 AER_NOTE = (
-    "pending: the gold alignments and their AER come with the alignment tooling of the issue 'Beyond raw weights' "
-    "(branch align)"
+    "pending: the gold alignments and their AER come with the alignment tooling of the issue 'Beyond raw weights' (branch align)"
 )
 DEFINITIONS = {
     "bleu": "corpus BLEU of the set decoded greedily with this head alone switched off (its output zeroed before "
@@ -390,4 +389,3 @@ def summary(table: dict) -> str:
         curve = ", ".join(f"{step['removed']}: {step['bleu']:.1f}" for step in table["pruning"]["steps"])
         lines.append(f"  pruning (heads removed: BLEU): {curve}")
     return "\n".join(lines)
-

@@ -17,6 +17,8 @@ from multiprocessing import get_context
 
 from analysis.heads import Job, run_job
 
+STARTS = 3  # tries at starting a local Ray
+
 
 def _progress(total: int, what: str):
     from tqdm import tqdm
@@ -85,13 +87,14 @@ class RayCluster:
         if self.address == "local":
             # Small objects only travel (a shard's lines, its hypotheses and sums): the store need not take 30% of RAM.
             local = dict(num_cpus=self.workers, object_store_memory=200 * 1024 * 1024, **options)
-            try:
-                ray.init(**local)
-            except Exception as error:  # Ray waits a fixed 30 s for its raylet: a busy machine gets a second go
-                if "timed out during startup" not in str(error):
-                    raise
-                ray.shutdown()
-                ray.init(**local)
+            for attempt in range(STARTS):
+                try:
+                    ray.init(**local)
+                    break
+                except Exception as error:  # Ray waits a fixed 30 s for its raylet: a busy machine gets more goes
+                    if "timed out during startup" not in str(error) or attempt == STARTS - 1:
+                        raise
+                    ray.shutdown()
         else:
             ray.init(address=self.address, **options)
         return self

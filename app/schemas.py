@@ -43,7 +43,10 @@ class TranslateRequest(RequestBody):
         'model\'s {"politeness": "plain"}); a control left out takes its default',
     )
     ablate: list[Head] = Field(
-        default_factory=list, max_length=4096, description=ABLATE_DESCRIPTION, examples=[[{"kind": "cross", "layer": 1, "head": 2}]]
+        default_factory=list,
+        max_length=4096,
+        description=ABLATE_DESCRIPTION,
+        examples=[[{"kind": "cross", "layer": 1, "head": 2}]],
     )
 
 

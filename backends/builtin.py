@@ -13,6 +13,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from backends.discovery import read_head_importance
 from backends.interface import (
     AttentionKind,
     AttentionResult,
@@ -30,7 +31,6 @@ from backends.interface import (
     language,
     never_stop,
 )
-from backends.discovery import read_head_importance
 from model.checkpoint import CheckpointError, architecture
 from model.politeness import POLITENESS_LABELS
 from model.readings import load_readings

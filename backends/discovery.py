@@ -41,7 +41,8 @@ def find_model(model_dir: str | Path, name: str) -> Path:
     for path in (model_dir / f"{name}.pt", model_dir / name):
         if path.suffix == ".pt" and path.is_file() or is_huggingface_dir(path):
             return path
-    there = sorted(p.stem if p.suffix == ".pt" else p.name for p in model_dir.glob("*") if p.suffix == ".pt" or is_huggingface_dir(p))
+    models = [p for p in model_dir.glob("*") if p.suffix == ".pt" or is_huggingface_dir(p)]
+    there = sorted(p.stem if p.suffix == ".pt" else p.name for p in models)
     raise ModelLoadError(f"no model {name!r} in {model_dir}; it holds: {', '.join(there) or 'no models'}")
 
 

@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from backends.discovery import read_head_importance
 from backends.interface import (
-    ATTENTION_KINDS,
     AttentionKind,
     AttentionResult,
     Control,
@@ -58,7 +58,6 @@ from backends.interface import (
     never_stop,
     resolve_controls,
 )
-from backends.discovery import read_head_importance
 from model.translator import resolve_device
 
 __all__ = ["HuggingFaceModel", "ModelLoadError"]
@@ -633,7 +632,8 @@ class HuggingFaceModel:
         self, sources: list[str], targets: list[str], *, controls: dict[str, str] | None = None
     ) -> dict[AttentionKind, torch.Tensor]:
         if not self._description.ablation:
-            raise InputError(f"model {self._description.name} cannot gate its heads: its attention modules are not ones attnscope knows")
+            name = self._description.name
+            raise InputError(f"model {name} cannot gate its heads: its attention modules are not ones attnscope knows")
         if len(sources) != len(targets):
             raise InputError(f"{len(sources)} sources but {len(targets)} targets: give one target per source")
         values = resolve_controls(self._description, controls)
@@ -643,8 +643,12 @@ class HuggingFaceModel:
             chunk = range(start, min(start + GRADIENT_BATCH, len(sources)))
             source_ids = [self._source_ids(sources[i], values) for i in chunk]
             target_ids = [self._target_ids(targets[i], values) for i in chunk]
-            ones = {kind: torch.ones(len(chunk), s.layers, s.heads, device=self._model.device, requires_grad=True) for kind, s in kinds.items()}
-            gates = {(kind, layer): ones[kind][:, layer] for kind in ATTENTION_KINDS if kind in ones for layer in range(kinds[kind].layers)}
+            device = self._model.device
+            ones = {
+                kind: torch.ones(len(chunk), shape.layers, shape.heads, device=device, requires_grad=True)
+                for kind, shape in kinds.items()
+            }
+            gates = {(kind, layer): ones[kind][:, layer] for kind in ones for layer in range(kinds[kind].layers)}  # (B, H) each
             pad = self._tokenizer.pad_token_id
             length = max(map(len, target_ids))
             decoder_inputs = torch.tensor([[self._decoder_start, *ids[:-1]] + [pad] * (length - len(ids)) for ids in target_ids])

@@ -257,7 +257,8 @@ def check_ablation(description: ModelDescription, heads) -> tuple[HeadRef, ...]:
     for ref in heads:
         shape = description.kinds.get(ref.kind)
         if shape is None:
-            has = ", ".join(f"{kind} ({_count(s.layers, 'layer')} × {_count(s.heads, 'head')})" for kind, s in description.kinds.items())
+            shapes = description.kinds.items()
+            has = ", ".join(f"{kind} ({_count(s.layers, 'layer')} × {_count(s.heads, 'head')})" for kind, s in shapes)
             raise InputError(f"model {description.name} has no {ref.kind} attention; its heads: {has}")
         if not (0 <= ref.layer < shape.layers and 0 <= ref.head < shape.heads):
             raise InputError(

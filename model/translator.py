@@ -258,10 +258,14 @@ class Translator:
         names = self.config.politeness_levels
         politeness_ids = None
         if names:
-            levels = [politeness if politeness != "auto" else target_politeness([t.text for t in tokens]) for tokens in tgt_tokens]
+            own = [target_politeness([t.text for t in tokens]) for tokens in tgt_tokens]
+            levels = own if politeness == "auto" else [politeness] * len(pairs)
             politeness_ids = torch.tensor([names.index(level) for level in levels], device=self.device)
         shapes = self.model.attention_shapes
-        ones = {kind: torch.ones(len(pairs), layers, heads, device=self.device, requires_grad=True) for kind, (layers, heads) in shapes.items()}
+        ones = {
+            kind: torch.ones(len(pairs), layers, heads, device=self.device, requires_grad=True)
+            for kind, (layers, heads) in shapes.items()
+        }
         gates = HeadGates(**ones)
         with torch.enable_grad():
             memory, _ = self.model.encode(src, gates)

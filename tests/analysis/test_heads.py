@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -73,7 +74,8 @@ def test_pruning_removes_the_least_important_head_first():
         {"kind": "cross", "layer": 0, "head": 0, "importance_normalized": 0.1},
         {"kind": "cross", "layer": 0, "head": 1, "importance_normalized": 0.5},
     ]
-    assert pruning_order(rows) == [HeadRef("encoder", 0, 1), HeadRef("cross", 0, 0), HeadRef("cross", 0, 1), HeadRef("encoder", 0, 0)]
+    expected = [HeadRef("encoder", 0, 1), HeadRef("cross", 0, 0), HeadRef("cross", 0, 1), HeadRef("encoder", 0, 0)]
+    assert pruning_order(rows) == expected
 
 
 def test_confidence_leaves_the_end_token_out_and_entropy_hides_the_specials():
@@ -94,6 +96,6 @@ def test_a_model_that_cannot_be_pruned_is_refused(study, monkeypatch):
     from analysis import heads
 
     model = heads.loaded_model(study.model_path, study.device)
-    monkeypatch.setattr(type(model), "describe", lambda self: __import__("dataclasses").replace(self._description, ablation=False))
+    monkeypatch.setattr(type(model), "describe", lambda self: dataclasses.replace(self._description, ablation=False))
     with pytest.raises(ValueError, match="cannot switch heads off, so it cannot be pruned"), InProcess() as run:
         run_study(study, run, prune=True)

@@ -49,20 +49,27 @@ def test_translate_switches_heads_off_too(client):
     layers = client.get("/api/v1/models/tiny").json()["kinds"]["cross"]["layers"]
     every_cross = [{"kind": "cross", "layer": layer, "head": head} for layer in range(layers) for head in range(4)]
     # without cross-attention the decoder never sees the source: two sources of one length translate alike
-    answers = [client.post("/api/v1/translate", json={"source": s, "ablate": every_cross}).json() for s in (EXAMPLE, "i like tea now .")]
+    sources = (EXAMPLE, "i like tea now .")
+    answers = [client.post("/api/v1/translate", json={"source": s, "ablate": every_cross}).json() for s in sources]
     assert answers[0]["translation"] == answers[1]["translation"] and answers[0]["score"] == answers[1]["score"]
     assert answers[0]["ablated"] == every_cross
-    plain = [client.post("/api/v1/translate", json={"source": s}).json()["score"] for s in (EXAMPLE, "i like tea now .")]
+    plain = [client.post("/api/v1/translate", json={"source": s}).json()["score"] for s in sources]
     assert plain[0] != plain[1]
 
 
 @pytest.mark.parametrize(
     ("head", "message"),
     [
-        ({"kind": "cross", "layer": 2, "head": 0}, "ablate: cross layer 2, head 0 is not a head of model tiny: cross layers are 0 to 1, heads 0 to 3"),
-        ({"kind": "encoder", "layer": 0, "head": 4}, "ablate: encoder layer 0, head 4 is not a head of model tiny: encoder layers are 0 to 1, heads 0 to 3"),
+        (
+            {"kind": "cross", "layer": 2, "head": 0},
+            "ablate: cross layer 2, head 0 is not a head of model tiny: cross layers are 0 to 1, heads 0 to 3",
+        ),
+        (
+            {"kind": "encoder", "layer": 0, "head": 4},
+            "ablate: encoder layer 0, head 4 is not a head of model tiny: encoder layers are 0 to 1, heads 0 to 3",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_head_the_model_lacks_is_422_naming_the_valid_range(client, head, message):
     response = client.post("/api/v1/attention", json={"source": EXAMPLE, "ablate": [head]})
     assert response.status_code == 422
@@ -86,7 +93,8 @@ def test_the_rnn_can_switch_its_one_head_off_and_names_what_it_has(tmp_path):
         off = attention(client, source=EXAMPLE, target=TARGET, ablate=[{"kind": "cross", "layer": 0, "head": 0}])
         assert off["ablated"] == [{"kind": "cross", "layer": 0, "head": 0}]
         assert off["score"] != attention(client, source=EXAMPLE, target=TARGET)["score"]
-        response = client.post("/api/v1/attention", json={"source": EXAMPLE, "ablate": [{"kind": "decoder", "layer": 0, "head": 0}]})
+        decoder = {"kind": "decoder", "layer": 0, "head": 0}
+        response = client.post("/api/v1/attention", json={"source": EXAMPLE, "ablate": [decoder]})
     assert response.status_code == 422
     assert response.json()["detail"] == "ablate: model tiny_rnn has no decoder attention; its heads: cross (1 layer × 1 head)"
 

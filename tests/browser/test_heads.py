@@ -75,7 +75,8 @@ def test_switching_heads_off_in_the_overview_redraws_the_translation_and_what_ch
     asked.clear()
     page.click('#grid button.head-switch[data-switch="encoder.1.1"]')
     page.wait_for_function("() => document.querySelectorAll('#ablation-heads button').length === 2")
-    assert [body.get("ablate") for body in asked] == [[{"kind": "encoder", "layer": 0, "head": 0}, {"kind": "encoder", "layer": 1, "head": 1}]]
+    both = [{"kind": "encoder", "layer": 0, "head": 0}, {"kind": "encoder", "layer": 1, "head": 1}]
+    assert [body.get("ablate") for body in asked] == [both]
     assert ablated_in_url(page) == ["encoder.0.0", "encoder.1.1"]
 
     # a shared link restores the set
@@ -129,7 +130,9 @@ def test_the_corpus_view_draws_the_head_table_and_opens_a_head(page):
         submit(page, EXAMPLE)
     table = answer.value.json()
     page.wait_for_selector("#corpus-figure .heatmaplayer")
-    figure = page.evaluate("() => { const f = document.getElementById('corpus-figure'); return { z: f.data[0].z, title: f.layout.title.text }; }")
+    figure = page.evaluate(
+        "() => { const f = document.getElementById('corpus-figure'); return { z: f.data[0].z, title: f.layout.title.text }; }"
+    )
     cross = {(row["layer"], row["head"]): row for row in table["heads"] if row["kind"] == "cross"}
     assert figure["z"] == [[cross[(layer, head)]["bleu_drop"] for head in range(4)] for layer in range(2)]
     assert "BLEU drop" in figure["title"]
