@@ -53,6 +53,11 @@ class HeadGates:
         return cls(**gates) if gates else None
 
 
+def layer_gates(gates: HeadGates | None, kind: str, layer: int) -> Tensor | None:
+    """The gates of one layer of one kind, (H,) or (B, H); None when nothing is gated there."""
+    return None if gates is None else gates.of(kind, layer)
+
+
 def gate(out: Tensor, gates: Tensor | None) -> Tensor:
     """out: (B, H, T, d) per-head outputs, gates: (H,) or (B, H) -> each head's output times its gate."""
     return out if gates is None else out * gates[..., :, None, None]

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from model.gates import HeadGates
+from model.gates import HeadGates, layer_gates
 
 SCORES = ("additive", "general")
 
@@ -187,7 +187,7 @@ class AttentionRNN(nn.Module):
         self._only_cross(gates)
         backward_first = memory[:, 0, self.cfg.d_encoder :]  # h←_1: the backward GRU's state after the whole source
         hidden = torch.tanh(self.init_state(backward_first))  # (B, d_decoder)
-        gate = None if gates is None else gates.of("cross", 0)
+        gate = layer_gates(gates, "cross", 0)
         return RNNState(hidden, memory, self.score.keys(memory), src != self.cfg.pad_id, gate)
 
     def recur(self, embedded: Tensor, state: RNNState) -> tuple[Tensor, Tensor]:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.gates import HeadGates, gate
+from model.gates import HeadGates, gate, layer_gates
 
 
 @dataclass
@@ -131,31 +131,34 @@ class DecoderLayer(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor, gates: HeadGates | None = None, layer: int = 0
+        self,
+        y: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor,
+        src_mask: Tensor,
+        self_gates: Tensor | None = None,
+        cross_gates: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S); gates: this is decoder
-        layer `layer` of them -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
-        gates = gates or HeadGates()
+        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S); self_gates, cross_gates:
+        (H,) or (B, H) -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
         h = self.self_attn_norm(y)
-        attn_out, self_weights = self.self_attn(h, h, tgt_mask, gates.of("decoder", layer))
+        attn_out, self_weights = self.self_attn(h, h, tgt_mask, self_gates)
         y = y + self.dropout(attn_out)
-        attn_out, cross_weights = self.cross_attn(self.cross_attn_norm(y), memory, src_mask, gates.of("cross", layer))
+        attn_out, cross_weights = self.cross_attn(self.cross_attn_norm(y), memory, src_mask, cross_gates)
         y = y + self.dropout(attn_out)
         y = y + self.dropout(self.ff(self.ff_norm(y)))
         return y, self_weights, cross_weights
 
-    def step(self, y: Tensor, cache: LayerCache, gates: HeadGates | None = None, layer: int = 0) -> Tensor:
+    def step(self, y: Tensor, cache: LayerCache, self_gates: Tensor | None = None, cross_gates: Tensor | None = None) -> Tensor:
         """y: (B, 1, D), the newest decoder position -> its output (B, 1, D), attending to the
         cached earlier positions; appends this position's keys and values to the cache. Inference
-        only, so no dropout. gates: this is decoder layer `layer` of them."""
-        gates = gates or HeadGates()
+        only, so no dropout. self_gates, cross_gates: (H,) or (B, H)."""
         h = self.self_attn_norm(y)
         k, v = self.self_attn.keys_values(h)
         cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (B, H, t, d_k)
         cache.self_v = torch.cat([cache.self_v, v], dim=2)
-        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None, gates.of("decoder", layer))[0]
-        cross = (cache.cross_k, cache.cross_v)
-        y = y + self.cross_attn(self.cross_attn_norm(y), cross, cache.src_mask, gates.of("cross", layer))[0]
+        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None, self_gates)[0]
+        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask, cross_gates)[0]
         return y + self.ff(self.ff_norm(y))
 
 
@@ -290,7 +293,7 @@ class Seq2SeqTransformer(nn.Module):
         x = self.src_embed(src)
         weights = []
         for i, layer in enumerate(self.encoder_layers):
-            x, w = layer(x, mask, None if gates is None else gates.of("encoder", i))
+            x, w = layer(x, mask, layer_gates(gates, "encoder", i))
             weights.append(w)
         return self.encoder_norm(x), weights
 
@@ -321,7 +324,7 @@ class Seq2SeqTransformer(nn.Module):
             y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
         self_weights, cross_weights = [], []
         for i, layer in enumerate(self.decoder_layers):
-            y, sw, cw = layer(y, memory, tgt_mask, src_mask, gates, i)
+            y, sw, cw = layer(y, memory, tgt_mask, src_mask, layer_gates(gates, "decoder", i), layer_gates(gates, "cross", i))
             self_weights.append(sw)
             cross_weights.append(cw)
         return self.generator(self.decoder_norm(y)), self_weights, cross_weights
@@ -350,7 +353,7 @@ class Seq2SeqTransformer(nn.Module):
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]
         for i, (layer, cache) in enumerate(zip(self.decoder_layers, state.layers, strict=True)):
-            y = layer.step(y, cache, state.gates, i)
+            y = layer.step(y, cache, layer_gates(state.gates, "decoder", i), layer_gates(state.gates, "cross", i))
         return self.generator(self.decoder_norm(y))[:, 0]  # (B, V)
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
