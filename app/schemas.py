@@ -44,7 +44,7 @@ class TranslateRequest(RequestBody):
     )
     ablate: list[Head] = Field(
         default_factory=list,
-        max_length=4096,
+        max_length=1024,  # every head of a kind of the largest models, and still within the 64 KiB body limit
         description=ABLATE_DESCRIPTION,
         examples=[[{"kind": "cross", "layer": 1, "head": 2}]],
     )
