@@ -283,6 +283,7 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
     measured = [results[Unit("measure", s)] for s in shards]
     full = bleu((), results)
     statistics = combine_measurements(description, measured)
+    aer = CROSS_HEAD_AER(model, study.corpus) if CROSS_HEAD_AER is not None and "cross" in description.kinds else None
     rows = []
     for ref in every_head(description):
         stats = statistics[ref.kind]
@@ -297,7 +298,7 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
                 "bleu_drop": significant(None if ablated is None else full - ablated),
                 **{name: significant(stats[name][at] if stats[name] is not None else None)
                    for name in ("importance", "importance_normalized", "confidence", "entropy", "distance")},
-                "aer": None,
+                "aer": significant(aer[at]) if aer is not None and ref.kind == "cross" else None,
             }
         )  # fmt: skip
     table = {
@@ -311,7 +312,7 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
         "kinds": {kind: {"layers": s.layers, "heads": s.heads} for kind, s in description.kinds.items()},
         "definitions": DEFINITIONS,
         "heads": rows,
-        "aer": {"available": False, "note": AER_NOTE},
+        "aer": {"available": aer is not None, "note": AER_NOTE if aer is None else "against the corpus's gold alignments"},
         "pruning": None,
         "shards": {"count": len(shards), "size": study.shard_size, "threads": study.threads},
     }

@@ -61,7 +61,8 @@ def main() -> None:
     sources, references = read_parallel(args.data, "test")
     pairs = [(" ".join(s), " ".join(r)) for s, r in zip(sources[: args.sentences], references[: args.sentences], strict=True)]
     ablate = heads_to_switch_off(model.describe(), args.heads)
-    print(f"checkpoint {args.checkpoint}, {len(pairs)} test sentences forced on their references, {torch.get_num_threads()} threads")
+    threads = torch.get_num_threads()
+    print(f"checkpoint {args.checkpoint}, {len(pairs)} test sentences forced on their references, {threads} threads")
     print(f"switched off: {', '.join(str(h) for h in sorted(ablate, key=str))}")
     seconds(model, pairs[:10], frozenset())  # warm-up
     seconds(model, pairs[:10], ablate)
@@ -72,7 +73,8 @@ def main() -> None:
             medians[name].append(statistics.median(seconds(model, pairs, heads)) * 1000)
     on, off = statistics.median(medians["every head on"]), statistics.median(medians["heads off"])
     for name, values in medians.items():
-        print(f"{name:>14}: median {statistics.median(values):6.2f} ms a sentence (rounds: {', '.join(f'{v:.2f}' for v in values)})")
+        rounds = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{name:>14}: median {statistics.median(values):6.2f} ms a sentence (rounds: {rounds})")
     print(f"ratio heads off / every head on: {off / on:.3f}× (target ≤ 1.2×)")
 
 

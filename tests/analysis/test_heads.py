@@ -99,3 +99,15 @@ def test_a_model_that_cannot_be_pruned_is_refused(study, monkeypatch):
     monkeypatch.setattr(type(model), "describe", lambda self: dataclasses.replace(self._description, ablation=False))
     with pytest.raises(ValueError, match="cannot switch heads off, so it cannot be pruned"), InProcess() as run:
         run_study(study, run, prune=True)
+
+
+def test_the_alignment_hook_fills_the_cross_heads_aer(study, monkeypatch):
+    from analysis import heads
+
+    aer = {(layer, head): 0.5 + layer / 10 + head / 100 for layer in range(2) for head in range(4)}
+    monkeypatch.setattr(heads, "CROSS_HEAD_AER", lambda model, corpus: aer)
+    with InProcess() as run:
+        table = run_study(study, run)
+    assert table["aer"]["available"] is True
+    assert [row["aer"] for row in table["heads"] if row["kind"] == "cross"] == [0.5, 0.51, 0.52, 0.53, 0.6, 0.61, 0.62, 0.63]
+    assert all(row["aer"] is None for row in table["heads"] if row["kind"] != "cross")
