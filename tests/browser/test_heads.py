@@ -69,7 +69,9 @@ def test_switching_heads_off_in_the_overview_redraws_the_translation_and_what_ch
     assert page.locator("#ablation-before del.removed").count() == keep_before.count(False)
     assert page.text_content("#ablation-before-score") == f"log-probability {every_head['score']:.2f}"
     assert page.text_content("#ablation-after-score") == f"log-probability {off['score']:.2f}"
-    assert page.text_content("#ablation-summary").startswith(f"1 head off: {keep_after.count(False)} token")
+    new, gone = keep_after.count(False), keep_before.count(False)
+    summary = page.text_content("#ablation-summary")
+    assert summary.startswith(f"1 head off: {new} of its {len(after)} tokens new (marked), {gone} of the {len(before)} with")
 
     # a second head: one request, the answer with every head on is kept
     asked.clear()

@@ -41,7 +41,12 @@ export function drawAblation(elements, response, baseline, onSwitchOn) {
     ? `${heads}: the forced target stays as it is; its log-probability moves by ${moved}.`
     : changes.changed === 0 && removed === 0
       ? `${heads}: the same translation; its log-probability moves by ${moved}.`
-      : `${heads}: ${plural(changes.changed, "token")} of ${changes.after.length} new (marked), ${removed} of the ${changes.before.length} with every head on gone; the log-probability moves by ${moved}.`;
+      : `${heads}: ${[
+          changes.changed && `${changes.changed} of its ${plural(changes.after.length, "token")} new (marked)`,
+          removed && `${removed} of the ${changes.before.length} with every head on gone (struck out)`,
+        ]
+          .filter(Boolean)
+          .join(", ")}; the log-probability moves by ${moved}.`;
 }
 
 // A token chip: <ins> for a token the heads' absence brought in, <del> for one it took away.

@@ -12,7 +12,6 @@ export function drawCorpusGrid(element, grid, table, kind, metric, options) {
   const signed = metric === "bleu_drop";
   const values = grid.z.flat().filter((v) => v !== null);
   const top = Math.max(1e-9, ...values.map(Math.abs));
-  const where = `${table.data.corpus} ${table.data.split}`;
   const trace = {
     type: "heatmap",
     x: grid.heads,
@@ -31,9 +30,9 @@ export function drawCorpusGrid(element, grid, table, kind, metric, options) {
   const axis = (title, ticks) => ({ title: axisTitle(title), tickmode: "array", tickvals: ticks, fixedrange: true, showgrid: false, zeroline: false });
   const layout = {
     font: FONT,
-    title: { text: escapePlotly(`${KIND_NAMES[kind]} over ${where}: ${METRIC_NAMES[metric]}`), x: 0, xanchor: "left", font: { size: 15 } },
+    title: { text: escapePlotly(`${KIND_NAMES[kind]} over the ${table.data.split} set: ${METRIC_NAMES[metric]}`), x: 0, xanchor: "left", font: { size: 15 } },
     height: Math.max(240, grid.layers.length * 46 + 150),
-    width: Math.min(element.clientWidth || 640, 120 + grid.heads.length * 90),
+    width: Math.min(element.clientWidth || 640, Math.max(600, 120 + grid.heads.length * 90)),
     margin: { t: 60, r: 20, b: 60, l: 70 },
     xaxis: axis("head", grid.heads),
     yaxis: { ...axis("layer", grid.layers), autorange: "reversed" },
