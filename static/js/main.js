@@ -697,7 +697,7 @@ async function renderCorpus(kind) {
   box.body.hidden = false;
   fillSelect(box.metric, metrics.map((m) => [m, METRIC_NAMES[m]]), metric);
   await drawCorpusGrid(box.figure, corpusGrid(table, kind, metric), table, kind, metric, options());
-  box.figure.setAttribute("aria-label", `${box.figure.layout.title.text}. The table below lists every figure of each head.`);
+  box.figure.setAttribute("aria-label", `${KIND_NAMES[kind]} over the ${table.data.split} set: ${METRIC_NAMES[metric]}. The table below lists every figure of each head.`);
   bindHeadClicks(box.figure);
   box.pruning.hidden = !table.pruning;
   if (table.pruning) {

@@ -75,7 +75,7 @@ def test_every_cross_head_off_makes_the_translation_independent_of_the_source(ti
     forced = [tiny_translator.attention(s, TARGET, ablate=off) for s in (EXAMPLE, OTHER)]
     assert forced[0].score == forced[1].score
     for beam_size in (1, 3):  # the beams' states keep their gates as they are selected
-        decoded = tiny_translator.translate([EXAMPLE, OTHER], beam_size=beam_size, ablate=off)
+        decoded = tiny_translator.translate([EXAMPLE, OTHER], beam_size=beam_size, max_length=8, ablate=off)
         assert [t.text for t in decoded[0].target_tokens] == [t.text for t in decoded[1].target_tokens]
         assert decoded[0].score == decoded[1].score
 
