@@ -111,3 +111,17 @@ def test_the_alignment_hook_fills_the_cross_heads_aer(study, monkeypatch):
     assert table["aer"]["available"] is True
     assert [row["aer"] for row in table["heads"] if row["kind"] == "cross"] == [0.5, 0.51, 0.52, 0.53, 0.6, 0.61, 0.62, 0.63]
     assert all(row["aer"] is None for row in table["heads"] if row["kind"] != "cross")
+
+
+def test_a_hugging_face_model_gets_the_same_table_through_the_interface(tmp_path):
+    pytest.importorskip("transformers", reason="the hf extra is not installed")
+    from tests.backends.conftest import write_tiny_hf_model
+
+    directory = write_tiny_hf_model(tmp_path / "marian", "marian")
+    corpus = read_corpus(write_tiny_corpus(tmp_path / "corpus", lines=4))
+    with InProcess() as run:
+        table = run_study(Study(str(directory), "marian", corpus, shard_size=4), run)
+    shapes = {"encoder": (2, 4), "decoder": (1, 2), "cross": (1, 2)}
+    assert table["kinds"] == {kind: {"layers": layers, "heads": heads} for kind, (layers, heads) in shapes.items()}
+    assert len(table["heads"]) == 12 and all(row["importance"] is not None for row in table["heads"])
+    assert table["bleu_method"] == "sacrebleu corpus BLEU on the translations, tokenize=13a"  # a subword model: its text
