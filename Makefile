@@ -8,7 +8,7 @@ DATA ?= ../shared/data/small_parallel_enja
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev install-train install-align train train-rnn evaluate silver-alignments card-alignment bench lint clean
+.PHONY: run test install install-dev install-train install-align train train-rnn evaluate silver-alignments card-alignment heads bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -85,6 +85,12 @@ silver-alignments: install-align
 card-alignment: install-align
 	$(PY) -m pip install -q -e '.[explain]' $(TORCH_PIN)
 	$(PY) -m model.card_alignment --data $(DATA) --checkpoint model/checkpoints/en-ja.pt
+# Which heads matter (analysis.heads): BLEU with each head off, gradient importance, confidence, entropy and
+# distance on the test set, then the greedy pruning curve; writes model/checkpoints/en-ja.heads.json.
+# WORKERS local processes; RAY=local (or a cluster's address) runs the same units as Ray tasks.
+WORKERS ?= 2
+heads: install-dev
+	$(VENV)/bin/attnscope heads --model en-ja --data $(DATA) --prune --workers $(WORKERS) $(if $(RAY),--ray $(RAY))
 
 lint: install-dev
 	$(PY) -m ruff check .

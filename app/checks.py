@@ -17,12 +17,14 @@ from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionKind,
     Granularity,
+    HeadRef,
     InputError,
     Method,
     ModelDescription,
     SaliencyOptions,
     Token,
     TranslationModel,
+    check_ablation,
     resolve_controls,
 )
 
@@ -38,6 +40,7 @@ class TranslateCall:
     beam_size: int
     max_length: int
     controls: tuple[tuple[str, str], ...]  # every control of the model, sorted by name
+    ablate: tuple[HeadRef, ...]  # heads switched off, de-duplicated, in ATTENTION_KINDS order, then layer and head
 
     @property
     def control_values(self) -> dict[str, str]:
@@ -153,7 +156,15 @@ def check_translate(model: TranslationModel, request: TranslateRequest, settings
         beam_size=request.beam_size,
         max_length=request.max_length or bounds.max_target_tokens,
         controls=tuple(sorted(controls.items())),
+        ablate=ablation(description, request),
     )
+
+
+def ablation(description: ModelDescription, request: TranslateRequest) -> tuple[HeadRef, ...]:
+    try:
+        return check_ablation(description, [HeadRef(h.kind, h.layer, h.head) for h in request.ablate])
+    except InputError as exc:
+        raise InvalidRequest(f"ablate: {exc}") from None
 
 
 def _indices(requested: list[int] | None, count: int, what: str) -> tuple[int, ...]:

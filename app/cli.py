@@ -1,5 +1,6 @@
 """The `attnscope` command: `serve` runs the web service; `attention` prints one sentence's maps without a server;
-`align` scores the model's cross maps as word alignments (AER) against reference alignments."""
+`align` scores the model's cross maps as word alignments (AER) against reference alignments;
+`heads` measures which heads matter over a corpus (analysis.heads) and writes the model's NAME.heads.json."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import argparse
 import json
 import os
 import sys
+import time
 import unicodedata
+from pathlib import Path
 
 from app.settings import Settings, get_settings
 from backends.interface import ATTENTION_KINDS, METHODS, SALIENCY_ALGORITHMS
@@ -61,6 +64,8 @@ def _summary(response, alignment_layer) -> str:
         f"translation: {response.translation}",
         f"log-prob:    {response.score:.3f}",
     ]
+    if response.ablated:
+        lines.append(f"heads off:   {', '.join(f'{h.kind} L{h.layer} H{h.head}' for h in response.ablated)}")
     for control, value in response.controls.items():
         predicted = response.predictions.get(control)
         guess = f" (predicted: {', '.join(f'{v} {p:.2f}' for v, p in predicted.items())})" if predicted else ""
@@ -119,6 +124,7 @@ def _attention(args: argparse.Namespace) -> int:
             saliency=None
             if args.saliency is None and args.steps is None
             else SaliencyRequest(algorithm=args.saliency or "integrated_gradients", steps=args.steps),
+            ablate=[dict(zip(("kind", "layer", "head"), head, strict=True)) for head in args.ablate or ()],
         )
         name, model = registry.get(request.model)
         response = shaping.attention(model, name, checks.check_attention(model, request, settings), never_stop)
@@ -225,6 +231,44 @@ def _align(args: argparse.Namespace) -> int:
     return 0
 
 
+def _head(text: str) -> tuple[str, int, int]:
+    kind, _, rest = text.partition(":")
+    layer, _, head = rest.partition(":")
+    if kind not in ATTENTION_KINDS or not layer.isdigit() or not head.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KIND:LAYER:HEAD (KIND one of {', '.join(ATTENTION_KINDS)})")
+    return kind, int(layer), int(head)
+
+
+def _heads(args: argparse.Namespace) -> int:
+    from analysis.heads import Study, read_corpus, run_study, summary
+    from analysis.scale import executor
+    from backends.discovery import find_model, head_importance_path
+    from backends.interface import InputError, ModelLoadError
+
+    settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
+    try:
+        path = find_model(settings.model_dir, args.model)
+        corpus = read_corpus(args.data, args.split, args.limit)
+    except (ModelLoadError, OSError, ValueError) as exc:
+        print(f"attnscope: {exc}", file=sys.stderr)
+        return 2
+    study = Study(str(path), args.model, corpus, args.shard_size, args.threads, args.device, dict(args.control or ()))
+    out = Path(args.out) if args.out else head_importance_path(path)
+    where = f"Ray at {args.ray}" if args.ray else f"{args.workers} local process{'es' if args.workers > 1 else ''}"
+    started = time.perf_counter()
+    try:
+        with executor(args.ray, args.workers) as run:
+            table = run_study(study, run, prune=args.prune)
+    except (InputError, ModelLoadError, RuntimeError, ValueError) as exc:
+        print(f"attnscope: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    wall = time.perf_counter() - started
+    out.write_text(json.dumps(table, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(summary(table))
+    print(f"wrote {out} in {wall:.0f} s ({where}, {args.threads} torch thread{'s' if args.threads > 1 else ''} each)")
+    return 0
+
+
 def _control(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
@@ -272,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--saliency", choices=SALIENCY_ALGORITHMS, help="with --method saliency: the algorithm (default integrated_gradients)"
     )
     attention.add_argument("--steps", type=int, help="with --saliency integrated_gradients: its step count (default 20)")
+    attention.add_argument(
+        "--ablate", action="append", type=_head, metavar="KIND:LAYER:HEAD", help="switch this head off (repeatable)"
+    )
     attention.add_argument("--json", action="store_true", help="print the full JSON, as POST /api/v1/attention returns it")
     attention.set_defaults(run=_attention)
 
@@ -301,6 +348,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     align.add_argument("--json", metavar="FILE", help="write the tables as JSON to FILE (- prints only the JSON)")
     align.set_defaults(run=_align)
+
+    heads = commands.add_parser(
+        "heads",
+        help="which heads matter over a corpus: BLEU with each head off, gradient importance, confidence, entropy, "
+        "distance; writes NAME.heads.json beside the model",
+    )
+    heads.add_argument("--model", required=True, help="model name: NAME.pt or NAME/ in the model folder")
+    heads.add_argument("--model-dir", help="folder of models (default the built-in model's)")
+    heads.add_argument("--data", required=True, help="folder with SPLIT.en and SPLIT.ja, one tokenized sentence a line")
+    heads.add_argument("--split", default="test", help="which split to measure on (default test)")
+    heads.add_argument("--limit", type=int, help="only the first N sentences")
+    heads.add_argument("--prune", action="store_true", help="then switch heads off one by one, least important first")
+    heads.add_argument("--shard-size", type=int, default=64, help="sentences per unit of work (default 64)")
+    heads.add_argument("--workers", type=int, default=1, help="local processes (or the CPUs of --ray local); default 1")
+    heads.add_argument("--threads", type=int, default=1, help="torch threads per unit (default 1)")
+    heads.add_argument("--ray", metavar="ADDRESS", help="run the units as Ray tasks on this cluster; 'local' starts one")
+    heads.add_argument("--device", default="cpu", help="where each worker runs the model (default cpu)")
+    heads.add_argument("--control", action="append", type=_control, metavar="NAME=VALUE", help="a decoding control")
+    heads.add_argument("--out", help="where to write the table (default NAME.heads.json beside the model)")
+    heads.set_defaults(run=_heads)
     return parser
 
 

@@ -24,6 +24,20 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class Head(RequestBody):
+    kind: AttentionKind
+    layer: int = Field(ge=0, description="from 0")
+    head: int = Field(ge=0, description="from 0")
+
+
+# Shared by both requests and both responses, declared once.
+ABLATE_DESCRIPTION = (
+    "heads to switch off, their outputs zeroed before the output projection, for decoding and the maps alike; "
+    "GET /api/v1/models says whether a model can (`ablation`) and how many layers and heads each kind has. "
+    "Empty: the model as it is"
+)
+
+
 class TranslateRequest(RequestBody):
     model: str | None = Field(None, description="model name from GET /api/v1/models; the default model when left out")
     source: str = Field(
@@ -35,6 +49,12 @@ class TranslateRequest(RequestBody):
         default_factory=dict,
         description="decoding controls by name, as the model lists them in GET /api/v1/models (e.g. the built-in "
         'model\'s {"politeness": "plain"}); a control left out takes its default',
+    )
+    ablate: list[Head] = Field(
+        default_factory=list,
+        max_length=1024,  # every head of a kind of the largest models, and still within the 64 KiB body limit
+        description=ABLATE_DESCRIPTION,
+        examples=[[{"kind": "cross", "layer": 1, "head": 2}]],
     )
 
 
@@ -88,6 +108,7 @@ class AttentionRequest(TranslateRequest):
                 {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "alignment": {"head": "mean", "shift_att": False}},
                 {"source": EXAMPLE_SOURCE, "method": "alti"},
                 {"source": EXAMPLE_SOURCE, "method": "saliency", "saliency": {"algorithm": "integrated_gradients", "steps": 20}},
+                {"source": EXAMPLE_SOURCE, "ablate": [{"kind": "cross", "layer": 1, "head": 2}]},
             ]
         },
     )
@@ -198,6 +219,11 @@ Predictions = Annotated[
 Warnings = Annotated[
     list[ResultWarning], Field(description="where the model is likely out of its depth; empty when nothing stands out")
 ]
+Ablated = Annotated[
+    list[Head],
+    Field(description="the heads that were switched off, in encoder, decoder, cross order, then by layer and head; "
+          "empty: none"),
+]  # fmt: skip
 
 
 class TranslateResponse(BaseModel):
@@ -206,6 +232,7 @@ class TranslateResponse(BaseModel):
     score: float
     controls: ControlsUsed
     predictions: Predictions
+    ablated: Ablated
     source_tokens: list[Token]
     target_tokens: list[Token]
     n_best: list[Hypothesis] = Field(description="best first; one entry per finished beam hypothesis")
@@ -281,6 +308,7 @@ class AttentionResponse(BaseModel):
     score: float = Field(description="log-probability of the target tokens")
     controls: ControlsUsed
     predictions: Predictions
+    ablated: Ablated
     granularity: Granularity
     source_tokens: list[Token] = Field(description="rows and columns of encoder maps, columns of cross maps")
     target_tokens: list[Token] = Field(description="tokens produced: rows of decoder and cross maps")
@@ -443,8 +471,72 @@ class ModelInfo(BaseModel):
         description="pre or post: where a transformer layer's LayerNorms sit; null where the model does not declare it "
         "(the RNN, Hugging Face models)"
     )
+    ablation: bool = Field(description="requests may switch heads off (`ablate`)")
+    head_importance: bool = Field(
+        description="GET /api/v1/models/{name}/heads has the model's head-importance table over a corpus"
+    )
     alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
     card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")
+
+
+class CorpusInfo(BaseModel):
+    corpus: str = Field(examples=["small_parallel_enja"])
+    split: str = Field(examples=["test"])
+    sentences: int
+
+
+class HeadImportanceRow(BaseModel):
+    kind: AttentionKind
+    layer: int
+    head: int
+    bleu: float | None = Field(description="BLEU with this head alone switched off; null for a model that cannot")
+    bleu_drop: float | None = Field(description="the full model's BLEU minus `bleu`")
+    importance: float | None = Field(description="Michel et al. 2019: mean |dL/d xi_h| over the set")
+    importance_normalized: float | None = Field(description="importance over the l2 norm of its layer's")
+    confidence: float = Field(description="Voita et al. 2019: mean largest weight, </s> left out")
+    entropy: float = Field(description="bits, as the page's head statistics")
+    distance: float = Field(description="tokens, as the page's head statistics")
+    aer: float | None = Field(description="cross heads: alignment error rate against gold alignments, once measured")
+
+
+class PruningStep(BaseModel):
+    removed: int = Field(description="heads switched off so far")
+    head: Head | None = Field(description="the head switched off at this step; null at the start")
+    bleu: float
+
+
+class Pruning(BaseModel):
+    order: str
+    steps: list[PruningStep]
+
+
+class AlignmentStatus(BaseModel):
+    available: bool
+    note: str
+
+
+class ShardInfo(BaseModel):
+    count: int
+    size: int
+    threads: int
+
+
+class HeadImportance(BaseModel):
+    """What `attnscope heads` measured over a corpus, as NAME.heads.json holds it."""
+
+    format: Literal[1]
+    model: str = Field(description="the model it was measured on")
+    data: CorpusInfo
+    decoding: str = Field(examples=["greedy"])
+    controls: dict[str, str]
+    bleu_method: str
+    bleu: float = Field(description="the full model's BLEU on the set")
+    kinds: dict[AttentionKind, KindInfo]
+    definitions: dict[str, str] = Field(description="what each figure of a row is")
+    heads: list[HeadImportanceRow]
+    aer: AlignmentStatus
+    pruning: Pruning | None = Field(description="BLEU as heads are switched off one by one, least important first")
+    shards: ShardInfo
 
 
 class ValidationIssue(BaseModel):

@@ -17,6 +17,8 @@ from app.schemas import (
     ControlInfo,
     ExplainResponse,
     FeedForwardValues,
+    Head,
+    HeadImportance,
     Hypothesis,
     KindInfo,
     LanguageInfo,
@@ -76,9 +78,21 @@ def model_info(name: str, model: TranslationModel, default: str, settings: Setti
         ],
         explains=d.explains,
         layer_norm=d.layer_norm,
+        ablation=d.ablation,
+        head_importance=d.head_importance is not None,
         alignment_layer=alignment_layer(d),
         card=d.card,
     )
+
+
+def _heads(call: TranslateCall) -> list[Head]:
+    return [Head(kind=ref.kind, layer=ref.layer, head=ref.head) for ref in call.ablate]
+
+
+def head_importance(model: TranslationModel) -> HeadImportance | None:
+    """The model's corpus head table, or None where it has none."""
+    table = model.describe().head_importance
+    return None if table is None else HeadImportance.model_validate(table)
 
 
 def _tokens(tokens: list[ModelToken]) -> list[Token]:
@@ -162,6 +176,7 @@ def translate(model: TranslationModel, name: str, call: TranslateCall, stop: Sto
         n_best=call.beam_size,
         controls=call.control_values,
         stop=stop,
+        ablate=frozenset(call.ablate),
     )[0]
     return TranslateResponse(
         model=name,
@@ -169,6 +184,7 @@ def translate(model: TranslationModel, name: str, call: TranslateCall, stop: Sto
         score=result.score,
         controls=result.controls,
         predictions=result.predictions,
+        ablated=_heads(call),
         source_tokens=_tokens(result.source_tokens),
         target_tokens=_tokens(result.target_tokens),
         n_best=[Hypothesis(translation=h.translation, tokens=h.tokens, score=h.score) for h in result.n_best],
@@ -215,6 +231,7 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         method=call.method,
         saliency=call.saliency or DEFAULT_SALIENCY,
         stop=stop,
+        ablate=frozenset(call.ablate),
     )
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
@@ -257,6 +274,7 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         score=result.score,
         controls=result.controls,
         predictions=result.predictions,
+        ablated=_heads(call),
         granularity=call.granularity,
         source_tokens=_tokens(result.source_tokens),
         target_tokens=_tokens(result.target_tokens),

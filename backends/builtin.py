@@ -1,17 +1,26 @@
 """The built-in transformer (model/) behind the model interface: a NAME.pt checkpoint, its NAME.json
-card and its NAME.readings.json table of romaji, served as one TranslationModel."""
+card, its NAME.readings.json table of romaji and its NAME.heads.json head-importance table (`attnscope
+heads`), served as one TranslationModel.
+
+Both architectures can switch heads off (model.gates). The RNN's one cross head is its whole attention:
+switching it off zeroes the context vector, a "no attention" experiment (its decoder still starts from
+the encoder's last backward state, so the translation still depends on the source)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from torch import Tensor
+
+from backends.discovery import read_head_importance
 from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionKind,
     AttentionResult,
     Control,
     HeadExplanation,
+    HeadRef,
     InputError,
     KindShape,
     Method,
@@ -23,6 +32,7 @@ from backends.interface import (
     Token,
     TokenConventions,
     Translation,
+    check_ablation,
     language,
     never_stop,
 )
@@ -39,11 +49,14 @@ FAMILIES = {"transformer": "attnscope-transformer", "rnn": "attnscope-rnn"}  # b
 class BuiltinModel:
     """One NAME.pt served through backends.interface.TranslationModel."""
 
-    def __init__(self, name: str, translator: Translator, card: dict, readings: dict[str, str]):
+    def __init__(
+        self, name: str, translator: Translator, card: dict, readings: dict[str, str], head_importance: dict | None = None
+    ):
         self.name = name
         self.translator = translator
         self.card = card
         self.readings = readings
+        self.head_importance = head_importance
         self._description = self._describe()
 
     @classmethod
@@ -62,7 +75,7 @@ class BuiltinModel:
             readings = load_readings(path)
         except ValueError as exc:
             raise ModelLoadError(f"readings table of {path.name} cannot be used: {exc}") from None
-        return cls(path.stem, translator, card, readings)
+        return cls(path.stem, translator, card, readings, read_head_importance(path))
 
     def _describe(self) -> ModelDescription:
         cfg, card, network = self.translator.config, self.card, self.translator.model
@@ -105,6 +118,8 @@ class BuiltinModel:
             # additive score is not, so it has no step-by-step explanation
             explains=architecture(network) == "transformer",
             layer_norm="pre" if architecture(network) == "transformer" else None,
+            ablation=True,
+            head_importance=self.head_importance,
         )
 
     def describe(self) -> ModelDescription:
@@ -132,8 +147,10 @@ class BuiltinModel:
         n_best: int = 1,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> list[Translation]:
-        results = self.translator.translate(texts, beam_size, max_length, n_best, self._politeness(controls), stop)
+        off = frozenset(check_ablation(self._description, ablate))
+        results = self.translator.translate(texts, beam_size, max_length, n_best, self._politeness(controls), stop, off)
         for result in results:
             result.target_tokens = self._with_readings(result.target_tokens)
         return results
@@ -149,9 +166,11 @@ class BuiltinModel:
         method: Method = "weights",
         saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> AttentionResult:
+        off = frozenset(check_ablation(self._description, ablate))
         result = self.translator.attention(
-            source, target, beam_size, max_length, self._politeness(controls), stop, method=method, saliency=saliency
+            source, target, beam_size, max_length, self._politeness(controls), stop, method=method, saliency=saliency, ablate=off
         )
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
@@ -179,3 +198,8 @@ class BuiltinModel:
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
         return result
+
+    def gate_gradients(
+        self, sources: list[str], targets: list[str], *, controls: dict[str, str] | None = None
+    ) -> dict[AttentionKind, Tensor]:
+        return self.translator.gate_gradients(sources, targets, self._politeness(controls))

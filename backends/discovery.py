@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from backends.interface import ModelLoadError, TranslationModel
 
+HF_HEADS_FILE = "attnscope.heads.json"  # beside a Hugging Face model's attnscope.json card
+
 
 def is_huggingface_dir(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
+
+
+def head_importance_path(model_path: str | Path) -> Path:
+    """Where `attnscope heads` writes a model's head-importance table: NAME.heads.json beside NAME.pt and its
+    NAME.json card, or attnscope.heads.json inside a Hugging Face directory, beside its attnscope.json."""
+    path = Path(model_path)
+    return path.with_suffix(".heads.json") if path.suffix == ".pt" else path / HF_HEADS_FILE
+
+
+def read_head_importance(model_path: str | Path) -> dict | None:
+    """The model's head-importance table, or None where it has none; ModelLoadError when it cannot be read."""
+    path = head_importance_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"head-importance table {path} cannot be read: {exc}") from None
+    if not isinstance(table, dict):
+        raise ModelLoadError(f"head-importance table {path} is not a JSON object")
+    return table
+
+
+def find_model(model_dir: str | Path, name: str) -> Path:
+    """The checkpoint NAME.pt or Hugging Face directory NAME/ in `model_dir`; ModelLoadError naming what is there."""
+    model_dir = Path(model_dir)
+    for path in (model_dir / f"{name}.pt", model_dir / name):
+        if path.suffix == ".pt" and path.is_file() or is_huggingface_dir(path):
+            return path
+    models = [p for p in model_dir.glob("*") if p.suffix == ".pt" or is_huggingface_dir(p)]
+    there = sorted(p.stem if p.suffix == ".pt" else p.name for p in models)
+    raise ModelLoadError(f"no model {name!r} in {model_dir}; it holds: {', '.join(there) or 'no models'}")
 
 
 def load_model(path_or_id: str | Path, device: str = "auto", name: str | None = None) -> tuple[str, TranslationModel]:

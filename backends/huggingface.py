@@ -12,6 +12,13 @@ What a checkpoint does not say about itself may be written beside it in `attnsco
      "target_joiner": " ", "examples": ["This is an example."], "target_example": "Das ist ein Beispiel.",
      "card": {"test_bleu": {"beam4": 30.1}}}
 
+Head ablation (and the gradients of head gates) works wherever the attention modules' output projections can be
+found by name: BART-style models (Marian, BART, mBART, M2M100 / NLLB: `self_attn` / `encoder_attn.out_proj`) and
+T5-style ones (`SelfAttention` / `EncDecAttention.o`). transformers 5 has no `head_mask` arguments any more, so a
+forward pre-hook on each output projection multiplies each head's slice of its input by that head's gate. The
+hooks stay in place and read the gates of the call running in their thread (a ContextVar), so concurrent requests
+never see each other's. describe().ablation is False for any other layout.
+
 transformers is imported only when a model is loaded: attnscope serves its built-in model without the `hf` extra.
 """
 
@@ -20,16 +27,23 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
+from backends.discovery import read_head_importance
 from backends.interface import (
     DEFAULT_SALIENCY,
+    AttentionKind,
     AttentionResult,
     Control,
     HeadExplanation,
+    HeadRef,
     Hypothesis,
     InputError,
     KindShape,
@@ -43,6 +57,7 @@ from backends.interface import (
     Token,
     TokenConventions,
     Translation,
+    check_ablation,
     language,
     never_stop,
     resolve_controls,
@@ -67,6 +82,55 @@ UNKNOWN_LANGUAGE = Language("und", "unknown")
 # layer's input or, pre-LN, from its self_attn_layer_norm): the adapter computes method norms from their weights.
 # T5's attention (no biases, relative positions, its own module names) is left at weights.
 NORMS_FAMILIES = ("bart", "marian", "mbart", "m2m_100")
+# The output projection of each attention module, by kind, in BART-style and T5-style module names; group 1 is the layer.
+HEAD_OUTPUTS: dict[AttentionKind, re.Pattern] = {
+    "encoder": re.compile(r"(?:^|\.)encoder\.(?:layers|block)\.(\d+)\.(?:self_attn\.out_proj|layer\.0\.SelfAttention\.o)"),
+    "decoder": re.compile(r"(?:^|\.)decoder\.(?:layers|block)\.(\d+)\.(?:self_attn\.out_proj|layer\.0\.SelfAttention\.o)"),
+    "cross": re.compile(r"(?:^|\.)decoder\.(?:layers|block)\.(\d+)\.(?:encoder_attn\.out_proj|layer\.1\.EncDecAttention\.o)"),
+}
+GRADIENT_BATCH = 16  # pairs per backward pass of gate_gradients
+# The head gates of the call running in this thread: (kind, layer) -> (H,) or (B, H); None: every head on.
+_GATES: ContextVar[dict[tuple[str, int], torch.Tensor] | None] = ContextVar("attnscope_head_gates", default=None)
+
+
+def _head_outputs(model, kinds: dict[str, KindShape]) -> dict[tuple[str, int], torch.nn.Linear] | None:
+    """(kind, layer) -> the output projection of that attention, for every layer of every kind; None when the
+    module names are not a layout HEAD_OUTPUTS knows, or a projection's input does not split into the heads."""
+    found: dict[tuple[str, int], torch.nn.Linear] = {}
+    for name, module in model.named_modules():
+        for kind, pattern in HEAD_OUTPUTS.items():
+            match = pattern.search(name)
+            if match and match.end() == len(name) and isinstance(module, torch.nn.Linear):
+                found[(kind, int(match.group(1)))] = module
+    wanted = {(kind, layer) for kind, shape in kinds.items() for layer in range(shape.layers)}
+    if set(found) != wanted or any(found[(kind, layer)].in_features % kinds[kind].heads for kind, layer in wanted):
+        return None
+    return found
+
+
+def _gate_hook(kind: str, layer: int, heads: int):
+    """A forward pre-hook for an output projection: its input (…, T, H·d) times the running call's gates."""
+
+    def hook(module, args):
+        gates = _GATES.get()
+        g = None if gates is None else gates.get((kind, layer))
+        if g is None:
+            return None
+        x = args[0]
+        split = x.view(*x.shape[:-1], heads, x.size(-1) // heads)  # (B, T, H, d)
+        shape = (g.size(0), 1, heads, 1) if g.dim() == 2 else (1, 1, heads, 1)
+        return (((split * g.reshape(shape).to(x.dtype)).reshape(x.shape)), *args[1:])
+
+    return hook
+
+
+@contextmanager
+def _gated(gates: dict[tuple[str, int], torch.Tensor] | None) -> Iterator[None]:
+    token = _GATES.set(gates)
+    try:
+        yield
+    finally:
+        _GATES.reset(token)
 
 
 def _transformers():
@@ -183,10 +247,11 @@ def _subword_marker(tokenizer) -> str | None:
 class HuggingFaceModel:
     """One AutoModelForSeq2SeqLM checkpoint and its tokenizer, as a `TranslationModel`."""
 
-    def __init__(self, model, tokenizer, name: str, card: dict, source: str):
+    def __init__(self, model, tokenizer, name: str, card: dict, source: str, directory: Path | None = None):
         self._model = model
         self._tokenizer = tokenizer
         self._card = card
+        self._directory = directory  # where a head-importance table may lie; None for a hub id
         config = model.config
         self._decoder_start = model.generation_config.decoder_start_token_id
         if self._decoder_start is None:
@@ -199,7 +264,12 @@ class HuggingFaceModel:
         # <unk> stands for a word the user typed: flagged unknown, not special
         self._special_ids = (set(tokenizer.all_special_ids) | set(self._languages.values())) - {tokenizer.unk_token_id}
         self._marker = _subword_marker(tokenizer)
-        self._description = self._describe(name, source)
+        kinds = _kind_shapes(config)
+        head_outputs = _head_outputs(model, kinds)
+        if head_outputs is not None:
+            for (kind, layer), module in head_outputs.items():
+                module.register_forward_pre_hook(_gate_hook(kind, layer, kinds[kind].heads))
+        self._description = self._describe(name, source, ablation=head_outputs is not None)
         cache_layers = getattr(config.get_text_config(decoder=True), "num_hidden_layers", None)
         self._needs_growing_cache = self._description.kinds["decoder"].layers != cache_layers
 
@@ -238,14 +308,14 @@ class HuggingFaceModel:
         model.to(resolve_device(device)).eval()
         card = _read_card(directory)
         default_name = directory.resolve().name if directory is not None else source.rsplit("/", 1)[-1]
-        return cls(model, tokenizer, name or card.get("name") or default_name, card, source)
+        return cls(model, tokenizer, name or card.get("name") or default_name, card, source, directory)
 
     # --- describe ---------------------------------------------------------------------------------
 
     def describe(self) -> ModelDescription:
         return self._description
 
-    def _describe(self, name: str, source: str) -> ModelDescription:
+    def _describe(self, name: str, source: str, ablation: bool) -> ModelDescription:
         config, tokenizer, card = self._model.config, self._tokenizer, self._card
         controls = self._language_controls()
         defaults = {control.name: control.default for control in controls}
@@ -286,6 +356,8 @@ class HuggingFaceModel:
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
             methods=("weights", "norms") if config.model_type in NORMS_FAMILIES else ("weights",),
+            ablation=ablation,
+            head_importance=read_head_importance(self._directory) if self._directory is not None else None,
         )
 
     def _language_controls(self) -> tuple[Control, ...]:
@@ -453,15 +525,17 @@ class HuggingFaceModel:
         n_best: int = 1,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> list[Translation]:
         values = resolve_controls(self._description, controls)
+        gates = self._gates(ablate)
         if not 1 <= n_best <= beam_size:
             raise InputError(f"n_best must be between 1 and beam_size ({beam_size})")
         sources = [self._source_ids(text, values) for text in texts]
         if not sources:
             return []
         options = self._generation_options(beam_size, max_length, values, stop)
-        with torch.inference_mode():
+        with torch.inference_mode(), _gated(gates):
             output = self._model.generate(
                 **self._batch(sources),
                 **options,
@@ -518,14 +592,16 @@ class HuggingFaceModel:
         method: Method = "weights",
         saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> AttentionResult:
         values = resolve_controls(self._description, controls)
         if method not in self._description.methods:
             methods = ", ".join(self._description.methods)
             raise InputError(f"model {self._description.name} has no method {method}; its methods are {methods}")
+        gates = self._gates(ablate)
         source_ids = self._source_ids(source, values)
         batch = self._batch([source_ids])
-        with torch.inference_mode():
+        with torch.inference_mode(), _gated(gates):
             if target is None:
                 options = self._generation_options(beam_size, max_length, values, stop)
                 target_ids = self._produced(self._model.generate(**batch, **options)[0])
@@ -616,3 +692,50 @@ class HuggingFaceModel:
         stop: StopCheck = never_stop,
     ) -> HeadExplanation:
         raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
+
+    # --- head gates ---------------------------------------------------------------------------------
+
+    def _gates(self, ablate: frozenset[HeadRef]) -> dict[tuple[str, int], torch.Tensor] | None:
+        """The gates that switch `ablate` off, by (kind, layer); None (no gate at all) when it is empty."""
+        gates: dict[tuple[str, int], torch.Tensor] = {}
+        for ref in check_ablation(self._description, ablate):
+            key = (ref.kind, ref.layer)
+            if key not in gates:
+                gates[key] = torch.ones(self._description.kinds[ref.kind].heads, device=self._model.device)
+            gates[key][ref.head] = 0.0
+        return gates or None
+
+    def gate_gradients(
+        self, sources: list[str], targets: list[str], *, controls: dict[str, str] | None = None
+    ) -> dict[AttentionKind, torch.Tensor]:
+        if not self._description.ablation:
+            name = self._description.name
+            raise InputError(f"model {name} cannot gate its heads: its attention modules are not ones attnscope knows")
+        if len(sources) != len(targets):
+            raise InputError(f"{len(sources)} sources but {len(targets)} targets: give one target per source")
+        values = resolve_controls(self._description, controls)
+        kinds = self._description.kinds
+        sums = {kind: torch.zeros(shape.layers, shape.heads) for kind, shape in kinds.items()}
+        for start in range(0, len(sources), GRADIENT_BATCH):
+            chunk = range(start, min(start + GRADIENT_BATCH, len(sources)))
+            source_ids = [self._source_ids(sources[i], values) for i in chunk]
+            target_ids = [self._target_ids(targets[i], values) for i in chunk]
+            device = self._model.device
+            ones = {
+                kind: torch.ones(len(chunk), shape.layers, shape.heads, device=device, requires_grad=True)
+                for kind, shape in kinds.items()
+            }
+            gates = {(kind, layer): ones[kind][:, layer] for kind in ones for layer in range(kinds[kind].layers)}  # (B, H) each
+            pad = self._tokenizer.pad_token_id
+            length = max(map(len, target_ids))
+            decoder_inputs = torch.tensor([[self._decoder_start, *ids[:-1]] + [pad] * (length - len(ids)) for ids in target_ids])
+            labels = torch.tensor([ids + [-100] * (length - len(ids)) for ids in target_ids])  # (B, T), -100 ignored
+            with torch.enable_grad(), _gated(gates):
+                logits = self._model(**self._batch(source_ids), decoder_input_ids=decoder_inputs.to(self._model.device)).logits
+                labels = labels.to(logits.device)
+                nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none")  # (B, T)
+                per_pair = nll.sum(1) / (labels != -100).sum(1)
+                grads = torch.autograd.grad(per_pair.sum(), list(ones.values()))
+            for kind, grad in zip(ones, grads, strict=True):
+                sums[kind] += grad.abs().sum(0).cpu()
+        return sums

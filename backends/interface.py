@@ -119,6 +119,18 @@ class KindShape:
 
 
 @dataclass(frozen=True)
+class HeadRef:
+    """One attention head: `head` of `layer` of `kind`, counted from 0."""
+
+    kind: AttentionKind
+    layer: int
+    head: int
+
+    def __str__(self) -> str:
+        return f"{self.kind} layer {self.layer}, head {self.head}"
+
+
+@dataclass(frozen=True)
 class Control:
     """A decoding control a model declares (the built-in politeness, a multilingual model's target language).
 
@@ -170,6 +182,11 @@ class ModelDescription:
     # a model that explains declares its layer_norm
     explains: bool = False
     layer_norm: LayerNormPlacement | None = None  # where a transformer layer's LayerNorms sit; None where not declared
+    # translate() and attention() take `ablate` (heads whose outputs are zeroed before the output projection)
+    # and gate_gradients() answers; False: a non-empty `ablate` raises InputError, and so does gate_gradients()
+    ablation: bool = False
+    # the corpus head-importance table (`attnscope heads`, NAME.heads.json beside the model), when there is one
+    head_importance: dict | None = None
 
 
 # --- what a model computes ----------------------------------------------------------------------
@@ -311,7 +328,11 @@ class TranslationModel(Protocol):
         n_best: int = 1,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
-    ) -> list[Translation]: ...
+        ablate: frozenset[HeadRef] = frozenset(),
+    ) -> list[Translation]:
+        """`ablate`: heads switched off (their outputs zeroed before the output projection), where
+        describe().ablation says the model can; empty: the model as it is."""
+        ...
 
     def attention(
         self,
@@ -324,9 +345,11 @@ class TranslationModel(Protocol):
         method: Method = "weights",
         saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> AttentionResult:
         """Decode `source` (or force `target`), then compute every map of `method` (one of describe().methods;
-        `saliency` says how method saliency attributes) over that pair in one teacher-forced pass."""
+        `saliency` says how method saliency attributes) over that pair in one teacher-forced pass; with
+        `ablate`, both with those heads switched off."""
         ...
 
     def explain(
@@ -346,6 +369,38 @@ class TranslationModel(Protocol):
         """The same pass as attention(), opened up at one head and one query row. Only for a model whose
         describe() says `explains`; InputError when the query is past the end of its axis."""
         ...
+
+    def gate_gradients(
+        self, sources: list[str], targets: list[str], *, controls: dict[str, str] | None = None
+    ) -> dict[AttentionKind, Tensor]:
+        """Per kind (L, H): Σ over the pairs of |∂L/∂ξ_h|, L a pair's mean token cross-entropy of its target
+        under teacher forcing and ξ_h a gate of 1 on head h's output before the output projection (Michel
+        et al. 2019's head importance, before the mean over pairs). Only where describe().ablation."""
+        ...
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def check_ablation(description: ModelDescription, heads) -> tuple[HeadRef, ...]:
+    """`heads` (HeadRefs) de-duplicated, in ATTENTION_KINDS order then by layer and head; InputError naming the
+    valid range when one is not a head of the model, or when the model cannot switch heads off."""
+    heads = set(heads)
+    if heads and not description.ablation:
+        raise InputError(f"model {description.name} cannot switch heads off: leave ablate empty")
+    for ref in heads:
+        shape = description.kinds.get(ref.kind)
+        if shape is None:
+            shapes = description.kinds.items()
+            has = ", ".join(f"{kind} ({_count(s.layers, 'layer')} × {_count(s.heads, 'head')})" for kind, s in shapes)
+            raise InputError(f"model {description.name} has no {ref.kind} attention; its heads: {has}")
+        if not (0 <= ref.layer < shape.layers and 0 <= ref.head < shape.heads):
+            raise InputError(
+                f"{ref.kind} layer {ref.layer}, head {ref.head} is not a head of model {description.name}: "
+                f"{ref.kind} layers are 0 to {shape.layers - 1}, heads 0 to {shape.heads - 1}"
+            )
+    return tuple(sorted(heads, key=lambda r: (ATTENTION_KINDS.index(r.kind), r.layer, r.head)))
 
 
 def resolve_controls(description: ModelDescription, requested: dict[str, str] | None) -> dict[str, str]:

@@ -63,7 +63,7 @@ def _normalise(contributions: Tensor) -> Tensor:
 def block_contributions(block: AttentionTrace, attention: MultiHeadAttention, self_attention: bool) -> Tensor:
     """One block's layer-wise contributions: (B, Tq, Tk) for self-attention, (B, Tq, Tk + 1) for cross-attention
     (the last column: the residual stream)."""
-    transformed = transformed_values(block.v, attention.out_proj)
+    transformed = transformed_values(block.gated_values, attention.out_proj)
     moved = torch.einsum("bhqk,bhkd->bqkd", block.weights, transformed)  # (B, Tq, Tk, D)
     residual = block.residual_in[:, :, None, :]  # (B, Tq, 1, D)
     if self_attention:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from backends.interface import StopCheck, never_stop
+from model.gates import HeadGates
 from model.vocab import Vocab
 
 
@@ -35,17 +36,19 @@ class EncoderDecoder(Protocol):
         """Inference mode (no dropout), as torch.nn.Module has it."""
         ...
 
-    def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def encode(self, src: Tensor, gates: HeadGates | None = None) -> tuple[Tensor, list[Tensor]]:
         """src: (B, S) -> (memory (B, S, D), per-layer encoder self-attention [(B, H, S, S)], [] if it has none)."""
         ...
 
     def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None, gates: HeadGates | None = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Teacher-forced -> (logits (B, T, V), decoder self-attention [(B, H, T, T)] or [], cross [(B, H, T, S)])."""
         ...
 
-    def start_decoding(self, memory: Tensor, src: Tensor) -> DecodingState: ...
+    def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> DecodingState:
+        """The state decode_step advances; every step runs under `gates` (model.gates)."""
+        ...
 
     def decode_step(self, last_ids: Tensor, state: DecodingState, politeness: Tensor | None = None) -> Tensor:
         """last_ids: (B,) -> logits (B, V) of the next token; advances `state` by one position."""
@@ -88,15 +91,17 @@ def greedy_decode(
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
     stop: StopCheck = never_stop,
+    gates: HeadGates | None = None,
 ) -> list[Hypothesis]:
     """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control; encoded: model.encode(src), where the caller has already run it; stop is called before
-    every step and raises to end the call. Returns one hypothesis per sentence."""
+    control; encoded: model.encode(src, gates), where the caller has already run it; stop is called before
+    every step and raises to end the call; gates: heads switched off (model.gates). Returns one hypothesis
+    per sentence."""
     model.eval()
     b = src.size(0)
-    memory, _ = encoded or model.encode(src)
+    memory, _ = encoded or model.encode(src, gates)
     steps = max_target_length(src.size(1), max_length)
-    state = model.start_decoding(memory, src)
+    state = model.start_decoding(memory, src, gates)
     ys = torch.full((b, 1), Vocab.bos_id, dtype=torch.long, device=src.device)
     scores = torch.zeros(b, device=src.device)
     finished = torch.zeros(b, dtype=torch.bool, device=src.device)
@@ -135,17 +140,18 @@ def beam_search(
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
     stop: StopCheck = never_stop,
+    gates: HeadGates | None = None,
 ) -> list[list[Hypothesis]]:
     """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control; encoded: model.encode(src), where the caller has already run it; stop is called before
-    every step and raises to end the call. Returns, per
+    control; encoded: model.encode(src, gates), where the caller has already run it; stop is called before
+    every step and raises to end the call; gates: heads switched off, shared by the batch. Returns, per
     sentence, up to `n_best` hypotheses, best first, scored by log p / length_penalty. The
     sentences' beams are decoded together, K = beam_size rows each."""
     model.eval()
     b, k = src.size(0), beam_size
-    memory, _ = encoded or model.encode(src)
+    memory, _ = encoded or model.encode(src, gates)
     rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B·K,) the sentence of each beam row
-    state = model.start_decoding(memory[rows], src[rows])
+    state = model.start_decoding(memory[rows], src[rows], gates)
     politeness_rows = None if politeness is None else politeness[rows]
     limits = [max_target_length(int(n), max_length) for n in (src != Vocab.pad_id).sum(1).tolist()]
     beams = torch.full((b * k, 1), Vocab.bos_id, dtype=torch.long, device=src.device)  # (B·K, t)
@@ -206,19 +212,20 @@ def forced_attention(
     target_ids: list[int],
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
+    gates: HeadGates | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """One teacher-forced pass of `target_ids` (produced tokens, usually ending with </s>).
 
-    src: (1, S), politeness: (1,) for a model with politeness control; encoded: model.encode(src),
-    where the caller has already run it. Returns the maps by kind, labelled as backends.interface
+    src: (1, S), politeness: (1,) for a model with politeness control; encoded: model.encode(src, gates),
+    where the caller has already run it; gates: heads switched off. Returns the maps by kind, labelled as backends.interface
     documents (decoder and cross rows: the token produced at each position; decoder columns: the
     inputs <s>, target[:-1]; decoder entries above the diagonal exactly 0), and the per-position
     log-probabilities of target_ids (T,).
     """
     model.eval()
     tgt_in = decoder_inputs(target_ids, src.device)  # (1, T)
-    memory, enc = encoded or model.encode(src)
-    logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
+    memory, enc = encoded or model.encode(src, gates)
+    logits, dec, cross = model.decode(tgt_in, memory, src, politeness, gates)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)
     layers = {"encoder": enc, "decoder": dec, "cross": cross}  # (B, H, Tq, Tk) a layer; a kind the network lacks has none
     maps = {kind: torch.stack(weights, 1)[0].cpu() for kind, weights in layers.items() if weights}  # (L, H, Tq, Tk)

@@ -17,6 +17,7 @@ from torch import Tensor
 from backends.interface import DEFAULT_SALIENCY, AttentionKind, Contributions, Method, SaliencyOptions, StopCheck, never_stop
 from model.alti import alti
 from model.decoding import Encoded, EncoderDecoder, forced_attention
+from model.gates import HeadGates, layer_gates
 from model.norms import additive_norms, norm_maps
 from model.rnn import AttentionRNN
 from model.saliency import saliency
@@ -63,31 +64,33 @@ def _attention_modules(model: Seq2SeqTransformer) -> dict[AttentionKind, list]:
 TRACED: tuple[Method, ...] = ("norms", "alti")
 
 
-def encode_for(model: EncoderDecoder, src: Tensor, method: Method) -> tuple[Encoded, EncoderTrace | None]:
-    """One encoder pass for decoding and for `method`: (what model.encode() returns, the encoder's trace where
-    the method reads one, else None)."""
+def encode_for(
+    model: EncoderDecoder, src: Tensor, method: Method, gates: HeadGates | None = None
+) -> tuple[Encoded, EncoderTrace | None]:
+    """One encoder pass (under `gates`) for decoding and for `method`: (what model.encode() returns, the
+    encoder's trace where the method reads one, else None)."""
     with torch.no_grad():
         if method in TRACED and isinstance(model, Seq2SeqTransformer):
-            encoder = model.trace_encoder(src)
+            encoder = model.trace_encoder(src, gates)
             return encoder.encoded, encoder
-        return model.encode(src), None
+        return model.encode(src, gates), None
 
 
-def _transformer_norms(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder: EncoderTrace | None):
-    trace = model.trace(src, tgt_in, politeness, encoder)
+def _transformer_norms(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder, gates):
+    trace = model.trace(src, tgt_in, politeness, encoder, gates)
     sides = {"encoder": trace.encoder, "decoder": trace.decoder, "cross": trace.decoder}
     maps, layer_maps = {}, {}
     with torch.no_grad():
         for kind, modules in _attention_modules(model).items():
             blocks = [layer.blocks[kind] for layer in sides[kind]]
-            per_layer = [norm_maps(b.weights, b.v, m.out_proj) for b, m in zip(blocks, modules, strict=True)]
+            per_layer = [norm_maps(b.weights, b.gated_values, m.out_proj) for b, m in zip(blocks, modules, strict=True)]
             maps[kind] = torch.stack([heads[0] for heads, _ in per_layer]).cpu()
             layer_maps[kind] = torch.stack([layer[0] for _, layer in per_layer]).cpu()
     return MethodMaps(_token_logp(trace.logits, target_ids), maps, layer_maps)
 
 
-def _transformer_alti(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder: EncoderTrace | None):
-    trace = model.trace(src, tgt_in, politeness, encoder)
+def _transformer_alti(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder, gates):
+    trace = model.trace(src, tgt_in, politeness, encoder, gates)
     with torch.no_grad():
         result = alti(model, trace)
     return MethodMaps(
@@ -108,27 +111,32 @@ def method_maps(
     saliency_options: SaliencyOptions = DEFAULT_SALIENCY,
     stop: StopCheck = never_stop,
     encoder: EncoderTrace | None = None,
+    gates: HeadGates | None = None,
 ) -> MethodMaps:
     """One teacher-forced pass of `target_ids` computing `method` (one of methods_of(model)); arguments as
     model.decoding.forced_attention, whose maps method weights returns unchanged; `encoder` the encoder trace
-    encode_for() made for this src, where the caller has one."""
+    encode_for() made for this src (under the same gates), where the caller has one; every method runs
+    with the heads of `gates` switched off."""
     if method not in methods_of(model):
         raise ValueError(f"{type(model).__name__} has no method {method!r}")
     model.eval()
     tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
     if method == "weights":
-        maps, logp = forced_attention(model, src, target_ids, politeness, encoded)
+        maps, logp = forced_attention(model, src, target_ids, politeness, encoded, gates)
         return MethodMaps(logp, maps)
     if method == "saliency":
-        _, logp = forced_attention(model, src, target_ids, politeness, encoded)
-        source, prefix = saliency(model, src, tgt_in, target_ids, politeness, saliency_options, stop)
+        _, logp = forced_attention(model, src, target_ids, politeness, encoded, gates)
+        source, prefix = saliency(model, src, tgt_in, target_ids, politeness, saliency_options, stop, gates)
         return MethodMaps(logp, contributions=Contributions(source.cpu(), prefix.cpu(), normalised=False))
     if isinstance(model, AttentionRNN):  # norms
-        maps, logp = forced_attention(model, src, target_ids, politeness, encoded)
+        maps, logp = forced_attention(model, src, target_ids, politeness, encoded, gates)
         with torch.no_grad():
-            memory, _ = encoded or model.encode(src)
+            memory, _ = encoded or model.encode(src, gates)
         norms = additive_norms(maps["cross"], memory.cpu())  # (L = 1, H = 1, T, S): the layer axis stands in for the batch
+        cross_gate = layer_gates(gates, "cross", 0)  # (1,): a switched-off head moves nothing, whatever its weights
+        if cross_gate is not None:
+            norms = norms * cross_gate.cpu().reshape(1, 1, 1, 1)
         return MethodMaps(logp, {"cross": norms}, {"cross": norms[:, 0]})
     if method == "norms":
-        return _transformer_norms(model, src, tgt_in, politeness, target_ids, encoder)
-    return _transformer_alti(model, src, tgt_in, politeness, target_ids, encoder)
+        return _transformer_norms(model, src, tgt_in, politeness, target_ids, encoder, gates)
+    return _transformer_alti(model, src, tgt_in, politeness, target_ids, encoder, gates)

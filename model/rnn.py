@@ -12,6 +12,8 @@ c_i = Σ_j α_ij h_j feeds both the decoder GRU (with the previous word) and the
     p(y_i | …) = softmax(W_o maxout(U_o s_i + V_o E y_{i-1} + C_o c_i))
 
 Its attention is one cross map: one layer, one head. There is no self-attention of either side.
+Switching that head off (model.gates) zeroes the context c_i, the head's output, wherever it is used: the
+decoder then translates from s_0 alone, a "no attention" experiment, not a source-blind one.
 The decoding code (model/decoding.py) drives it through the same methods as the transformer.
 """
 
@@ -21,6 +23,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
+
+from model.gates import HeadGates, layer_gates
 
 SCORES = ("additive", "general")
 
@@ -111,9 +115,11 @@ class RNNState:
     memory: Tensor  # (B, S, 2·d_encoder)
     keys: Tensor  # (B, S, ·) the annotations projected for scoring, once
     src_mask: Tensor  # (B, S) True where there is a source word
+    gate: Tensor | None = None  # (1,) or (B, 1): the cross head's gate on the context (model.gates); None: 1
 
     def select(self, rows: Tensor) -> RNNState:
-        return RNNState(self.hidden[rows], self.memory[rows], self.keys[rows], self.src_mask[rows])
+        gate = self.gate if self.gate is None or self.gate.dim() == 1 else self.gate[rows]
+        return RNNState(self.hidden[rows], self.memory[rows], self.keys[rows], self.src_mask[rows], gate)
 
 
 class Maxout(nn.Module):
@@ -169,14 +175,21 @@ class AttentionRNN(nn.Module):
         if politeness is not None:
             raise ValueError("the RNN model has no politeness control: pass politeness=None")
 
-    def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def _only_cross(self, gates: HeadGates | None) -> None:
+        if gates is not None and (gates.encoder is not None or gates.decoder is not None):
+            raise ValueError("the RNN model has only a cross-attention head to gate")
+
+    def encode(self, src: Tensor, gates: HeadGates | None = None) -> tuple[Tensor, list[Tensor]]:
         """src: (B, S) -> (annotations (B, S, 2·d_encoder), []: no encoder self-attention)."""
+        self._only_cross(gates)
         return self.encoder(src), []
 
-    def start_decoding(self, memory: Tensor, src: Tensor) -> RNNState:
+    def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> RNNState:
+        self._only_cross(gates)
         backward_first = memory[:, 0, self.cfg.d_encoder :]  # h←_1: the backward GRU's state after the whole source
         hidden = torch.tanh(self.init_state(backward_first))  # (B, d_decoder)
-        return RNNState(hidden, memory, self.score.keys(memory), src != self.cfg.pad_id)
+        gate = layer_gates(gates, "cross", 0)
+        return RNNState(hidden, memory, self.score.keys(memory), src != self.cfg.pad_id, gate)
 
     def recur(self, embedded: Tensor, state: RNNState) -> tuple[Tensor, Tensor]:
         """The recurrent half of a step: embedded y_{i-1} (B, d_embed) -> (context c_i (B, 2·d_encoder),
@@ -184,6 +197,8 @@ class AttentionRNN(nn.Module):
         scores = self.score(state.hidden, state.keys).masked_fill(~state.src_mask, float("-inf"))  # (B, S)
         weights = scores.softmax(-1)
         context = (weights[:, None, :] @ state.memory).squeeze(1)  # (B, 2·d_encoder)
+        if state.gate is not None:
+            context = context * state.gate
         state.hidden = self.decoder(torch.cat([embedded, context], -1), state.hidden)
         return context, weights
 
@@ -199,10 +214,12 @@ class AttentionRNN(nn.Module):
         context, _ = self.recur(embedded, state)
         return self.output(state.hidden, embedded, context)
 
-    def _recurrence(self, tgt_in: Tensor, memory: Tensor, src: Tensor, token_vectors: Tensor | None) -> tuple[Tensor, ...]:
+    def _recurrence(
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, token_vectors: Tensor | None, gates: HeadGates | None = None
+    ) -> tuple[Tensor, ...]:
         """Every decoding step of a teacher-forced pass -> (states s_i (B, T, d_decoder), embedded inputs
         (B, T, d_embed), contexts (B, T, 2·d_encoder), attention (B, T, S))."""
-        state = self.start_decoding(memory, src)
+        state = self.start_decoding(memory, src, gates)
         embedded = self.dropout(self.tgt_embed(tgt_in) if token_vectors is None else token_vectors)  # (B, T, d_embed)
         hidden, contexts, weights = [], [], []
         for t in range(tgt_in.size(1)):
@@ -213,12 +230,12 @@ class AttentionRNN(nn.Module):
         return torch.stack(hidden, 1), embedded, torch.stack(contexts, 1), torch.stack(weights, 1)
 
     def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None, gates: HeadGates | None = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}) -> (logits (B, T, V), [] (no decoder self-attention),
         [cross (B, 1, T, S)]): one layer of one head, row t the attention of the step that produced target t."""
         self._no_politeness(politeness)
-        hidden, embedded, contexts, weights = self._recurrence(tgt_in, memory, src, None)
+        hidden, embedded, contexts, weights = self._recurrence(tgt_in, memory, src, None, gates)
         return self.output(hidden, embedded, contexts), [], [weights[:, None].detach()]  # logits (B, T, V)
 
     def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
@@ -233,12 +250,13 @@ class AttentionRNN(nn.Module):
         target_vectors: Tensor,
         politeness: Tensor | None = None,
         positions: Tensor | None = None,
+        gates: HeadGates | None = None,
     ) -> Tensor:
         """forward() with token_vectors() given instead of looked up (lengths and masks still come from the
         ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V), or with
         positions (B,) only each row's logits at its position (B, V)."""
         self._no_politeness(politeness)
-        hidden, embedded, contexts, _ = self._recurrence(tgt_in, self.encoder(src, source_vectors), src, target_vectors)
+        hidden, embedded, contexts, _ = self._recurrence(tgt_in, self.encoder(src, source_vectors), src, target_vectors, gates)
         if positions is not None:
             rows = torch.arange(hidden.size(0), device=hidden.device)
             hidden, embedded, contexts = hidden[rows, positions], embedded[rows, positions], contexts[rows, positions]

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from backends.interface import DEFAULT_SALIENCY, SaliencyOptions, StopCheck, never_stop
+from model.gates import HeadGates
 
 # Rows × tokens one forward-backward chunk of integrated gradients holds at most (Captum's internal_batch_size).
 TOKENS_PER_CHUNK = 32768
@@ -43,6 +44,7 @@ class Attributable(Protocol):
         target_vectors: Tensor,
         politeness: Tensor | None = None,
         positions: Tensor | None = None,
+        gates: HeadGates | None = None,
     ) -> Tensor: ...
 
 
@@ -54,9 +56,11 @@ def attributions(
     politeness: Tensor | None = None,
     options: SaliencyOptions = DEFAULT_SALIENCY,
     stop: StopCheck = never_stop,
+    gates: HeadGates | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Captum's attributions of each produced token's log-probability: src (1, S), tgt_in (1, T) the decoder
-    inputs, target_ids the T produced ids -> (source (T, S, D), prefix (T, T, D)), row t for produced token t."""
+    inputs, target_ids the T produced ids, gates the heads switched off (unbatched, so they broadcast over
+    Captum's rows) -> (source (T, S, D), prefix (T, T, D)), row t for produced token t."""
     from captum.attr import InputXGradient, IntegratedGradients
 
     count = tgt_in.size(1)
@@ -68,7 +72,7 @@ def attributions(
 
     def log_probs(source_vectors: Tensor, target_vectors: Tensor, src: Tensor, tgt_in: Tensor, politeness, positions) -> Tensor:
         stop()  # once per chunk of Captum's batch
-        logits = model.logits_from_token_vectors(src, tgt_in, source_vectors, target_vectors, politeness, positions)
+        logits = model.logits_from_token_vectors(src, tgt_in, source_vectors, target_vectors, politeness, positions, gates)
         return logits.log_softmax(-1)  # (B, V): each row at its own position
 
     inputs = (source_vectors.requires_grad_(), target_vectors.requires_grad_())
@@ -99,7 +103,8 @@ def saliency(
     politeness: Tensor | None = None,
     options: SaliencyOptions = DEFAULT_SALIENCY,
     stop: StopCheck = never_stop,
+    gates: HeadGates | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The L2 norm of each token's attribution: (source (T, S), prefix (T, T)); arguments as attributions()."""
-    source, prefix = attributions(model, src, tgt_in, target_ids, politeness, options, stop)
+    source, prefix = attributions(model, src, tgt_in, target_ids, politeness, options, stop, gates)
     return source.norm(dim=-1), prefix.norm(dim=-1)

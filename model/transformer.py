@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from model.gates import HeadGates, gate, layer_gates
+
 
 @dataclass
 class ModelConfig:
@@ -71,8 +73,15 @@ class HeadsTrace:
     scores: Tensor  # (B, H, Tq, Tk) QKᵀ/√d_k, before the mask and the softmax
     mask: Tensor | None  # broadcasts to (B, H, Tq, Tk), True where a query may attend
     weights: Tensor  # (B, H, Tq, Tk)
-    head_outputs: Tensor  # (B, H, Tq, d_k) weights @ v
+    head_outputs: Tensor  # (B, H, Tq, d_k) weights @ v, times the head's gate
     attn_out: Tensor  # (B, Tq, D) the heads concatenated, after out_proj (W_O)
+    gates: Tensor | None  # (H,) or (B, H) the heads' gates (model.gates); None: every head on
+
+    @property
+    def gated_values(self) -> Tensor:
+        """v (B, H, Tk, d_k) times each head's gate: what a head passes on (α·(g·v) = g·(α·v)), for the
+        methods that read the values (norms, ALTI+), so a switched-off head contributes nothing."""
+        return gate(self.v, self.gates)
 
 
 @dataclass
@@ -139,25 +148,35 @@ class MultiHeadAttention(nn.Module):
         """key_value: (B, Tk, D) -> keys and values, each (B, H, Tk, d_k)."""
         return self._split_heads(self.k_proj(key_value)), self._split_heads(self.v_proj(key_value))
 
-    def forward(self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None) -> HeadsTrace:
-        """query: (B, Tq, D), key_value: (B, Tk, D), or its keys_values() when already projected
-        -> everything computed, attn_out (B, Tq, D) the block's output."""
+    def forward(
+        self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None, gates: Tensor | None = None
+    ) -> HeadsTrace:
+        """query: (B, Tq, D), key_value: (B, Tk, D), or its keys_values() when already projected; gates: (H,) or
+        (B, H) multipliers of each head's output before the output projection (model.gates)
+        -> everything computed, attn_out (B, Tq, D) the block's output, head_outputs as gated."""
         q = self._split_heads(self.q_proj(query))
         k, v = key_value if isinstance(key_value, tuple) else self.keys_values(key_value)
         head_outputs, weights, scores = attention(q, k, v, mask)
+        head_outputs = gate(head_outputs, gates)  # (B, H, Tq, d_k)
         b, h, t, d_k = head_outputs.shape
         out = self.out_proj(head_outputs.transpose(1, 2).reshape(b, t, h * d_k))  # (B, Tq, D)
-        return HeadsTrace(q, k, v, scores, mask, weights, head_outputs, out)
+        return HeadsTrace(q, k, v, scores, mask, weights, head_outputs, out, gates)
 
 
 def attention_block(
-    x: Tensor, norm: nn.LayerNorm, attn: MultiHeadAttention, memory: Tensor | None, mask: Tensor, dropout: nn.Dropout
+    x: Tensor,
+    norm: nn.LayerNorm,
+    attn: MultiHeadAttention,
+    memory: Tensor | None,
+    mask: Tensor,
+    dropout: nn.Dropout,
+    gates: Tensor | None = None,
 ) -> AttentionTrace:
     """The pre-LN residual attention block x + Attention(LayerNorm(x), kv), kv = LayerNorm(x) for
-    self-attention or the encoder memory for cross-attention; x: (B, Tq, D)."""
+    self-attention or the encoder memory for cross-attention; x: (B, Tq, D), gates as MultiHeadAttention's."""
     h = norm(x)
     key_value = h if memory is None else memory
-    heads = attn(h, key_value, mask)
+    heads = attn(h, key_value, mask, gates)
     return AttentionTrace(
         **vars(heads), residual_in=x, query_in=h, key_value_in=key_value, residual_out=x + dropout(heads.attn_out)
     )
@@ -190,9 +209,9 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, src_mask: Tensor) -> LayerTrace:
-        """x: (B, S, D), src_mask: (B, 1, 1, S) -> the layer's trace, its output in .out (B, S, D)."""
-        block = attention_block(x, self.self_attn_norm, self.self_attn, None, src_mask, self.dropout)
+    def forward(self, x: Tensor, src_mask: Tensor, gates: Tensor | None = None) -> LayerTrace:
+        """x: (B, S, D), src_mask: (B, 1, 1, S), gates: (H,) or (B, H) -> the layer's trace, its output in .out (B, S, D)."""
+        block = attention_block(x, self.self_attn_norm, self.self_attn, None, src_mask, self.dropout, gates)
         return feed_forward_block({"encoder": block}, block.residual_out, self.ff_norm, self.ff, self.dropout)
 
 
@@ -207,23 +226,33 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor) -> LayerTrace:
-        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S)
-        -> the layer's trace, its output in .out (B, T, D)."""
-        own = attention_block(y, self.self_attn_norm, self.self_attn, None, tgt_mask, self.dropout)
-        cross = attention_block(own.residual_out, self.cross_attn_norm, self.cross_attn, memory, src_mask, self.dropout)
+    def forward(
+        self,
+        y: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor,
+        src_mask: Tensor,
+        self_gates: Tensor | None = None,
+        cross_gates: Tensor | None = None,
+    ) -> LayerTrace:
+        """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S); self_gates, cross_gates:
+        (H,) or (B, H) -> the layer's trace, its output in .out (B, T, D)."""
+        own = attention_block(y, self.self_attn_norm, self.self_attn, None, tgt_mask, self.dropout, self_gates)
+        cross = attention_block(
+            own.residual_out, self.cross_attn_norm, self.cross_attn, memory, src_mask, self.dropout, cross_gates
+        )
         return feed_forward_block({"decoder": own, "cross": cross}, cross.residual_out, self.ff_norm, self.ff, self.dropout)
 
-    def step(self, y: Tensor, cache: LayerCache) -> Tensor:
+    def step(self, y: Tensor, cache: LayerCache, self_gates: Tensor | None = None, cross_gates: Tensor | None = None) -> Tensor:
         """y: (B, 1, D), the newest decoder position -> its output (B, 1, D), attending to the
         cached earlier positions; appends this position's keys and values to the cache. Inference
-        only, so no dropout."""
+        only, so no dropout. self_gates, cross_gates: (H,) or (B, H)."""
         h = self.self_attn_norm(y)
         k, v = self.self_attn.keys_values(h)
         cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (B, H, t, d_k)
         cache.self_v = torch.cat([cache.self_v, v], dim=2)
-        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None).attn_out
-        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask).attn_out
+        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None, self_gates).attn_out
+        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask, cross_gates).attn_out
         return y + self.ff(self.ff_norm(y))
 
 
@@ -245,16 +274,18 @@ class LayerCache:
 
 @dataclass
 class TransformerState:
-    """The incremental-decoding state: one LayerCache per decoder layer."""
+    """The incremental-decoding state: one LayerCache per decoder layer, and the head gates decoding runs under."""
 
     layers: list[LayerCache]
+    gates: HeadGates | None = None
 
     @property
     def position(self) -> int:
         return self.layers[0].self_k.size(2)
 
     def select(self, rows: Tensor) -> TransformerState:
-        return TransformerState([cache.select(rows) for cache in self.layers])
+        gates = None if self.gates is None else self.gates.select(rows)
+        return TransformerState([cache.select(rows) for cache in self.layers], gates)
 
 
 def sinusoidal_table(max_positions: int, d_model: int) -> Tensor:
@@ -355,24 +386,25 @@ class Seq2SeqTransformer(nn.Module):
         causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).tril()
         return causal[None, None] & (tgt_in != self.cfg.pad_id)[:, None, None, :]  # (B, 1, T, T)
 
-    def _encoder_pass(self, src: Tensor, token_vectors: Tensor | None = None) -> EncoderTrace:
-        """src: (B, S) ids, token_vectors as TokenEmbedding takes them."""
+    def _encoder_pass(self, src: Tensor, token_vectors: Tensor | None = None, gates: HeadGates | None = None) -> EncoderTrace:
+        """src: (B, S) ids, token_vectors as TokenEmbedding takes them, gates model.gates (their encoder part applies)."""
         mask = self.source_mask(src)
         x = embedded = self.src_embed(src, token_vectors=token_vectors)
         layers = []
-        for layer in self.encoder_layers:
-            layers.append(trace := layer(x, mask))
+        for i, layer in enumerate(self.encoder_layers):
+            layers.append(trace := layer(x, mask, layer_gates(gates, "encoder", i)))
             x = trace.out
         return EncoderTrace(embedded, layers, self.encoder_norm(x))
 
-    def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """src: (B, S) ids -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
-        return self._encoder_pass(src).encoded
+    def encode(self, src: Tensor, gates: HeadGates | None = None) -> tuple[Tensor, list[Tensor]]:
+        """src: (B, S) ids; gates: model.gates (their encoder part applies)
+        -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
+        return self._encoder_pass(src, gates=gates).encoded
 
     @torch.no_grad()
-    def trace_encoder(self, src: Tensor) -> EncoderTrace:
+    def trace_encoder(self, src: Tensor, gates: HeadGates | None = None) -> EncoderTrace:
         """The encoder's part of trace(), once per sentence: its .encoded is what encode() returns."""
-        return self._encoder_pass(src)
+        return self._encoder_pass(src, gates=gates)
 
     def politeness_logits(self, memory: Tensor, src: Tensor) -> Tensor:
         """memory: (B, S, D), the encoding of src: (B, S) -> (B, P) scores of the politeness level a translation should take."""
@@ -381,7 +413,13 @@ class Seq2SeqTransformer(nn.Module):
         return self.politeness_head(pooled)
 
     def _decoder_pass(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None, token_vectors: Tensor | None = None
+        self,
+        tgt_in: Tensor,
+        memory: Tensor,
+        src: Tensor,
+        politeness: Tensor | None,
+        token_vectors: Tensor | None = None,
+        gates: HeadGates | None = None,
     ) -> tuple[Tensor, list[LayerTrace], Tensor]:
         """-> (decoder input embeddings (B, T, D), one trace per layer, the last layer's output (B, T, D));
         arguments as decode(), token_vectors as TokenEmbedding takes them."""
@@ -393,8 +431,10 @@ class Seq2SeqTransformer(nn.Module):
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
         embedded, layers = y, []
-        for layer in self.decoder_layers:
-            layers.append(trace := layer(y, memory, tgt_mask, src_mask))
+        for i, layer in enumerate(self.decoder_layers):
+            layers.append(
+                trace := layer(y, memory, tgt_mask, src_mask, layer_gates(gates, "decoder", i), layer_gates(gates, "cross", i))
+            )
             y = trace.out
         return embedded, layers, y
 
@@ -403,17 +443,18 @@ class Seq2SeqTransformer(nn.Module):
         return self.generator(self.decoder_norm(y))
 
     def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None, gates: HeadGates | None = None
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}), memory: (B, S, D), src: (B, S),
-        politeness: (B,) politeness ids, needed exactly when the model has politeness control
+        politeness: (B,) politeness ids, needed exactly when the model has politeness control;
+        gates: model.gates (their decoder and cross parts apply)
         -> (logits (B, T, V), self weights [(B, H, T, T)], cross weights [(B, H, T, S)]).
 
         Row t of every map belongs to the token produced at position t (y_{t+1} predicted from
         inputs up to t); columns of self-attention are the decoder inputs, of cross-attention the
         source tokens.
         """
-        _, layers, y = self._decoder_pass(tgt_in, memory, src, politeness)
+        _, layers, y = self._decoder_pass(tgt_in, memory, src, politeness, gates=gates)
         logits = self._logits(y)
         self_weights = [layer.blocks["decoder"].weights.detach() for layer in layers]
         cross_weights = [layer.blocks["cross"].weights.detach() for layer in layers]
@@ -421,13 +462,18 @@ class Seq2SeqTransformer(nn.Module):
 
     @torch.no_grad()
     def trace(
-        self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None, encoder: EncoderTrace | None = None
+        self,
+        src: Tensor,
+        tgt_in: Tensor,
+        politeness: Tensor | None = None,
+        encoder: EncoderTrace | None = None,
+        gates: HeadGates | None = None,
     ) -> ForwardTrace:
         """The teacher-forced pass of encode() then decode() (same code, same numbers) with every
-        intermediate it computed; arguments as decode(), `encoder` this src's trace_encoder() where the
-        caller has it. Run it in eval mode for what inference does."""
-        encoder = self._encoder_pass(src) if encoder is None else encoder
-        target_embeddings, decoder, y = self._decoder_pass(tgt_in, encoder.memory, src, politeness)
+        intermediate it computed; arguments as decode(), `encoder` this src's trace_encoder() (under the
+        same gates) where the caller has it. Run it in eval mode for what inference does."""
+        encoder = self._encoder_pass(src, gates=gates) if encoder is None else encoder
+        target_embeddings, decoder, y = self._decoder_pass(tgt_in, encoder.memory, src, politeness, gates=gates)
         return ForwardTrace(encoder.embeddings, target_embeddings, encoder.layers, decoder, encoder.memory, self._logits(y))
 
     def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
@@ -442,25 +488,27 @@ class Seq2SeqTransformer(nn.Module):
         target_vectors: Tensor,
         politeness: Tensor | None = None,
         positions: Tensor | None = None,
+        gates: HeadGates | None = None,
     ) -> Tensor:
         """forward() with token_vectors() given instead of looked up (positions and masks still come from
         the ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V),
         or with positions (B,) only each row's logits at its position (B, V), sparing the output layer."""
-        memory = self._encoder_pass(src, source_vectors).memory
-        y = self._decoder_pass(tgt_in, memory, src, politeness, target_vectors)[2]
+        memory = self._encoder_pass(src, source_vectors, gates).memory
+        y = self._decoder_pass(tgt_in, memory, src, politeness, target_vectors, gates)[2]
         if positions is not None:
             y = y[torch.arange(y.size(0), device=y.device), positions]  # (B, D)
         return self._logits(y)
 
-    def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerState:
-        """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""
+    def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> TransformerState:
+        """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S); decoding
+        runs under `gates` (their decoder and cross parts)."""
         src_mask = self.source_mask(src)
         caches = []
         for layer in self.decoder_layers:
             cross_k, cross_v = layer.cross_attn.keys_values(memory)
             empty = cross_k[:, :, :0]  # (B, H, 0, d_k)
             caches.append(LayerCache(empty, empty, cross_k, cross_v, src_mask))
-        return TransformerState(caches)
+        return TransformerState(caches, gates)
 
     def decode_step(self, last_ids: Tensor, state: TransformerState, politeness: Tensor | None = None) -> Tensor:
         """last_ids: (B,) the newest decoder inputs (<s> first) -> logits (B, V) of the next token;
@@ -474,8 +522,8 @@ class Seq2SeqTransformer(nn.Module):
         y = self.tgt_embed(last_ids[:, None], start=state.position)  # (B, 1, D)
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]
-        for layer, cache in zip(self.decoder_layers, state.layers, strict=True):
-            y = layer.step(y, cache)
+        for i, (layer, cache) in enumerate(zip(self.decoder_layers, state.layers, strict=True)):
+            y = layer.step(y, cache, layer_gates(state.gates, "decoder", i), layer_gates(state.gates, "cross", i))
         return self.generator(self.decoder_norm(y))[:, 0]  # (B, V)
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:

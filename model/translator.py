@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionKind,
     AttentionResult,
     HeadExplanation,
+    HeadRef,
     InputError,
     Method,
     SaliencyOptions,
@@ -29,6 +31,7 @@ from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
 from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, greedy_decode
 from model.explanation import explain_head
+from model.gates import HeadGates
 from model.methods import encode_for, method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
@@ -36,6 +39,7 @@ from model.transformer import EncoderTrace, Seq2SeqTransformer
 from model.vocab import BOS, EOS, Vocab
 
 POLITENESS = "politeness"  # the control's name in Translation.controls and .predictions
+GRADIENT_BATCH = 32  # pairs per backward pass of gate_gradients
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -60,6 +64,7 @@ class TranslationPair:
     probabilities: dict[str, float]  # the politeness the model predicted from the source
     encoded: Encoded
     encoder: EncoderTrace | None  # the encoder's trace, where the method reads one (model.methods.encode_for)
+    gates: HeadGates | None  # the heads switched off for both passes; None: none
     forced: bool
 
 
@@ -115,10 +120,14 @@ class Translator:
             raise InputError(f"this model has no politeness control: leave politeness at auto, not {politeness!r}")
         raise InputError(f"unknown politeness {politeness!r}: choose auto, {', '.join(names)}")
 
+    def _gates(self, ablate: frozenset[HeadRef]) -> HeadGates | None:
+        """The gates that switch `ablate` off; None (the ungated network) when it is empty."""
+        return HeadGates.switching_off(ablate, self.model.attention_shapes, self.device)
+
     @torch.no_grad()
-    def _encode(self, src: torch.Tensor) -> Encoded:
+    def _encode(self, src: torch.Tensor, gates: HeadGates | None = None) -> Encoded:
         """One encoder pass, shared by the politeness prediction, decoding and the forced pass."""
-        return self.model.encode(src)
+        return self.model.encode(src, gates)
 
     @torch.no_grad()
     def _politeness_ids(
@@ -152,13 +161,15 @@ class Translator:
         n_best: int,
         politeness: torch.Tensor | None,
         stop: StopCheck,
+        gates: HeadGates | None = None,
     ) -> list[list[Hypothesis]]:
         """src: (B, S) -> per sentence, its best hypotheses, best first (one for greedy)."""
         if beam_size <= 1:
-            return [[h] for h in greedy_decode(self.model, src, max_length, politeness, encoded, stop)]
+            return [[h] for h in greedy_decode(self.model, src, max_length, politeness, encoded, stop, gates)]
         return beam_search(
-            self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop
-        )
+            self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop,
+            gates=gates,
+        )  # fmt: skip
 
     def translate(
         self,
@@ -168,10 +179,12 @@ class Translator:
         n_best: int = 1,
         politeness: str = "auto",
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> list[Translation]:
         """Translate many sentences, decoded in length-sorted batches (beam search included); stop is
-        called before every pass and decoding step, and raises to end the call."""
+        called before every pass and decoding step, and raises to end the call; `ablate`: heads switched off."""
         self.check_politeness(politeness)
+        gates = self._gates(ablate)
         sources = [self._fitting(self.source_tokens(t), "source") for t in texts]
         best: list[list[Hypothesis]] = [[] for _ in texts]
         chosen: list[tuple[dict[str, str], dict[str, float]]] = [({}, {}) for _ in texts]
@@ -182,9 +195,9 @@ class Translator:
             chunk = order[start : start + batch_size]
             src = pad_batch([[t.id for t in sources[i]] for i in chunk], Vocab.pad_id).to(self.device)
             stop()
-            encoded = self._encode(src)
+            encoded = self._encode(src, gates)
             ids, probs = self._politeness_ids(encoded, src, politeness)
-            hyps = self._hypotheses(src, encoded, beam_size, max_length, max(1, n_best), ids, stop)
+            hyps = self._hypotheses(src, encoded, beam_size, max_length, max(1, n_best), ids, stop, gates)
             for row, i in enumerate(chunk):
                 best[i] = hyps[row]
                 chosen[i] = (self._politeness_used(ids, row), probs[row])
@@ -214,8 +227,10 @@ class Translator:
         politeness: str,
         stop: StopCheck,
         method: Method = "weights",
+        gates: HeadGates | None = None,
     ) -> TranslationPair:
-        """The source and the target of one teacher-forced pass: `target` forced, or the translation decoded.
+        """The source and the target of one teacher-forced pass: `target` forced, or the translation decoded
+        (under `gates`, the heads switched off).
 
         With politeness "auto", a decoded translation takes the politeness predicted from the source;
         a forced target is scored under its own (これは例です。 is polite whatever the prediction).
@@ -227,16 +242,18 @@ class Translator:
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
         stop()
-        encoded, encoder = encode_for(self.model, src, method)
+        encoded, encoder = encode_for(self.model, src, method, gates)
         ids, probs = self._politeness_ids(encoded, src, politeness)
         if forced_tokens is None:
-            target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids, stop)[0][0].ids
+            target_ids = self._hypotheses(src, encoded, beam_size, max_length, 1, ids, stop, gates)[0][0].ids
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         else:
             tgt_tokens = forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         stop()
-        return TranslationPair(src_tokens, src, tgt_tokens, target_ids, ids, probs[0], encoded, encoder, target is not None)
+        return TranslationPair(
+            src_tokens, src, tgt_tokens, target_ids, ids, probs[0], encoded, encoder, gates, target is not None
+        )
 
     def _decoder_inputs(self, pair: TranslationPair) -> list[Token]:
         return self._tokens([BOS], self.tgt_vocab) + pair.target_tokens[:-1]
@@ -251,15 +268,26 @@ class Translator:
         stop: StopCheck = never_stop,
         method: Method = "weights",
         saliency: SaliencyOptions = DEFAULT_SALIENCY,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> AttentionResult:
         """Translate `source` (or force `target`) and return every map of `method` for that pair
         (model.methods; `saliency` says how method saliency attributes); stop is called before every
-        pass and decoding step, and raises to end the call."""
+        pass and decoding step, and raises to end the call; with `ablate`, both decoding and the forced
+        pass run with those heads switched off."""
         if method not in methods_of(self.model):
             raise InputError(f"this model has no method {method!r}; its methods are {', '.join(methods_of(self.model))}")
-        pair = self._pair(source, target, beam_size, max_length, politeness, stop, method)
+        pair = self._pair(source, target, beam_size, max_length, politeness, stop, method, self._gates(ablate))
         computed = method_maps(
-            self.model, pair.src, pair.target_ids, pair.politeness, pair.encoded, method, saliency, stop, pair.encoder
+            self.model,
+            pair.src,
+            pair.target_ids,
+            pair.politeness,
+            pair.encoded,
+            method,
+            saliency,
+            stop,
+            pair.encoder,
+            pair.gates,
         )
         return AttentionResult(
             source_tokens=pair.source_tokens,
@@ -316,3 +344,45 @@ class Translator:
             forced=pair.forced,
             controls=self._politeness_used(pair.politeness, 0),
         )
+
+    def gate_gradients(self, sources: list[str], targets: list[str], politeness: str = "auto") -> dict[str, torch.Tensor]:
+        """Per kind (L, H): Σ over the pairs of |∂L/∂ξ_h| (backends.interface.TranslationModel.gate_gradients).
+
+        Every pair has gates of its own, (B, L, H), so one backward pass of the summed losses gives each pair's
+        gradient. With politeness "auto" a target is scored under its own politeness, as a forced target is.
+        """
+        self.check_politeness(politeness)
+        if len(sources) != len(targets):
+            raise InputError(f"{len(sources)} sources but {len(targets)} targets: give one target per source")
+        sums = {kind: torch.zeros(layers, heads) for kind, (layers, heads) in self.model.attention_shapes.items()}
+        for start in range(0, len(sources), GRADIENT_BATCH):
+            pairs = list(zip(sources[start : start + GRADIENT_BATCH], targets[start : start + GRADIENT_BATCH], strict=True))
+            for kind, grads in self._batch_gate_gradients(pairs, politeness).items():
+                sums[kind] += grads
+        return sums
+
+    def _batch_gate_gradients(self, pairs: list[tuple[str, str]], politeness: str) -> dict[str, torch.Tensor]:
+        src_tokens = [self._fitting(self.source_tokens(s), "source") for s, _ in pairs]
+        tgt_tokens = [self._fitting(self.target_tokens(t), "target") for _, t in pairs]
+        src = pad_batch([[t.id for t in tokens] for tokens in src_tokens], Vocab.pad_id).to(self.device)  # (B, S)
+        tgt_out = pad_batch([[t.id for t in tokens] for tokens in tgt_tokens], Vocab.pad_id).to(self.device)  # (B, T)
+        tgt_in = pad_batch([[Vocab.bos_id, *(t.id for t in tokens[:-1])] for tokens in tgt_tokens], Vocab.pad_id).to(self.device)
+        names = self.config.politeness_levels
+        politeness_ids = None
+        if names:
+            own = [target_politeness([t.text for t in tokens]) for tokens in tgt_tokens]
+            levels = own if politeness == "auto" else [politeness] * len(pairs)
+            politeness_ids = torch.tensor([names.index(level) for level in levels], device=self.device)
+        shapes = self.model.attention_shapes
+        ones = {
+            kind: torch.ones(len(pairs), layers, heads, device=self.device, requires_grad=True)
+            for kind, (layers, heads) in shapes.items()
+        }
+        gates = HeadGates(**ones)
+        with torch.enable_grad():
+            memory, _ = self.model.encode(src, gates)
+            logits, _, _ = self.model.decode(tgt_in, memory, src, politeness_ids, gates)
+            nll = F.cross_entropy(logits.transpose(1, 2), tgt_out, ignore_index=Vocab.pad_id, reduction="none")  # (B, T)
+            per_pair = nll.sum(1) / (tgt_out != Vocab.pad_id).sum(1)  # (B,)
+            grads = torch.autograd.grad(per_pair.sum(), list(ones.values()))  # not the weights' .grad: nothing is left behind
+        return {kind: grad.abs().sum(0).cpu() for kind, grad in zip(ones, grads, strict=True)}

@@ -87,3 +87,21 @@ def write_model_dir(
 def tiny_model_dir(tmp_path) -> Path:
     write_model_dir(tmp_path)
     return tmp_path
+
+
+TINY_PAIRS = [
+    ("this is an example .", "これ は 例 で す 。"),
+    ("i like tea !", "私 は お 茶 が 好き"),
+    ("do n't go !", "行 く な ！"),
+    ("the cat is the dog .", "猫 は 犬 で す 。"),
+    ("he like the cat ?", "彼 は 猫 が 好き ？"),
+]
+
+
+def write_tiny_corpus(directory: Path, lines: int = 20, split: str = "test") -> Path:
+    """A corpus folder like ../shared/data/small_parallel_enja with `lines` pairs of the tiny vocabulary in `split`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pairs = [TINY_PAIRS[i % len(TINY_PAIRS)] for i in range(lines)]
+    (directory / f"{split}.en").write_text("".join(f"{en}\n" for en, _ in pairs), encoding="utf-8")
+    (directory / f"{split}.ja").write_text("".join(f"{ja}\n" for _, ja in pairs), encoding="utf-8")
+    return directory

@@ -9,14 +9,15 @@ export class ApiError extends Error {
 }
 
 // `controls` holds only values the reader chose (the model's defaults are left to the model);
-// `kinds`, where given, the only kinds of attention wanted.
+// `kinds`, where given, the only kinds of attention wanted; `ablate`, the heads to switch off.
 // `method` other than weights, and for saliency its `saliency` algorithm ("": the model's default), are sent.
-export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds, method = "weights", saliency = "" }) {
+export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds, method = "weights", saliency = "", ablate = [] }) {
   const body = { source, beam_size: beam, granularity };
   if (method !== "weights") body.method = method;
   if (method === "saliency" && saliency) body.saliency = { algorithm: saliency };
   if (kinds) body.kinds = kinds;
   if (Object.keys(controls).length) body.controls = controls;
+  if (ablate.length) body.ablate = ablate;
   if (model) body.model = model;
   if (target.trim()) body.target = target;
   return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -25,6 +26,12 @@ export async function fetchAttention({ model, source, target, beam, controls, gr
 // `body`: a POST /api/v1/explain request (learn/explain.js explainRequest makes it).
 export async function fetchExplanation(body) {
   return request("/api/v1/explain", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+}
+
+// The model's corpus head table, or null where it has none (its description says: `head_importance`).
+export async function fetchHeadImportance(info) {
+  if (!info.head_importance) return null;
+  return request(`/api/v1/models/${encodeURIComponent(info.name)}/heads`);
 }
 
 async function request(url, options = {}) {

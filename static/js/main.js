@@ -1,13 +1,17 @@
 // The page: one state object; events change it, then the controls and the active view are redrawn
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
+import { baselineKey, toggleHead } from "./ablation.js";
 import { agreementSentence, agreementTable, argmaxAgreement, otherModels, otherRequest } from "./agreement.js";
-import { ApiError, fetchAttention, fetchExplanation } from "./api.js";
+import { ApiError, fetchAttention, fetchExplanation, fetchHeadImportance } from "./api.js";
+import { corpusGrid, corpusSummary, corpusTable, measuredMetrics, METRIC_NAMES, pruningSentence } from "./corpus.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
 import { comparisonTable, differences, gridDifferences, pinnedMap, pinnedSelection, pinnedStep, statisticsShift, whyNoDifference } from "./compare.js";
 import { contributionsTable, contributionViews, sourceShares } from "./contributions.js";
 import { checkForm, fieldOf, labelled } from "./form.js";
 import { explainRequest, explanationSteps, headEfficiency } from "./learn/explain.js";
+import { drawAblation } from "./views/ablation.js";
+import { drawCorpusGrid, drawPruning } from "./views/corpus.js";
 import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
 import {
   clampSelection,
@@ -110,6 +114,25 @@ const el = {
   },
   lines: { note: $("lines-note"), figure: $("lines-figure") },
   contributions: { figure: $("contributions-figure"), shares: $("source-shares") },
+  ablation: {
+    section: $("ablation"),
+    heads: $("ablation-heads"),
+    before: $("ablation-before"),
+    after: $("ablation-after"),
+    beforeScore: $("ablation-before-score"),
+    afterScore: $("ablation-after-score"),
+    summary: $("ablation-summary"),
+  },
+  ablationClear: $("ablation-clear"),
+  gridNote: $("grid-note"),
+  corpus: {
+    summary: $("corpus-summary"),
+    body: $("corpus-body"),
+    metric: $("corpus-metric"),
+    figure: $("corpus-figure"),
+    pruning: $("pruning-figure"),
+    table: $("corpus-table"),
+  },
   steps: {
     slider: $("step"),
     position: $("step-position"),
@@ -204,16 +227,36 @@ function translate() {
   return request();
 }
 
+// With heads switched off, the answer with every head on is asked beside it, once: switching other
+// heads of the same request keeps it, and switching every head back on shows it without asking again.
+function answer(asked) {
+  if (!asked.ablate.length && state.baseline?.key === baselineKey(asked)) return Promise.resolve(state.baseline.response);
+  return fetchAttention(asked);
+}
+
+function baselineOf(asked) {
+  if (!asked.ablate.length) return Promise.resolve(null);
+  const key = baselineKey(asked);
+  if (state.baseline?.key === key) return Promise.resolve(state.baseline);
+  return fetchAttention({ ...asked, ablate: [] }).then((response) => ({ key, response }));
+}
+
+// The answer with every head on to what is shown, where heads are off and it has come.
+function currentBaseline() {
+  return state.baseline?.key === baselineKey(state) ? state.baseline.response : null;
+}
+
 async function request() {
   const number = ++latestRequest;
   setLoading(true);
   try {
-    const response = await fetchAttention(state);
+    const [response, baseline] = await Promise.all([answer(state), baselineOf(state)]);
     if (number !== latestRequest) return; // a newer request is on its way; this answer is stale
     performance.mark("attnscope:response");
     // Another method: open on its own layer map where it has one (norms, alti), the mean of heads otherwise.
     if (state.response && state.response.method !== response.method) state.head = "layer";
     state.response = response;
+    if (baseline) state.baseline = baseline;
     state.answeredSource = state.source;
     state.asked = { model: state.model, source: state.source, target: state.target, beam: state.beam, controls: state.controls };
     clamp();
@@ -277,6 +320,7 @@ function render() {
   el.result.hidden = !response;
   if (!response) return Promise.resolve();
   drawHeader(el.header, response, state.beam, modelInfo(response.model), state.controls);
+  drawAblation(el.ablation, response, currentBaseline(), (head) => switchHead(head.kind, head.layer, head.head));
   renderControls();
   if (!window.Plotly && state.view === "head") {
     drawPreview();
@@ -410,13 +454,16 @@ async function renderView() {
       onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
       describeFirstView(kind);
       Object.assign(onScreen, await renderCompare());
-      bindHeadClicks();
+      bindRowClicks();
       break;
     }
     case "grid": {
       performance.mark("attnscope:grid-start");
       const layers = gridViews(response, options(), kind);
-      drawGrid(el.grid, layers, options(), selected);
+      const info = modelInfo(response.model);
+      drawGrid(el.grid, layers, options(), selected, "", info.ablation ? { off: state.ablate } : null);
+      el.gridNote.hidden = info.ablation;
+      el.gridNote.textContent = info.ablation ? "" : `${info.name} cannot switch heads off, so the overview has no switches.`;
       performance.mark("attnscope:grid-end");
       const title = `${KIND_NAMES[kind]}: every layer and head, with each layer's mean and max (each map coloured up to its own largest weight)`;
       onScreen = { element: el.grid, title, table: gridSummaryTable(layers, kind), csvTable: longTable(layers.flat(), title), name: `overview-${kind}` };
@@ -437,6 +484,7 @@ async function renderView() {
       bindStatisticsClicks();
       onScreen = { element: el.statsFigure, table: statisticsTable(statistics, kind), name: `statistics-${kind}` };
       Object.assign(onScreen, await compareStatistics(statistics, kind, onScreen.table));
+      await renderCorpus(kind);
       break;
     }
     case "steps": {
@@ -725,10 +773,10 @@ async function renderExplain() {
 
 // A click on a row of the head view opens "How it's computed" for that query token (and, from the
 // mean or max of heads, for head 0: an aggregate is no one computation). Bound once.
-let headClicksBound = false;
-function bindHeadClicks() {
-  if (headClicksBound) return;
-  headClicksBound = true;
+let rowClicksBound = false;
+function bindRowClicks() {
+  if (rowClicksBound) return;
+  rowClicksBound = true;
   el.headFigure.on("plotly_click", (event) => {
     const point = event.points?.find((p) => p.data.yaxis === "y");
     if (!point || !headView || !modelInfo(state.response.model)?.explains) return;
@@ -736,15 +784,62 @@ function bindHeadClicks() {
   });
 }
 
-// Plotly's click events live on the figure element once it has been drawn; bound once.
-let statisticsClicksBound = false;
-function bindStatisticsClicks() {
-  if (statisticsClicksBound) return;
-  statisticsClicksBound = true;
-  el.statsFigure.on("plotly_click", (event) => {
+// Plotly's click events live on the figure element once it has been drawn; bound once per figure.
+const clicksBound = new Set();
+function bindHeadClicks(figure) {
+  if (clicksBound.has(figure)) return;
+  clicksBound.add(figure);
+  figure.on("plotly_click", (event) => {
     const point = event.points?.[0];
     if (point) selectHead(point.y, point.x);
   });
+}
+
+function bindStatisticsClicks() {
+  bindHeadClicks(el.statsFigure);
+}
+
+// The corpus view under the statistics: the model's head table (fetched once per model), one kind's
+// heads as a figure that opens a head on a click, the pruning curve and the table.
+async function renderCorpus(kind) {
+  const info = modelInfo(state.response.model);
+  const box = el.corpus;
+  if (state.corpus?.model !== info.name) {
+    box.body.hidden = true;
+    box.summary.textContent = info.head_importance
+      ? "Loading the model's head table…"
+      : `${info.name} has no head table over a corpus yet: attnscope heads --model ${info.name} --data DIR writes one beside the model.`;
+    try {
+      const table = await fetchHeadImportance(info);
+      if (state.response?.model !== info.name || state.view !== "stats") return; // another model or view came meanwhile
+      state.corpus = { model: info.name, table };
+    } catch (error) {
+      if (!(error instanceof ApiError)) console.error(error);
+      box.summary.textContent = `The head table could not be loaded: ${error.message}`;
+      return;
+    }
+  }
+  const table = state.corpus.table;
+  const grid = table && corpusGrid(table, kind, state.corpusMetric);
+  if (!grid) {
+    if (table) box.summary.textContent = `The head table has no ${KIND_NAMES[kind].toLowerCase()}.`;
+    box.body.hidden = true;
+    return;
+  }
+  const metrics = measuredMetrics(table);
+  const metric = metrics.includes(state.corpusMetric) ? state.corpusMetric : metrics[0];
+  box.summary.textContent = corpusSummary(table);
+  box.body.hidden = false;
+  fillSelect(box.metric, metrics.map((m) => [m, METRIC_NAMES[m]]), metric);
+  await drawCorpusGrid(box.figure, corpusGrid(table, kind, metric), table, kind, metric, options());
+  box.figure.setAttribute("aria-label", `${KIND_NAMES[kind]} over the ${table.data.split} set: ${METRIC_NAMES[metric]}. The table below lists every figure of each head.`);
+  bindHeadClicks(box.figure);
+  box.pruning.hidden = !table.pruning;
+  if (table.pruning) {
+    await drawPruning(box.pruning, table);
+    box.pruning.setAttribute("aria-label", pruningSentence(table));
+  }
+  drawTable(box.table, corpusTable(table, kind));
 }
 
 // Why the head view opened where it did: the layer the model's card measured to align best, or,
@@ -789,6 +884,13 @@ function update(changes) {
 
 function selectHead(layer, head) {
   return update({ layer, head, view: "head" });
+}
+
+// A head's switch in the overview: off (or on again), and the request asked again.
+function switchHead(kind, layer, head) {
+  state.ablate = toggleHead(state.ablate, kind, layer, head);
+  writeUrl();
+  return request();
 }
 
 function moveHead(delta) {
@@ -904,6 +1006,7 @@ function bindEvents() {
   el.model.addEventListener("change", () => {
     state.model = el.model.value;
     state.layer = null; // another model: open where it aligns best again
+    state.ablate = []; // its heads are not this one's
     describeModel();
   });
   // Units change the request: a result on screen is fetched again in the new units.
@@ -930,6 +1033,12 @@ function bindEvents() {
   // The overview and, with a pinned result, its comparison: a cell opens its head in the head view.
   for (const grid of [el.grid, el.viewCompare.grid.figure]) {
     grid.addEventListener("click", (event) => {
+      const toggle = event.target.closest("button.head-switch");
+      if (toggle) {
+        const [kind, layer, head] = toggle.dataset.switch.split(".");
+        switchHead(kind, Number(layer), Number(head));
+        return;
+      }
       const thumb = event.target.closest("button.thumb");
       if (thumb) selectHead(Number(thumb.dataset.layer), parseHead(thumb.dataset.head));
     });
@@ -971,6 +1080,16 @@ function bindEvents() {
 
   for (const button of document.querySelectorAll("[data-export]")) button.addEventListener("click", () => exportCurrent(button.dataset.export));
   $("copy-link").addEventListener("click", copyLink);
+  el.ablationClear.addEventListener("click", () => {
+    state.ablate = [];
+    writeUrl();
+    request();
+  });
+  el.corpus.metric.addEventListener("change", () => update({ corpusMetric: el.corpus.metric.value }));
+  el.corpus.table.addEventListener("click", (event) => {
+    const open = event.target.closest("button.open-head");
+    if (open) selectHead(Number(open.dataset.layer), parseHead(open.dataset.head));
+  });
   el.pin.addEventListener("click", togglePin);
 
   // Head and layer shortcuts, wherever the arrows have no job of their own.

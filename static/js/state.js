@@ -1,6 +1,8 @@
 // The page's one state object, its defaults, and its round trip through the URL.
 
+import { formatAblation, parseAblation } from "./ablation.js";
 import { DEFAULT_SCALE, SCALES } from "./colors.js";
+import { CORPUS_METRICS } from "./corpus.js";
 
 export const KINDS = ["encoder", "decoder", "cross"];
 export const KIND_NAMES = { encoder: "Encoder self-attention", decoder: "Decoder masked self-attention", cross: "Cross-attention" };
@@ -20,6 +22,7 @@ export function initialState() {
     granularity: "token",
     method: "weights", // one of the model's methods (ModelInfo.methods)
     saliency: "", // method saliency's algorithm ("": the model's default, the first it lists)
+    ablate: [], // heads switched off, { kind, layer, head } in ablation.js's order
     // what is shown
     kind: "cross",
     layer: null, // null: the model's alignment layer (ModelInfo.alignment_layer) for cross-attention, else the last
@@ -36,6 +39,7 @@ export function initialState() {
     scale: DEFAULT_SCALE,
     pinQuery: "", // the URL query of the pinned result's request, so a shared link restores the comparison
     otherModel: "", // the model the compare view sets beside this one ("": the first other one)
+    corpusMetric: CORPUS_METRICS[0], // what the corpus view's per-head heatmap shows
     // what came back
     models: [],
     response: null,
@@ -47,6 +51,10 @@ export function initialState() {
     pinned: null,
     // the other model's answer for the compare view: { key, response } (key: what it was asked, agreement.otherRequest)
     other: null,
+    // with heads switched off, the answer to the same request with every head on: { key, response } (key: ablation.baselineKey)
+    baseline: null,
+    // the model's corpus head table (GET /api/v1/models/{name}/heads): { model, table } (table null where it has none)
+    corpus: null,
     loading: false,
     error: "",
   };
@@ -75,13 +83,17 @@ const PARAMETERS = {
   scale: ["scale", (v) => (v in SCALES ? v : undefined)],
   pin: ["pinQuery", (v) => v],
   vs: ["otherModel", (v) => v],
+  metric: ["corpusMetric", (v) => (CORPUS_METRICS.includes(v) ? v : undefined)],
 };
 
 // Controls travel as c.NAME=value; which names and values are valid is the model's to say (the API checks).
 const CONTROL_PREFIX = "c.";
 
+// Switched-off heads travel as off=cross.1.2,encoder.0.3 (ablation.js); which heads exist is the model's to say.
+const ABLATE_PARAMETER = "off";
+
 // The parameters that say what was asked (as opposed to what is shown).
-const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "units", "method", "grad"];
+const REQUEST_PARAMETERS = ["s", "t", "model", "beam", "units", "method", "grad", ABLATE_PARAMETER];
 
 export function stateFromQuery(search) {
   const params = new URLSearchParams(search);
@@ -93,6 +105,7 @@ export function stateFromQuery(search) {
   }
   const controls = [...params].filter(([name]) => name.startsWith(CONTROL_PREFIX));
   if (controls.length) found.controls = Object.fromEntries(controls.map(([name, value]) => [name.slice(CONTROL_PREFIX.length), value]));
+  if (params.has(ABLATE_PARAMETER)) found.ablate = parseAblation(params.get(ABLATE_PARAMETER));
   return found;
 }
 
@@ -106,6 +119,7 @@ export function queryFromState(state) {
     params.set(name, typeof value === "boolean" ? (value ? "1" : "0") : String(value));
   }
   for (const [name, value] of Object.entries(state.controls)) params.set(`${CONTROL_PREFIX}${name}`, value);
+  if (state.ablate.length) params.set(ABLATE_PARAMETER, formatAblation(state.ablate));
   return params.toString();
 }
 

@@ -42,6 +42,20 @@ def test_attention_with_a_method_prints_its_maps_and_the_source_share(capsys, ti
     assert code == 2 and "saliency options are for method saliency" in err
 
 
+def test_attention_switches_heads_off(capsys, client, tiny_model_dir):
+    argv = ["attention", "i like tea", "--target", "私 は お 茶 が 好き", "--model-dir", str(tiny_model_dir)]
+    code, out, _ = run(capsys, *argv, "--ablate", "cross:1:2", "--ablate", "encoder:0:0", "--json")
+    assert code == 0
+    off = [{"kind": "encoder", "layer": 0, "head": 0}, {"kind": "cross", "layer": 1, "head": 2}]
+    api = client.post("/api/v1/attention", json={"source": "i like tea", "target": "私 は お 茶 が 好き", "ablate": off}).json()
+    assert json.loads(out) == api
+    code, out, _ = run(capsys, *argv, "--ablate", "cross:1:2")
+    assert "heads off:   cross L1 H2" in out
+    with pytest.raises(SystemExit):
+        main([*argv, "--ablate", "cross:one:2"])
+    assert "is not KIND:LAYER:HEAD" in capsys.readouterr().err
+
+
 def test_attention_json_is_what_the_api_returns(capsys, client, tiny_model_dir):
     code, out, _ = run(
         capsys, "attention", "i like tea", "--json", "--kinds", "cross", "--heads", "1", "--model-dir", str(tiny_model_dir)

@@ -3,6 +3,7 @@ from __future__ import annotations
 ENDPOINTS = {
     ("/api/v1/models", "get"),
     ("/api/v1/models/{name}", "get"),
+    ("/api/v1/models/{name}/heads", "get"),
     ("/api/v1/translate", "post"),
     ("/api/v1/attention", "post"),
     ("/api/v1/explain", "post"),
@@ -21,6 +22,7 @@ def test_every_error_status_is_documented_with_the_error_schema(client):
     paths = client.get("/openapi.json").json()["paths"]
     expected = {
         ("/api/v1/models/{name}", "get"): {"404", "422"},
+        ("/api/v1/models/{name}/heads", "get"): {"404", "422"},
         ("/api/v1/translate", "post"): {"404", "408", "413", "415", "422", "503"},
         ("/api/v1/attention", "post"): {"404", "408", "413", "415", "422", "503"},
         ("/api/v1/explain", "post"): {"404", "408", "413", "415", "422", "503"},

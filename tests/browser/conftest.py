@@ -1,9 +1,9 @@
 """The real app on a free port and headless Debian Chromium driven by Playwright.
 
 `make test` installs /usr/bin/chromium (Playwright cannot download browsers here). The app serves
-the tiny random model, with a readings table, a second one with politeness control, a third with
-other layer and head counts and a tiny random Hugging Face Marian, since these tests are about the
-page, not the weights.
+the tiny random model, with a readings table and a head table over a tiny corpus, a second one with
+politeness control, a third with other layer and head counts and a tiny random Hugging Face Marian,
+since these tests are about the page, not the weights.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from analysis.heads import Study, read_corpus, run_study
+from analysis.scale import InProcess
 from app.settings import Settings
+from backends.discovery import head_importance_path
 from model.checkpoint import save_checkpoint
 from model.readings import readings_path
 from tests.app.conftest import live_server
 from tests.backends.conftest import write_tiny_hf_model
-from tests.conftest import make_tiny_model, write_model_dir
+from tests.conftest import make_tiny_model, write_model_dir, write_tiny_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Axe()
@@ -84,6 +87,11 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     write_tiny_hf_model(model_dir / HF_MODEL, "marian")
     blob = {"format": 1, "language": "ja", "readings": TINY_READINGS}
     readings_path(checkpoint).write_text(json.dumps(blob, ensure_ascii=False), encoding="utf-8")
+    # "tiny" has a head table over a corpus, with its pruning curve, as `attnscope heads --prune` writes it
+    corpus = read_corpus(write_tiny_corpus(tmp_path_factory.mktemp("corpus"), lines=10))
+    with InProcess() as run:
+        table = run_study(Study(str(checkpoint), "tiny", corpus, shard_size=10), run, prune=True)
+    head_importance_path(checkpoint).write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
     with live_server(Settings(model_dir=model_dir, device="cpu", cache_size=0, default_model="tiny")) as base:
         yield base
 

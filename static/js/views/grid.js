@@ -2,6 +2,7 @@
 // Thumbnails are canvases filled pixel by pixel (one pixel per cell, scaled up by CSS): dozens of
 // Plotly figures would take seconds, these take milliseconds.
 
+import { isOff } from "../ablation.js";
 import { lookupTable } from "../colors.js";
 import { matrixMax } from "../matrices.js";
 import { headName } from "../selection.js";
@@ -13,7 +14,9 @@ const THUMB_BOX = 112;
 // `layers`: per layer, the maps of each head and then of the mean and max (tables.gridViews), or
 // their differences from a pinned result (signed maps, drawn in the diverging scale); `what` names
 // the grid's maps for a screen reader where it is not the current result ("pinned", "difference").
-export function drawGrid(element, layers, options, selected, what = "") {
+// `switches`, where heads can be switched off: { off } (the heads off, ablation.js), and each head
+// gets an on/off switch under its map (a button with data-switch); a head that is off is drawn faded.
+export function drawGrid(element, layers, options, selected, what = "", switches = null) {
   const columns = layers[0].map((view) => view.head);
   const table = lookupTable(layers[0][0].signed ? "diverging" : options.scale);
   const mask = hexToRgb(maskColour(options.scale));
@@ -22,11 +25,31 @@ export function drawGrid(element, layers, options, selected, what = "") {
   fragment.append(cornerCell(), ...columns.map((head) => labelCell(typeof head === "number" ? `head ${head}` : headName(head), "column")));
   layers.forEach((views, layer) => {
     fragment.append(labelCell(`layer ${layer}`, "row"));
-    for (const view of views) fragment.append(thumbnail(view, table, mask, box, layer === selected.layer && view.head === selected.head, what));
+    for (const view of views) {
+      const thumb = thumbnail(view, table, mask, box, layer === selected.layer && view.head === selected.head, what);
+      fragment.append(switches && typeof view.head === "number" ? switchable(thumb, view, switches.off) : thumb);
+    }
   });
   element.style.setProperty("--grid-columns", String(columns.length));
   element.style.setProperty("--thumb", `${box + 12}px`);
   element.replaceChildren(fragment);
+}
+
+// A head's map with its switch under it; faded while the head is off.
+function switchable(thumb, view, off) {
+  const isHeadOff = isOff(off, view.kind, view.layer, view.head);
+  const cell = document.createElement("div");
+  cell.className = isHeadOff ? "cell off" : "cell";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "head-switch";
+  button.dataset.switch = `${view.kind}.${view.layer}.${view.head}`;
+  button.setAttribute("aria-pressed", String(isHeadOff));
+  button.setAttribute("aria-label", `Switch off layer ${view.layer}, head ${view.head}`);
+  button.title = isHeadOff ? "Off: its output is zeroed. Click to switch it back on" : "Click to switch this head off and translate again";
+  button.textContent = isHeadOff ? "○ off" : "● on";
+  cell.append(thumb, button);
+  return cell;
 }
 
 export function parseHead(value) {
