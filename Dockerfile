@@ -50,7 +50,8 @@ COPY static ./static
 COPY templates ./templates
 COPY model ./model
 COPY backends ./backends
-RUN pip install --no-deps -e . && python -m compileall -q app model backends \
+COPY analysis ./analysis
+RUN pip install --no-deps -e . && python -m compileall -q app model backends analysis \
  && if [ -n "$EXTRAS" ]; then pip install -e ".[$EXTRAS]" "torch==$TORCH_VERSION"; fi
 
 

@@ -90,7 +90,7 @@ card-alignment: install-align
 # WORKERS local processes; RAY=local (or a cluster's address) runs the same units as Ray tasks.
 WORKERS ?= 2
 heads: install-dev
-	$(VENV)/bin/attnscope heads --model en-ja --data $(DATA) --prune --workers $(WORKERS) $(if $(RAY),--ray $(RAY))
+	$(VENV)/bin/attnscope heads --model en-ja --data $(DATA) --gold alignments/gold.talp --prune --workers $(WORKERS) $(if $(RAY),--ray $(RAY))
 
 lint: install-dev
 	$(PY) -m ruff check .

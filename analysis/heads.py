@@ -13,9 +13,9 @@ Per head of every kind the model has:
 - `entropy` (bits) and `distance` (tokens): what the page's head statistics draw for one sentence (<s> and </s>
   hidden, rows renormalised; cross-attention measured from the proportional diagonal), averaged over every query
   token of the set; a row with no weight left once they are hidden (the decoder's first) is left out;
-- `aer`: for cross heads, the alignment error rate against gold alignments. It stays null here: the gold set and its
-  AER come with the alignment tooling of the issue "Beyond raw weights…" (branch `align`), which fills it through
-  `CROSS_HEAD_AER` once it has landed.
+- `aer`: for cross heads, the alignment error rate of the head's weights (argmax per target token) against gold
+  alignments of the corpus's first lines (`--gold`, Pharaoh/TALP: `alignments/gold.talp` for the built-in
+  model's test set), scored as `attnscope align` scores them (backends.alignment_table); null without a gold file.
 
 The maps and gradients are measured on the references (teacher forcing); BLEU on the model's own greedy output.
 With `prune`, heads are then switched off one after another, least `importance_normalized` first, the set decoded
@@ -36,18 +36,15 @@ from typing import Literal
 
 import torch
 
+from backends.alignment import read_pharaoh
+from backends.alignment_table import Reference, aer_tables
 from backends.discovery import load_model
 from backends.interface import ATTENTION_KINDS, KIND_AXES, HeadRef, ModelDescription, Token, TranslationModel
 from model.data import read_parallel
 
 FORMAT = 1
 END_TOKEN = "</s>"
-# Filled by the alignment tooling of issue "Beyond raw weights…" (branch `align`): a function (model, corpus) ->
-# {(layer, head): AER} for every cross head, against that corpus's gold alignments; None until it lands.
-CROSS_HEAD_AER: Callable[[TranslationModel, Corpus], dict[tuple[int, int], float]] | None = None
-AER_NOTE = (
-    "pending: the gold alignments and their AER come with the alignment tooling of the issue 'Beyond raw weights' (branch align)"
-)
+AER_NOTE = "no gold alignments were given (attnscope heads --gold FILE)"
 DEFINITIONS = {
     "bleu": "corpus BLEU of the set decoded greedily with this head alone switched off (its output zeroed before "
     "the output projection)",
@@ -59,7 +56,8 @@ DEFINITIONS = {
     "entropy": "bits; mean over query tokens, <s> and </s> hidden and rows renormalised, as the page's head statistics",
     "distance": "tokens; mean over query tokens of the expected |key - query| position (cross-attention: from the "
     "proportional diagonal), <s> and </s> hidden, as the page's head statistics",
-    "aer": "cross heads: alignment error rate against gold alignments (null until the alignment tooling lands)",
+    "aer": "cross heads: alignment error rate of the head's weights (argmax per target token) against the gold "
+    "alignments of the corpus's first lines (null without them)",
 }
 
 Executor = Callable[[list["Job"], str], list[dict]]  # runs jobs, returns their results in job order
@@ -231,6 +229,7 @@ class Study:
     threads: int = 1
     device: str = "cpu"
     controls: dict[str, str] = field(default_factory=dict)
+    gold: str | None = None  # Pharaoh/TALP gold alignments of the corpus's first lines, for the cross heads' AER
 
     def shards(self) -> list[range]:
         n = len(self.corpus.sources)
@@ -274,6 +273,8 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
     shards = range(len(study.shards()))
     conditions: list[tuple[HeadRef, ...]] = [(), *((h,) for h in heads)]
     units = [Unit("measure", s) for s in shards] + [Unit("decode", s, c) for c in conditions for s in shards]
+    # first, so that a gold file that does not fit the corpus stops the run before the long part
+    aer = cross_head_aer(model, study.corpus, study.gold) if study.gold is not None and "cross" in description.kinds else None
     results = dict(zip(units, execute([study.job(u) for u in units], "heads"), strict=True))
 
     def bleu(condition: tuple[HeadRef, ...], found: dict[Unit, dict]) -> float:
@@ -283,7 +284,6 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
     measured = [results[Unit("measure", s)] for s in shards]
     full = bleu((), results)
     statistics = combine_measurements(description, measured)
-    aer = CROSS_HEAD_AER(model, study.corpus) if CROSS_HEAD_AER is not None and "cross" in description.kinds else None
     rows = []
     for ref in every_head(description):
         stats = statistics[ref.kind]
@@ -298,7 +298,7 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
                 "bleu_drop": significant(None if ablated is None else full - ablated),
                 **{name: significant(stats[name][at] if stats[name] is not None else None)
                    for name in ("importance", "importance_normalized", "confidence", "entropy", "distance")},
-                "aer": significant(aer[at]) if aer is not None and ref.kind == "cross" else None,
+                "aer": significant(aer.by_head[at]) if aer is not None and ref.kind == "cross" else None,
             }
         )  # fmt: skip
     table = {
@@ -312,13 +312,33 @@ def run_study(study: Study, execute: Executor, prune: bool = False) -> dict:
         "kinds": {kind: {"layers": s.layers, "heads": s.heads} for kind, s in description.kinds.items()},
         "definitions": DEFINITIONS,
         "heads": rows,
-        "aer": {"available": aer is not None, "note": AER_NOTE if aer is None else "against the corpus's gold alignments"},
+        "aer": {"available": False, "note": AER_NOTE} if aer is None else {"available": True, **aer.about},
         "pruning": None,
         "shards": {"count": len(shards), "size": study.shard_size, "threads": study.threads},
     }
     if prune:
         table["pruning"] = pruning_curve(study, execute, description, rows, full, bleu)
     return table
+
+
+@dataclass(frozen=True)
+class HeadAER:
+    by_head: dict[tuple[int, int], float]  # (layer, head) of every cross head -> AER
+    about: dict  # where it was measured: the gold file, how many sentences, the rule
+
+
+def cross_head_aer(model: TranslationModel, corpus: Corpus, gold_path: str) -> HeadAER:
+    """Every cross head's AER against `gold_path`'s alignments of the corpus's first lines: the maps of
+    method weights (forced on the references), argmax per target token, as `attnscope align` scores them."""
+    gold = read_pharaoh(gold_path)
+    pairs = [(s.split(), r.split()) for s, r in zip(corpus.sources, corpus.references, strict=True)]
+    lines = range(min(len(gold), len(pairs)))
+    tables = aer_tables(model, pairs, [Reference("gold", gold_path, gold)], methods=["weights"], lines=lines)
+    measured = tables["gold"]
+    scores = measured["methods"]["weights"]["scores"]
+    by_head = {(row["layer"], row["head"]): row["aer"] for row in scores if isinstance(row["head"], int)}
+    about = {"gold": Path(gold_path).name, "sentences": measured["sentences"], "rule": measured["rule"]}
+    return HeadAER(by_head, about)
 
 
 def combine_measurements(description: ModelDescription, measured: list[dict]) -> dict[str, dict]:

@@ -242,6 +242,7 @@ def _head(text: str) -> tuple[str, int, int]:
 def _heads(args: argparse.Namespace) -> int:
     from analysis.heads import Study, read_corpus, run_study, summary
     from analysis.scale import executor
+    from backends.alignment import read_pharaoh
     from backends.discovery import find_model, head_importance_path
     from backends.interface import InputError, ModelLoadError
 
@@ -249,10 +250,12 @@ def _heads(args: argparse.Namespace) -> int:
     try:
         path = find_model(settings.model_dir, args.model)
         corpus = read_corpus(args.data, args.split, args.limit)
+        if args.gold is not None:
+            read_pharaoh(args.gold)  # a missing or malformed file stops here, not after the decodes
     except (ModelLoadError, OSError, ValueError) as exc:
         print(f"attnscope: {exc}", file=sys.stderr)
         return 2
-    study = Study(str(path), args.model, corpus, args.shard_size, args.threads, args.device, dict(args.control or ()))
+    study = Study(str(path), args.model, corpus, args.shard_size, args.threads, args.device, dict(args.control or ()), args.gold)
     out = Path(args.out) if args.out else head_importance_path(path)
     where = f"Ray at {args.ray}" if args.ray else f"{args.workers} local process{'es' if args.workers > 1 else ''}"
     started = time.perf_counter()
@@ -366,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--ray", metavar="ADDRESS", help="run the units as Ray tasks on this cluster; 'local' starts one")
     heads.add_argument("--device", default="cpu", help="where each worker runs the model (default cpu)")
     heads.add_argument("--control", action="append", type=_control, metavar="NAME=VALUE", help="a decoding control")
+    heads.add_argument(
+        "--gold",
+        metavar="FILE",
+        help="gold word alignments of the corpus's first lines, for the cross heads' AER "
+        "(Pharaoh/TALP, e.g. alignments/gold.talp for the built-in model's test set)",
+    )
     heads.add_argument("--out", help="where to write the table (default NAME.heads.json beside the model)")
     heads.set_defaults(run=_heads)
     return parser

@@ -348,6 +348,7 @@ class ExplainResponse(BaseModel):
     translation: str
     forced: bool
     controls: ControlsUsed
+    ablated: Ablated
     kind: AttentionKind
     layer: int
     head: int

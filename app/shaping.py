@@ -318,6 +318,7 @@ def explanation(model: TranslationModel, name: str, call: ExplainCall, stop: Sto
         max_length=call.max_length,
         controls=call.control_values,
         stop=stop,
+        ablate=frozenset(call.ablate),
     )
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
@@ -334,6 +335,7 @@ def explanation(model: TranslationModel, name: str, call: ExplainCall, stop: Sto
         translation=result.translation,
         forced=result.forced,
         controls=result.controls,
+        ablated=_heads(call),
         kind=result.kind,
         layer=result.layer,
         head=result.head,

@@ -189,11 +189,13 @@ class BuiltinModel:
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> HeadExplanation:
         if not self._description.explains:
             raise InputError(f"model {self.name} cannot explain its attention step by step: it has no queries and keys")
+        off = frozenset(check_ablation(self._description, ablate))
         result = self.translator.explain(
-            source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop
+            source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop, off
         )
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)

@@ -690,6 +690,7 @@ class HuggingFaceModel:
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> HeadExplanation:
         raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
 

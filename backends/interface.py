@@ -365,9 +365,11 @@ class TranslationModel(Protocol):
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> HeadExplanation:
-        """The same pass as attention(), opened up at one head and one query row. Only for a model whose
-        describe() says `explains`; InputError when the query is past the end of its axis."""
+        """The same pass as attention() (with `ablate`, the same heads switched off), opened up at one head and
+        one query row. Only for a model whose describe() says `explains`; InputError when the query is past the
+        end of its axis."""
         ...
 
     def gate_gradients(

@@ -317,19 +317,21 @@ class Translator:
         max_length: int | None = None,
         politeness: str = "auto",
         stop: StopCheck = never_stop,
+        ablate: frozenset[HeadRef] = frozenset(),
     ) -> HeadExplanation:
         """How `head` of `layer` computed the `kind` attention row of `query` for this pair: the same pass as
-        attention(), traced (Seq2SeqTransformer.trace). InputError when the query is past its axis."""
+        attention() (with the heads of `ablate` switched off), traced (Seq2SeqTransformer.trace). InputError
+        when the query is past its axis."""
         if not isinstance(self.model, Seq2SeqTransformer):
             raise InputError("this model's attention is not made of queries, keys and values: it cannot be explained")
-        pair = self._pair(source, target, beam_size, max_length, politeness, stop)
+        pair = self._pair(source, target, beam_size, max_length, politeness, stop, gates=self._gates(ablate))
         rows = pair.source_tokens if kind == "encoder" else pair.target_tokens
         if not 0 <= query < len(rows):
             axis = "source" if kind == "encoder" else "translation"
             raise InputError(
                 f"query {query} out of range: the {axis} has {len(rows)} tokens, so valid queries are 0 to {len(rows) - 1}"
             )
-        trace = self.model.trace(pair.src, decoder_inputs(pair.target_ids, self.device), pair.politeness)
+        trace = self.model.trace(pair.src, decoder_inputs(pair.target_ids, self.device), pair.politeness, gates=pair.gates)
         return explain_head(
             self.model,
             trace,

@@ -40,7 +40,7 @@ export function corpusTable(table, kind) {
       open(row, row.confidence),
       open(row, row.entropy),
       open(row, row.distance),
-      ...(kind === "cross" ? [row.aer === null ? "pending" : open(row, row.aer)] : []),
+      ...(kind === "cross" ? [row.aer === null ? "no gold alignments" : open(row, row.aer)] : []),
     ]),
   };
 }

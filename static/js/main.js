@@ -258,7 +258,7 @@ async function request() {
     state.response = response;
     if (baseline) state.baseline = baseline;
     state.answeredSource = state.source;
-    state.asked = { model: state.model, source: state.source, target: state.target, beam: state.beam, controls: state.controls };
+    state.asked = { model: state.model, source: state.source, target: state.target, beam: state.beam, controls: state.controls, ablate: state.ablate };
     clamp();
     showError("");
     await render();

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from analysis.heads import Study, map_statistics, pruning_order, read_corpus, run_study
+from analysis.heads import Study, loaded_model, map_statistics, pruning_order, read_corpus, run_study
 from analysis.scale import InProcess, ProcessPool, RayCluster
 from backends.interface import HeadRef, Token
 from model.checkpoint import save_checkpoint
@@ -101,16 +101,48 @@ def test_a_model_that_cannot_be_pruned_is_refused(study, monkeypatch):
         run_study(study, run, prune=True)
 
 
-def test_the_alignment_hook_fills_the_cross_heads_aer(study, monkeypatch):
-    from analysis import heads
+def test_gold_alignments_give_each_cross_head_its_aer(study, tmp_path):
+    """A gold file whose links are cross layer 1, head 2's own argmax on the first lines gives that head AER 0, and
+    every cross head the AER of its argmax links computed here from its map; the other kinds have none."""
+    model = loaded_model(study.model_path, study.device)
 
-    aer = {(layer, head): 0.5 + layer / 10 + head / 100 for layer in range(2) for head in range(4)}
-    monkeypatch.setattr(heads, "CROSS_HEAD_AER", lambda model, corpus: aer)
+    def one_token_a_word(source: str) -> bool:
+        return [t.text for t in model.source_tokens(source) if not t.special] == source.split()
+
+    kept = [i for i, source in enumerate(study.corpus.sources) if one_token_a_word(source)]  # not "do n't go !"
+    corpus = dataclasses.replace(
+        study.corpus,
+        sources=tuple(study.corpus.sources[i] for i in kept),
+        references=tuple(study.corpus.references[i] for i in kept),
+    )
+    study = dataclasses.replace(study, corpus=corpus)
+    lines = 6
+    argmax = {}  # (layer, head) -> per line, its argmax links (source word, target word), the end tokens left out
+    for line in range(lines):
+        source, reference = study.corpus.sources[line], study.corpus.references[line]
+        result = model.attention(source, reference)
+        words = len(source.split()), len(reference.split())
+        cross = result.maps["cross"]  # (L, H, T, S): here the tiny model's tokens are the corpus's words, then </s>
+        for layer in range(cross.size(0)):
+            for head in range(cross.size(1)):
+                rows = cross[layer, head, : words[1], : words[0]].argmax(-1).tolist()
+                argmax.setdefault((layer, head), []).append({(i, j) for j, i in enumerate(rows)})
+    gold = tmp_path / "gold.talp"
+    gold.write_text("".join(" ".join(f"{i}-{j}" for i, j in sorted(links)) + "\n" for links in argmax[1, 2]))
+
     with InProcess() as run:
-        table = run_study(study, run)
-    assert table["aer"]["available"] is True
-    assert [row["aer"] for row in table["heads"] if row["kind"] == "cross"] == [0.5, 0.51, 0.52, 0.53, 0.6, 0.61, 0.62, 0.63]
-    assert all(row["aer"] is None for row in table["heads"] if row["kind"] != "cross")
+        table = run_study(dataclasses.replace(study, gold=str(gold)), run)
+
+    assert table["aer"] == {"available": True, "gold": "gold.talp", "sentences": lines, "rule": "argmax per target token"}
+    for row in table["heads"]:
+        if row["kind"] != "cross":
+            assert row["aer"] is None
+            continue
+        predicted, sure = argmax[row["layer"], row["head"]], argmax[1, 2]
+        hits = sum(len(a & s) for a, s in zip(predicted, sure, strict=True))
+        expected = 1 - 2 * hits / (sum(map(len, predicted)) + sum(map(len, sure)))  # sure = possible here
+        assert row["aer"] == pytest.approx(expected, abs=1e-4)
+    assert next(r for r in table["heads"] if (r["kind"], r["layer"], r["head"]) == ("cross", 1, 2))["aer"] == 0
 
 
 def test_a_hugging_face_model_gets_the_same_table_through_the_interface(tmp_path):

@@ -103,3 +103,22 @@ def test_models_say_whether_they_can_switch_heads_off(client):
     info = client.get("/api/v1/models/tiny").json()
     assert info["ablation"] is True
     assert info["head_importance"] is False
+
+
+def test_every_method_runs_with_the_heads_switched_off(client):
+    """norms, alti and saliency are of the ablated model: the same score as its weights, the switched-off head
+    moves nothing under norms, and contributions still sum to one per produced token."""
+    off = [CROSS_1_2, {"kind": "encoder", "layer": 1, "head": 0}]
+    weights = attention(client, source=EXAMPLE, target=TARGET, ablate=off)
+    norms = attention(client, source=EXAMPLE, target=TARGET, ablate=off, method="norms")
+    alti = attention(client, source=EXAMPLE, target=TARGET, ablate=off, method="alti")
+    saliency = attention(client, source=EXAMPLE, target=TARGET, ablate=off, method="saliency", saliency={"steps": 4})
+    plain_saliency = attention(client, source=EXAMPLE, target=TARGET, method="saliency", saliency={"steps": 4})
+    for answer in (norms, alti, saliency):
+        assert answer["ablated"] == weights["ablated"] and answer["score"] == pytest.approx(weights["score"], abs=1e-4)
+    assert all(value == 0 for row in norms["attention"]["cross"]["weights"][1][2] for value in row)
+    assert any(value > 0 for row in norms["attention"]["cross"]["weights"][1][1] for value in row)
+    assert all(value == 0 for row in norms["attention"]["encoder"]["weights"][1][0] for value in row)
+    for source, prefix in zip(alti["contributions"]["source"], alti["contributions"]["prefix"], strict=True):
+        assert sum(source) + sum(prefix) == pytest.approx(1, abs=1e-3)
+    assert saliency["contributions"]["source"] != plain_saliency["contributions"]["source"]

@@ -92,3 +92,17 @@ def test_a_second_identical_request_is_answered_from_the_cache(tiny_model_dir):
         assert explain(client, target=TARGET, kind="cross", layer=0, head=0, query=1) == first
         explain(client, target=TARGET, kind="cross", layer=0, head=0, query=2)
         assert calls == [1, 2]
+
+
+def test_heads_switched_off_are_off_in_the_explanation_too(client):
+    """With `ablate`, the explanation is of the ablated model: its softmax row is the ablated map's row, the
+    switched-off head's output is zero, and the answer lists the heads that were off."""
+    off = [{"kind": "encoder", "layer": 0, "head": 1}, {"kind": "cross", "layer": 0, "head": 2}]
+    maps = attention(client, source=EXAMPLE, target=TARGET, ablate=off, precision=8)["attention"]
+    plain = explain(client, target=TARGET, kind="cross", layer=1, head=0, query=2, precision=8)
+    e = explain(client, target=TARGET, kind="cross", layer=1, head=0, query=2, precision=8, ablate=off)
+    assert e["ablated"] == off and plain["ablated"] == []
+    assert e["weights"] == pytest.approx(maps["cross"]["weights"][1][0][2], abs=1e-6)
+    assert e["weights"] != pytest.approx(plain["weights"], abs=1e-6)  # the encoder head off changed what layer 1 reads
+    own = explain(client, target=TARGET, kind="cross", layer=0, head=2, query=2, precision=8, ablate=off)
+    assert own["head_outputs"][2] == [0.0] * own["d_k"] and any(own["head_outputs"][1])

@@ -21,6 +21,7 @@ export function explainRequest(asked, kind, layer, head, query) {
   if (asked.model) body.model = asked.model;
   if (asked.target.trim()) body.target = asked.target;
   if (Object.keys(asked.controls).length) body.controls = asked.controls;
+  if (asked.ablate?.length) body.ablate = asked.ablate; // the same heads off as the maps on screen
   return body;
 }
 
@@ -33,7 +34,10 @@ export function explanationSteps(e, mapRow) {
   const weights = A.softmax(mask(scaled));
   const unscaled = A.softmax(mask(dot));
   const contributions = e.values.map((v, j) => v.map((x) => weights[j] * x)); // α_j v_j
-  const headOutput = contributions.reduce((sum, c) => A.add(sum, c), new Array(e.d_k).fill(0));
+  // A head switched off (the request's `ablate`) has its output zeroed before W_O, as the model's is.
+  const switchedOff = (e.ablated ?? []).some((h) => h.kind === e.kind && h.layer === e.layer && h.head === e.head);
+  const weightedSum = contributions.reduce((sum, c) => A.add(sum, c), new Array(e.d_k).fill(0));
+  const headOutput = switchedOff ? weightedSum.map(() => 0) : weightedSum;
   const concatenated = e.head_outputs.flat();
   const residualSum = A.add(e.residual_in, e.attention_output);
   const allowed = (values) => values.filter((_, j) => e.allowed[j]);
@@ -45,6 +49,7 @@ export function explanationSteps(e, mapRow) {
     weights,
     contributions,
     headOutput,
+    switchedOff,
     concatenated,
     spread: { before: A.spread(allowed(dot)), after: A.spread(allowed(scaled)) },
     largest: { unscaled: Math.max(...unscaled), scaled: Math.max(...weights) },

@@ -117,7 +117,10 @@ export function explanationSections(e, steps, efficiency, mapRow, options) {
 
   const sum = section(
     "4. The weighted sum of values",
-    `Each value row is multiplied by its weight and the rows are added: the head's output for “${queryToken}”. Recomputed here, it differs from the model's by ${steps.differences.headOutput.toExponential(1)}.`,
+    (steps.switchedOff
+      ? `Each value row is multiplied by its weight and the rows are added, but this head is switched off: its output for “${queryToken}” is zeroed before W_O, so the next steps get nothing from it.`
+      : `Each value row is multiplied by its weight and the rows are added: the head's output for “${queryToken}”.`) +
+      ` Recomputed here, it differs from the model's by ${steps.differences.headOutput.toExponential(1)}.`,
     "z = Σ_j α_j v_j",
   );
   sum.append(
