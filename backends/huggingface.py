@@ -47,6 +47,7 @@ from backends.interface import (
     never_stop,
     resolve_controls,
 )
+from backends.huggingface_explanation import explain_head, explainable, layer_norm_placement
 from model.norms import norm_maps
 from model.translator import resolve_device
 
@@ -286,6 +287,8 @@ class HuggingFaceModel:
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
             methods=("weights", "norms") if config.model_type in NORMS_FAMILIES else ("weights",),
+            explains=explainable(self._model),
+            layer_norm=layer_norm_placement(self._model),
         )
 
     def _language_controls(self) -> tuple[Control, ...]:
@@ -523,22 +526,10 @@ class HuggingFaceModel:
         if method not in self._description.methods:
             methods = ", ".join(self._description.methods)
             raise InputError(f"model {self._description.name} has no method {method}; its methods are {methods}")
-        source_ids = self._source_ids(source, values)
-        batch = self._batch([source_ids])
+        source_ids, target_ids, batch = self._pair(source, target, beam_size, max_length, values, stop)
+        decoder_input_ids = batch["decoder_input_ids"][0].tolist()
         with torch.inference_mode():
-            if target is None:
-                options = self._generation_options(beam_size, max_length, values, stop)
-                target_ids = self._produced(self._model.generate(**batch, **options)[0])
-            else:
-                target_ids = self._target_ids(target, values)
-            stop()
-            decoder_input_ids = [self._decoder_start] + target_ids[:-1]
-            output = self._model(
-                **batch,
-                decoder_input_ids=torch.tensor([decoder_input_ids], device=self._model.device),
-                output_attentions=True,
-                output_hidden_states=method == "norms",
-            )
+            output = self._model(**batch, output_attentions=True, output_hidden_states=method == "norms")
         produced = torch.tensor(target_ids, device=output.logits.device)[:, None]  # (T, 1)
         score = output.logits[0].float().log_softmax(-1).gather(1, produced).sum().item()
         maps = {
@@ -615,4 +606,41 @@ class HuggingFaceModel:
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
     ) -> HeadExplanation:
-        raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
+        if not self._description.explains:
+            raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
+        values = resolve_controls(self._description, controls)
+        if kind not in self._description.kinds:
+            raise InputError(f"model {self._description.name} has no {kind} attention")
+        source_ids, target_ids, batch = self._pair(source, target, beam_size, max_length, values, stop)
+        return explain_head(
+            self._model,
+            batch,
+            kind,
+            layer,
+            head,
+            query,
+            source_tokens=self._typed_tokens(source, source_ids, values),
+            target_tokens=self._tokens(target_ids),
+            decoder_input_tokens=self._tokens(batch["decoder_input_ids"][0].tolist()),
+            translation=self._text(target_ids),
+            forced=target is not None,
+            controls=values,
+        )
+
+    def _pair(
+        self, source: str, target: str | None, beam_size: int, max_length: int | None, controls: dict[str, str], stop: StopCheck
+    ) -> tuple[list[int], list[int], dict[str, torch.Tensor]]:
+        """The source's ids, the target's (decoded, unless given) and the teacher-forced batch of the two
+        (input_ids, attention_mask, decoder_input_ids: the start token, then the target but its last token)."""
+        source_ids = self._source_ids(source, controls)
+        batch = self._batch([source_ids])
+        if target is None:
+            options = self._generation_options(beam_size, max_length, controls, stop)
+            with torch.inference_mode():
+                target_ids = self._produced(self._model.generate(**batch, **options)[0])
+        else:
+            target_ids = self._target_ids(target, controls)
+        stop()
+        decoder_input_ids = [self._decoder_start] + target_ids[:-1]
+        batch["decoder_input_ids"] = torch.tensor([decoder_input_ids], device=self._model.device)
+        return source_ids, target_ids, batch
