@@ -34,6 +34,8 @@ from model.explanation import POSITION_ROWS
 # BART and Marian normalise after the residual add, mBART and M2M100 (NLLB's model_type too) before the block.
 # Other BART-like families (Pegasus, PLBart, Blenderbot …) are not checked here, so they do not explain.
 LAYER_NORMS: dict[str, LayerNormPlacement] = {"bart": "post", "marian": "post", "mbart": "pre", "m2m_100": "pre"}
+# config.activation_function -> its name as the page writes it; a name missing here is shown as the config has it
+ACTIVATION_NAMES = {"relu": "ReLU", "gelu": "GELU", "gelu_new": "GELU", "swish": "Swish", "silu": "SiLU", "tanh": "tanh"}
 ATTENTION_PARTS = ("q_proj", "k_proj", "v_proj", "out_proj", "scaling", "head_dim")
 LAYER_PARTS = ("self_attn", "self_attn_layer_norm", "fc1", "fc2", "activation_fn", "final_layer_norm")
 
@@ -211,4 +213,5 @@ def explain_head(
             input=at_query(ff_in), normed=at_query(ff_normed), output=at_query(ff_out), result=at_query(ff_result)
         ),
         positions=position_table(side.embed_positions, "source" if kind == "encoder" else "target"),
+        activation=ACTIVATION_NAMES.get(model.config.activation_function, model.config.activation_function),
     )

@@ -166,6 +166,7 @@ def test_explain_gives_a_hugging_face_models_row_of_every_kind_as_its_map_has_it
         assert response.status_code == 200, response.text
         e = response.json()
         assert (e["layer_norm"], e["heads"], e["d_model"]) == (info["layer_norm"], shape["heads"], info["d_model"])
+        assert e["activation"] == {"tiny-bart": "GELU", "tiny-m2m": "ReLU"}[name]
         row = torch.tensor(e["scores"], dtype=torch.float64).masked_fill(~torch.tensor(e["allowed"]), float("-inf")).softmax(-1)
         expected = torch.tensor(maps[kind]["weights"][layer][head][query], dtype=torch.float64)
         assert torch.allclose(row, expected, atol=1e-6)  # the answer's 6 decimals, against the map's 8

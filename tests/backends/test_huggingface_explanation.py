@@ -86,6 +86,10 @@ def own_values(directory, source_ids: list[int], decoder_ids: list[int], kind: s
     return seen
 
 
+def own_activation(directory) -> str:
+    return transformers.AutoConfig.from_pretrained(directory).activation_function
+
+
 def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close(actual.double(), expected.double(), atol=1e-6, rtol=1e-6)
 
@@ -135,6 +139,8 @@ def test_every_step_equals_what_the_checkpoints_own_modules_computed(models, tin
     close(e.feed_forward.output, own["fc2_out"][0, query])
     close(e.feed_forward.result, own["ff_result"][0, query])
     assert e.d_ff == 64 and e.head_outputs.shape == (shape.heads, d_k)
+    activation = own_activation(tiny_hf_dirs[family])
+    assert e.activation == {"gelu": "GELU", "swish": "Swish", "relu": "ReLU"}[activation]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
