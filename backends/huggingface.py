@@ -3,7 +3,8 @@
 Any `AutoModelForSeq2SeqLM` directory in save_pretrained layout (config.json, weights, tokenizer files) is one
 model: Marian (OPUS-MT), BART / mBART, T5 / mT5, M2M100 / NLLB and the like. Decoding is `model.generate`; the
 maps come from one teacher-forced forward pass with `output_attentions=True` over the produced tokens, so they are
-exactly what the checkpoint computes.
+exactly what the checkpoint computes. BART, Marian, mBART and M2M100 / NLLB checkpoints also explain one head
+step by step, from hooks on one such pass (backends.huggingface_explanation).
 
 What a checkpoint does not say about itself may be written beside it in `attnscope.json`:
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from backends.huggingface_explanation import explain_head, explainable, layer_norm_placement
 from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionResult,
@@ -47,7 +49,6 @@ from backends.interface import (
     never_stop,
     resolve_controls,
 )
-from backends.huggingface_explanation import explain_head, explainable, layer_norm_placement
 from model.norms import norm_maps
 from model.translator import resolve_device
 

@@ -35,7 +35,9 @@ def own_values(directory, source_ids: list[int], decoder_ids: list[int], kind: s
     seen: dict[str, torch.Tensor] = {}
 
     def output_of(module, name):
-        return module.register_forward_hook(lambda _m, _args, out: seen.__setitem__(name, out[0] if isinstance(out, tuple) else out))
+        return module.register_forward_hook(
+            lambda _m, _args, out: seen.__setitem__(name, out[0] if isinstance(out, tuple) else out)
+        )
 
     def input_of(module, name):
         return module.register_forward_pre_hook(lambda _m, args: seen.__setitem__(name, args[0]) if args else None)
