@@ -330,9 +330,11 @@ Matrix = list[list[float]]
 
 class FeedForwardValues(BaseModel):
     input: Vector = Field(description="the residual stream entering the layer's feed-forward block, at the query")
-    normed: Vector = Field(description="its LayerNorm: what W₁ reads")
-    output: Vector = Field(description="W₂ ReLU(W₁ normed + b₁) + b₂")
-    result: Vector = Field(description="input + output: the layer's output at the query")
+    normed: Vector = Field(description="what W₁ reads: its LayerNorm (pre-LN), the input itself (post-LN)")
+    output: Vector = Field(description="W₂ act(W₁ normed + b₁) + b₂, act being `activation`")
+    result: Vector = Field(
+        description="the layer's output at the query: input + output (pre-LN), LayerNorm(input + output) (post-LN)"
+    )
 
 
 class PositionTableInfo(BaseModel):
@@ -362,6 +364,7 @@ class ExplainResponse(BaseModel):
     heads: int
     d_k: int = Field(description="the size of one head's queries, keys and values: d_model / heads")
     d_ff: int = Field(description="the feed-forward block's hidden size")
+    activation: str = Field(description="the feed-forward block's activation between W₁ and W₂: ReLU, GELU, Swish …")
     layer_norm: LayerNormPlacement = Field(description="pre: x + Sublayer(LayerNorm(x)); post: LayerNorm(x + Sublayer(x))")
     query_input: Vector = Field(description="x: what the query is projected from (pre-LN: the block input after LayerNorm)")
     key_inputs: Matrix = Field(description="[key]: what keys and values are projected from (cross: the encoder output)")

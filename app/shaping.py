@@ -349,6 +349,7 @@ def explanation(model: TranslationModel, name: str, call: ExplainCall, stop: Sto
         heads=heads,
         d_k=d_k,
         d_ff=result.d_ff,
+        activation=result.activation,
         layer_norm=description.layer_norm,  # a model that explains is a transformer: it says where its LayerNorms sit
         query_input=numbers(result.query_input),
         key_inputs=numbers(result.key_inputs),

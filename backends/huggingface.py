@@ -3,7 +3,8 @@
 Any `AutoModelForSeq2SeqLM` directory in save_pretrained layout (config.json, weights, tokenizer files) is one
 model: Marian (OPUS-MT), BART / mBART, T5 / mT5, M2M100 / NLLB and the like. Decoding is `model.generate`; the
 maps come from one teacher-forced forward pass with `output_attentions=True` over the produced tokens, so they are
-exactly what the checkpoint computes.
+exactly what the checkpoint computes. BART, Marian, mBART and M2M100 / NLLB checkpoints also explain one head
+step by step, from hooks on one such pass (backends.huggingface_explanation).
 
 What a checkpoint does not say about itself may be written beside it in `attnscope.json`:
 
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from backends.discovery import read_head_importance
+from backends.huggingface_explanation import explain_head, explainable, layer_norm_placement
 from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionKind,
@@ -358,6 +360,8 @@ class HuggingFaceModel:
             methods=("weights", "norms") if config.model_type in NORMS_FAMILIES else ("weights",),
             ablation=ablation,
             head_importance=read_head_importance(self._directory) if self._directory is not None else None,
+            explains=explainable(self._model),
+            layer_norm=layer_norm_placement(self._model),
         )
 
     def _language_controls(self) -> tuple[Control, ...]:
@@ -599,22 +603,11 @@ class HuggingFaceModel:
             methods = ", ".join(self._description.methods)
             raise InputError(f"model {self._description.name} has no method {method}; its methods are {methods}")
         gates = self._gates(ablate)
-        source_ids = self._source_ids(source, values)
-        batch = self._batch([source_ids])
-        with torch.inference_mode(), _gated(gates):
-            if target is None:
-                options = self._generation_options(beam_size, max_length, values, stop)
-                target_ids = self._produced(self._model.generate(**batch, **options)[0])
-            else:
-                target_ids = self._target_ids(target, values)
-            stop()
-            decoder_input_ids = [self._decoder_start] + target_ids[:-1]
-            output = self._model(
-                **batch,
-                decoder_input_ids=torch.tensor([decoder_input_ids], device=self._model.device),
-                output_attentions=True,
-                output_hidden_states=method == "norms",
-            )
+        with _gated(gates):
+            source_ids, target_ids, batch = self._pair(source, target, beam_size, max_length, values, stop)
+            decoder_input_ids = batch["decoder_input_ids"][0].tolist()
+            with torch.inference_mode():
+                output = self._model(**batch, output_attentions=True, output_hidden_states=method == "norms")
         produced = torch.tensor(target_ids, device=output.logits.device)[:, None]  # (T, 1)
         score = output.logits[0].float().log_softmax(-1).gather(1, produced).sum().item()
         maps = {
@@ -692,7 +685,47 @@ class HuggingFaceModel:
         stop: StopCheck = never_stop,
         ablate: frozenset[HeadRef] = frozenset(),
     ) -> HeadExplanation:
-        raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
+        if not self._description.explains:
+            raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")
+        values = resolve_controls(self._description, controls)
+        if kind not in self._description.kinds:
+            raise InputError(f"model {self._description.name} has no {kind} attention")
+        gates = self._gates(ablate)
+        with _gated(gates):
+            source_ids, target_ids, batch = self._pair(source, target, beam_size, max_length, values, stop)
+            return explain_head(
+                self._model,
+                batch,
+                kind,
+                layer,
+                head,
+                query,
+                source_tokens=self._typed_tokens(source, source_ids, values),
+                target_tokens=self._tokens(target_ids),
+                decoder_input_tokens=self._tokens(batch["decoder_input_ids"][0].tolist()),
+                translation=self._text(target_ids),
+                forced=target is not None,
+                controls=values,
+                gates=None if gates is None else gates.get((kind, layer)),
+            )
+
+    def _pair(
+        self, source: str, target: str | None, beam_size: int, max_length: int | None, controls: dict[str, str], stop: StopCheck
+    ) -> tuple[list[int], list[int], dict[str, torch.Tensor]]:
+        """The source's ids, the target's (decoded, unless given) and the teacher-forced batch of the two
+        (input_ids, attention_mask, decoder_input_ids: the start token, then the target but its last token)."""
+        source_ids = self._source_ids(source, controls)
+        batch = self._batch([source_ids])
+        if target is None:
+            options = self._generation_options(beam_size, max_length, controls, stop)
+            with torch.inference_mode():
+                target_ids = self._produced(self._model.generate(**batch, **options)[0])
+        else:
+            target_ids = self._target_ids(target, controls)
+        stop()
+        decoder_input_ids = [self._decoder_start] + target_ids[:-1]
+        batch["decoder_input_ids"] = torch.tensor([decoder_input_ids], device=self._model.device)
+        return source_ids, target_ids, batch
 
     # --- head gates ---------------------------------------------------------------------------------
 

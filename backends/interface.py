@@ -264,9 +264,9 @@ class FeedForwardStep:
     """The feed-forward block that follows in the same layer, at the query's position; each (D,)."""
 
     input: Tensor  # the residual stream entering it
-    normed: Tensor  # its LayerNorm (pre-LN), what the two linear layers read
-    output: Tensor  # W₂ ReLU(W₁ normed + b₁) + b₂, before the residual add
-    result: Tensor  # input + output: the layer's output at this position
+    normed: Tensor  # what the two linear layers read: its LayerNorm (pre-LN), the input itself (post-LN)
+    output: Tensor  # W₂ act(W₁ normed + b₁) + b₂ (act: HeadExplanation.activation), before the residual add
+    result: Tensor  # the layer's output at this position: input + output (pre-LN), LayerNorm(input + output) (post-LN)
 
 
 @dataclass
@@ -302,6 +302,7 @@ class HeadExplanation:
     residual_out: Tensor  # (D,) after the residual add (and, post-LN, its LayerNorm)
     feed_forward: FeedForwardStep
     positions: PositionTable
+    activation: str = "ReLU"  # the feed-forward block's, between W₁ and W₂ (GELU for BART, Swish for Marian …)
 
 
 @runtime_checkable

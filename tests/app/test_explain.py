@@ -47,7 +47,7 @@ def test_the_answer_names_its_axes_and_sizes(client):
     e = explain(client, target=TARGET, kind="decoder", layer=1, head=1, query=3)
     assert (e["query_axis"], e["key_axis"]) == ("target_tokens", "decoder_input_tokens")
     assert [t["text"] for t in e["decoder_input_tokens"]] == ["<s>", *TARGET.split()]
-    assert (e["d_model"], e["heads"], e["d_k"], e["d_ff"], e["layer_norm"]) == (32, 4, 8, 64, "pre")
+    assert (e["d_model"], e["heads"], e["d_k"], e["d_ff"], e["layer_norm"], e["activation"]) == (32, 4, 8, 64, "pre", "ReLU")
     assert e["allowed"] == [True] * 4 + [False] * 3  # the future of produced token 3 is masked
     assert [len(e[name]) for name in ("query_input", "attention_output", "residual_in", "residual_out")] == [32] * 4
     assert (len(e["key_inputs"]), len(e["key_inputs"][0]), len(e["queries"]), len(e["head_outputs"])) == (7, 32, 7, 4)

@@ -148,6 +148,54 @@ def test_a_multilingual_model_decodes_into_the_language_asked_for(client):
     assert body["decoder_input_tokens"][1]["text"] == "__ja__" and body["decoder_input_tokens"][1]["special"]
 
 
+def test_the_models_list_says_which_hugging_face_models_explain_and_where_their_layer_norms_sit(client):
+    models = {m["name"]: (m["explains"], m["layer_norm"]) for m in client.get("/api/v1/models").json()}
+    assert models["tiny-marian"] == models["tiny-bart"] == (True, "post")
+    assert models["tiny-m2m"] == (True, "pre")
+    assert models["tiny-t5"] == (False, None)
+
+
+@pytest.mark.parametrize("name", ["tiny-bart", "tiny-m2m"])
+def test_explain_gives_a_hugging_face_models_row_of_every_kind_as_its_map_has_it(client, name):
+    info = client.get(f"/api/v1/models/{name}").json()
+    body = {"model": name, "source": "I like tea.", "target": "私はお茶が好きです。"}
+    maps = attention(client, **body, precision=8)["attention"]
+    for kind, shape in info["kinds"].items():
+        layer, head, query = shape["layers"] - 1, shape["heads"] - 1, 1
+        response = client.post("/api/v1/explain", json={**body, "kind": kind, "layer": layer, "head": head, "query": query})
+        assert response.status_code == 200, response.text
+        e = response.json()
+        assert (e["layer_norm"], e["heads"], e["d_model"]) == (info["layer_norm"], shape["heads"], info["d_model"])
+        assert e["activation"] == {"tiny-bart": "GELU", "tiny-m2m": "ReLU"}[name]
+        row = torch.tensor(e["scores"], dtype=torch.float64).masked_fill(~torch.tensor(e["allowed"]), float("-inf")).softmax(-1)
+        expected = torch.tensor(maps[kind]["weights"][layer][head][query], dtype=torch.float64)
+        assert torch.allclose(row, expected, atol=1e-6)  # the answer's 6 decimals, against the map's 8
+
+
+def test_explain_of_a_hugging_face_model_with_heads_switched_off_is_of_the_ablated_model(client):
+    body = {"model": "tiny-bart", "source": "I like tea.", "target": "私はお茶が好きです。"}
+    info = client.get("/api/v1/models/tiny-bart").json()["kinds"]
+    last = info["cross"]["layers"] - 1
+    off = [{"kind": "encoder", "layer": 0, "head": 0}, {"kind": "cross", "layer": last, "head": 1}]
+    maps = attention(client, **body, ablate=off, precision=8)["attention"]
+    ask = {**body, "kind": "cross", "layer": last, "head": 1, "query": 1, "ablate": off}
+    e = client.post("/api/v1/explain", json=ask).json()
+    assert e["ablated"] == off
+    row = torch.tensor(e["scores"], dtype=torch.float64).masked_fill(~torch.tensor(e["allowed"]), float("-inf")).softmax(-1)
+    assert torch.allclose(row, torch.tensor(maps["cross"]["weights"][last][1][1], dtype=torch.float64), atol=1e-6)
+    assert all(value == 0 for value in e["head_outputs"][1]) and any(e["head_outputs"][0])
+
+
+def test_explain_refuses_a_hugging_face_family_it_cannot_open_naming_why(client):
+    response = client.post(
+        "/api/v1/explain", json={"model": "tiny-t5", "source": "I like tea.", "kind": "cross", "layer": 0, "head": 0, "query": 0}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(
+        "model tiny-t5 cannot explain its attention step by step (GET /api/v1/models gives it explains: false)"
+    )
+
+
 def test_startup_refuses_a_path_that_is_not_a_model_in_one_line(capsys, monkeypatch, tmp_path):
     write_model_dir(tmp_path / "models")
     (tmp_path / "notes").mkdir()

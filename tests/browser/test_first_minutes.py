@@ -450,10 +450,14 @@ def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page)
         kind: (counts["layers"], counts["heads"]) for kind, counts in info["kinds"].items()
     }
     assert page.get_attribute("#source", "lang") == info["source_language"]["code"]
-    assert page.is_disabled("#tab-explain")  # it declares no step-by-step explanation
-    assert "explains: false" in page.get_attribute("#tab-explain", "title")
-    for view in (view for view in VIEWS if view != "explain"):
+    assert info["explains"] and info["layer_norm"] == "post"  # a Marian: its heads are opened up step by step
+    assert page.is_enabled("#tab-explain")
+    for view in VIEWS:
         open_view(page, view)
+        if view == "explain":  # its row from the model's own numbers, equal to the head view's
+            assert "post-LN" in page.inner_text("#explain-steps")
+            assert page.locator("#explain-scores td.differs").count() == 0
+            assert page.locator("#explain-scores td.same").count() > 0
     with page.expect_request("**/api/v1/attention") as asked:
         page.select_option("#granularity", "word")  # a result on screen is fetched again in words
     wait_for_figure(page)

@@ -154,10 +154,11 @@ export function explanationSections(e, steps, efficiency, mapRow, options) {
   const ff = e.feed_forward;
   const feedForward = section(
     "7. The feed-forward block",
-    `${e.kind === "decoder" ? "After this block the decoder layer has a cross-attention block, whose output enters here; then the" : "The"} layer ends with a feed-forward block on each position alone: two linear layers (${d} → ${e.d_ff} → ${d}) with a ReLU between, added to the stream again.`,
-    "x ← x + W₂ ReLU(W₁ LayerNorm(x) + b₁) + b₂",
+    `${e.kind === "decoder" ? "After this block the decoder layer has a cross-attention block, whose output enters here; then the" : "The"} layer ends with a feed-forward block on each position alone: two linear layers (${d} → ${e.d_ff} → ${d}) with a ${e.activation} between, added to the stream again${preLN ? "" : " and the sum normalised (post-LN)"}.`,
+    preLN ? `x ← x + W₂ ${e.activation}(W₁ LayerNorm(x) + b₁) + b₂` : `x ← LayerNorm(x + W₂ ${e.activation}(W₁ x + b₁) + b₂)`,
   );
-  feedForward.append(strip({ matrix: [ff.input, ff.normed, ff.output, ff.result], rows: ["stream in", "LayerNorm", "W₂ ReLU(W₁ · + b₁) + b₂", "= layer output"], caption: "the feed-forward block at the query" }));
+  const ffRows = ["stream in", preLN ? "LayerNorm" : "what W₁ reads (the stream)", `W₂ ${e.activation}(W₁ · + b₁) + b₂`, preLN ? "= layer output" : "= LayerNorm(sum): layer output"];
+  feedForward.append(strip({ matrix: [ff.input, ff.normed, ff.output, ff.result], rows: ffRows, caption: "the feed-forward block at the query" }));
   sections.push(feedForward);
 
   sections.push(positionSection(e));
@@ -172,7 +173,7 @@ function positionSection(e) {
   const box = section(
     "Positional encoding",
     sinusoidal
-      ? `Attention itself ignores order: the model adds a fixed vector to each token's embedding by position, sines in the even dimensions and cosines in the odd ones, each pair at its own wavelength. The first ${table.length} positions (this ${e.positions.side} uses ${used}); on the right, how alike the encoding makes each pair of positions: near positions are alike, far ones less.`
+      ? `Attention itself ignores order: the model adds a fixed vector to each token's embedding by position, a sine and a cosine per wavelength (interleaved, sines in the even dimensions, or sines in the first half and cosines in the second, as the model was built). The first ${table.length} positions (this ${e.positions.side} uses ${used}); on the right, how alike the encoding makes each pair of positions: near positions are alike, far ones less.`
       : `Attention itself ignores order: this model learned a vector per position, added to each token's embedding. The first ${table.length} positions (this ${e.positions.side} uses ${used}); on the right, how alike the learned vectors make each pair of positions.`,
     sinusoidal ? "PE(pos, 2i) = sin(pos / 10000^(2i/d)),   PE(pos, 2i+1) = cos(pos / 10000^(2i/d))" : "x_pos = E[token] · √d + P[pos]",
   );
