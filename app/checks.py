@@ -94,35 +94,46 @@ REFERENCES = ("gold", "silver")
 
 
 def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
-    """The cross-attention layer to open first: the layer mean of lowest AER in the model card (against its gold
-    alignments, else its silver ones), else the card's older dev figure, else the last layer."""
+    """The cross-attention layer to open first. It is a setting, so it is chosen on dev where the model card has a
+    dev figure (alignment_by_layer: the layer mean of lowest AER against dev's silver alignments); the test-set AER
+    tables (alignment_aer, against gold, else silver) are reported beside it, per method, and choose only for a
+    card without a dev figure (the note says so); else the last layer."""
     cross = description.kinds.get("cross")
     if cross is None:
         return None
     tables = description.card.get("alignment_aer", {})
     reference = next((name for name in REFERENCES if name in tables), None)
+    by_method, on_test = {}, None
     if reference is not None:
-        by_method = {}
         for method, table in tables[reference]["methods"].items():
             best, mean = table["best"], table.get("best_mean", {})
             by_method[method] = BestAlignment(
                 reference=reference, layer=best["layer"], head=best["head"], aer=best["aer"],
                 mean_layer=mean.get("layer"), mean_aer=mean.get("aer"),
             )  # fmt: skip
-        weights = by_method["weights"]
-        sentences = tables[reference]["sentences"]
-        note = (
-            f"lowest AER of the mean of heads against the {reference} alignments of {sentences} test sentences "
-            f"({weights.mean_aer:.3f})"
+        weights, sentences = by_method["weights"], tables[reference]["sentences"]
+        on_test = (weights.mean_layer, f"the {reference} alignments of {sentences} test sentences ({weights.mean_aer:.3f})")
+    dev = description.card.get("alignment_by_layer")
+    if dev:
+        best = dev["best_layer"]
+        aer = next(row["aer"] for row in dev["layers"] if row["layer"] == best)
+        split = dev["split"]
+        where = (
+            f"the silver alignments of {dev['dev_sentences']} {split} sentences"
+            if "dev_sentences" in dev
+            else f"{split}'s silver alignments"
         )
-        return AlignmentLayer(layer=weights.mean_layer, measured=True, note=note, by_method=by_method)
-    measured = description.card.get("alignment_by_layer")
-    if measured:
-        best = measured["best_layer"]
-        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
-        return AlignmentLayer(
-            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
-        )
+        note = f"chosen on {split}: lowest AER of the mean of heads against {where} ({aer:.3f})"
+        if on_test is not None:
+            note += (
+                f"; on test, against {on_test[1]}"
+                if on_test[0] == best
+                else f"; on test, layer {on_test[0]} against {on_test[1]}"
+            )
+        return AlignmentLayer(layer=best, measured=True, note=note, by_method=by_method)
+    if on_test is not None:
+        note = f"lowest AER of the mean of heads against {on_test[1]}; the card has no dev figure to choose on"
+        return AlignmentLayer(layer=on_test[0], measured=True, note=note, by_method=by_method)
     return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 

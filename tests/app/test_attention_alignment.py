@@ -76,7 +76,10 @@ def test_the_layer_defaults_to_the_model_cards_best_alignment_layer(tmp_path):
         assert attention(client, source=SOURCE, alignment={})["alignment"]["layer"] == 0
         info = client.get("/api/v1/models/tiny").json()["alignment_layer"]
     assert info["layer"] == 0 and info["measured"]
-    assert info["note"] == "lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.500)"
+    assert info["note"] == (
+        "lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.500); "
+        "the card has no dev figure to choose on"
+    )
     assert info["by_method"]["weights"] == {
         "reference": "gold", "layer": 1, "head": 3, "aer": 0.4, "mean_layer": 0, "mean_aer": 0.5
     }  # fmt: skip
@@ -89,7 +92,27 @@ def test_a_card_with_only_the_older_dev_figure_opens_on_its_best_layer(tmp_path)
     checkpoint.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
     with make_client(tmp_path) as client:
         info = client.get("/api/v1/models/tiny").json()["alignment_layer"]
-    assert info == {"layer": 0, "measured": True, "note": "lowest AER on dev against silver alignments (0.500)", "by_method": {}}
+    note = "chosen on dev: lowest AER of the mean of heads against dev's silver alignments (0.500)"
+    assert info == {"layer": 0, "measured": True, "note": note, "by_method": {}}
+
+
+def test_the_dev_figure_chooses_the_layer_and_the_test_tables_are_reported_beside_it(tmp_path):
+    """The opening layer is a setting: chosen on dev, even where the test tables would pick another."""
+    checkpoint = write_model_dir(tmp_path)
+    card = json.loads(checkpoint.with_suffix(".json").read_text(encoding="utf-8"))
+    dev = {"layer": 0, "aer": 0.6}, {"layer": 1, "aer": 0.7}
+    card["alignment_by_layer"] = {"split": "dev", "dev_sentences": 500, "layers": list(dev), "best_layer": 0}
+    table = {"layers": [], "best": {"layer": 1, "head": 3, "aer": 0.4}, "best_mean": {"layer": 1, "aer": 0.5}}
+    card["alignment_aer"] = {"gold": {"sentences": 100, "methods": {"weights": table}}}
+    checkpoint.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    with make_client(tmp_path) as client:
+        assert attention(client, source=SOURCE, alignment={})["alignment"]["layer"] == 0
+        info = client.get("/api/v1/models/tiny").json()["alignment_layer"]
+    assert info["layer"] == 0 and info["by_method"]["weights"]["mean_layer"] == 1
+    assert info["note"] == (
+        "chosen on dev: lowest AER of the mean of heads against the silver alignments of 500 dev sentences (0.600); "
+        "on test, layer 1 against the gold alignments of 100 test sentences (0.500)"
+    )
 
 
 def test_the_alignment_is_part_of_the_cache_key_once_resolved(client):

@@ -375,7 +375,7 @@ def test_the_first_view_is_the_cross_layer_the_card_measured_to_align_best_else_
     page.select_option("#model", POLITE_MODEL)  # its card measured layer 0 best
     submit(page, "This is an example.", CLASSIC_TARGET)
     assert head_title(page) == "Cross-attention · layer 0, mean of heads"
-    note = "aligns words best (lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.500))"
+    note = "aligns words best (lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.500)"
     assert note in page.inner_text("#view-note")
     page.select_option("#head", "2")
     assert page.locator("#view-note").is_hidden()
