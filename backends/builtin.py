@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from backends.interface import (
+    AttentionQuery,
     AttentionResult,
     Control,
     KindShape,
@@ -17,6 +18,7 @@ from backends.interface import (
     Token,
     TokenConventions,
     Translation,
+    TranslationModel,
     language,
     never_stop,
 )
@@ -29,7 +31,7 @@ from model.vocab import SPECIALS
 FAMILIES = {"transformer": "attnscope-transformer", "rnn": "attnscope-rnn"}  # by model.checkpoint architecture
 
 
-class BuiltinModel:
+class BuiltinModel(TranslationModel):
     """One NAME.pt served through backends.interface.TranslationModel."""
 
     def __init__(self, name: str, translator: Translator, card: dict, readings: dict[str, str]):
@@ -93,6 +95,7 @@ class BuiltinModel:
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
             has_readings=bool(self.readings),
+            batching=True,
         )
 
     def describe(self) -> ModelDescription:
@@ -136,7 +139,13 @@ class BuiltinModel:
         controls: dict[str, str] | None = None,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
-        result = self.translator.attention(source, target, beam_size, max_length, self._politeness(controls), stop)
+        return self._labelled(self.translator.attention(source, target, beam_size, max_length, self._politeness(controls), stop))
+
+    def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
+        results = self.translator.attention_batch(queries, stops)
+        return [result if isinstance(result, Exception) else self._labelled(result) for result in results]
+
+    def _labelled(self, result: AttentionResult) -> AttentionResult:
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
         return result

@@ -39,6 +39,7 @@ from backends.interface import (
     Token,
     TokenConventions,
     Translation,
+    TranslationModel,
     language,
     never_stop,
     resolve_controls,
@@ -171,7 +172,7 @@ def _subword_marker(tokenizer) -> str | None:
     return marker if counts[marker] else None
 
 
-class HuggingFaceModel:
+class HuggingFaceModel(TranslationModel):
     """One AutoModelForSeq2SeqLM checkpoint and its tokenizer, as a `TranslationModel`."""
 
     def __init__(self, model, tokenizer, name: str, card: dict, source: str):

@@ -34,7 +34,8 @@ KIND_AXES: dict[AttentionKind, tuple[TokenAxis, TokenAxis, bool]] = {
 }
 
 # Called by an implementation once per decoding step (and between passes); it raises to stop the
-# call (the runner's client went away, or its deadline passed). Implementations never catch it.
+# call (the runner's client went away, or its deadline passed). Implementations never catch it, except
+# in attention_batch, where it ends only the call it belongs to.
 StopCheck = Callable[[], None]
 
 
@@ -127,6 +128,9 @@ class ModelDescription:
     examples: tuple[str, ...] = ()  # source sentences the page offers as examples
     target_example: str | None = None  # a target the model accepts as written, for the page's placeholder
     has_readings: bool = False  # target tokens carry Latin-letter readings
+    # attention_batch decodes its calls together (one padded batch), not one by one: the runner gathers
+    # concurrent requests for it
+    batching: bool = False
 
 
 # --- what a model computes ----------------------------------------------------------------------
@@ -173,6 +177,17 @@ class AttentionResult:
     predictions: dict[str, dict[str, float]]
 
 
+@dataclass(frozen=True)
+class AttentionQuery:
+    """One attention() call, as attention_batch takes it."""
+
+    source: str
+    target: str | None = None
+    beam_size: int = 1
+    max_length: int | None = None
+    controls: dict[str, str] | None = None
+
+
 @runtime_checkable
 class TranslationModel(Protocol):
     """Every servable model implements this; the service, CLI and page rely on nothing else."""
@@ -211,6 +226,30 @@ class TranslationModel(Protocol):
     ) -> AttentionResult:
         """Decode `source` (or force `target`), then collect every map in one teacher-forced pass."""
         ...
+
+    def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
+        """Several attention() calls at once, each with its own stop check. A call whose check raises, or whose
+        input the model refuses, gets that exception in its place; the others go on. Each result is what
+        attention() gives that call alone.
+
+        This default runs them one by one; a model that decodes them together overrides it and says so in
+        ModelDescription.batching."""
+        results: list[AttentionResult | Exception] = []
+        for query, stop in zip(queries, stops, strict=True):
+            try:
+                results.append(
+                    self.attention(
+                        query.source,
+                        query.target,
+                        beam_size=query.beam_size,
+                        max_length=query.max_length,
+                        controls=query.controls,
+                        stop=stop,
+                    )
+                )
+            except Exception as exc:  # this call's own: stopped, or input the model refuses
+                results.append(exc)
+        return results
 
 
 def resolve_controls(description: ModelDescription, requested: dict[str, str] | None) -> dict[str, str]:

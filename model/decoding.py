@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 import torch
@@ -183,7 +184,26 @@ def length_penalty(length: int, alpha: float) -> float:
 def _closest(ranked: list[float]) -> float:
     """The smallest gap between neighbours of descending finite values (inf when fewer than two)."""
     finite = [value for value in ranked if value != float("-inf")]
-    return min((a - b for a, b in zip(finite, finite[1:])), default=math.inf)
+    return min((a - b for a, b in pairwise(finite)), default=math.inf)
+
+
+def _beam_margin(values: list[float], flat: list[int], k: int, vocab_size: int) -> float:
+    """How close one sentence's beam step came to another outcome: values (descending) and flat indices of its top
+    2K + 1 candidates. A step keeps the first K candidates that are not </s>, and takes a </s> ranked above K: only
+    the gaps across those two boundaries decide it, not the order within them."""
+    ranked = [(v, f % vocab_size == Vocab.eos_id) for v, f in zip(values, flat, strict=True) if v != float("-inf")]
+    margin = math.inf
+    kept = [v for v, eos in ranked if not eos]
+    if len(kept) > k:
+        margin = kept[k - 1] - kept[k]
+    if len(ranked) > k:
+        above, below = ranked[k - 1][0], ranked[k][0]
+        for rank, (v, eos) in enumerate(ranked):
+            if eos:
+                margin = min(margin, v - below if rank < k else above - v)
+        if len(ranked) == 2 * k + 1:  # a </s> further down could only come up past every candidate listed
+            margin = min(margin, above - ranked[-1][0])
+    return margin
 
 
 @torch.inference_mode()
@@ -227,14 +247,15 @@ def beam_search(
         vocab_size = logp.size(-1)
         cand = (beam_logp[:, :, None] + logp.view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
         top_logp, top = cand.topk(min(2 * k, cand.size(1)))  # (B, 2K)
-        ranked = cand.topk(min(2 * k + 1, cand.size(1))).values.tolist()  # (B, 2K + 1): how close each ranking was
+        ranked = cand.topk(min(2 * k + 1, cand.size(1)))  # (B, 2K + 1): how close each step came to another outcome
+        ranked_logp, ranked_flat = ranked.values.tolist(), ranked.indices.tolist()
         next_tokens = torch.full((b * k,), Vocab.pad_id, device=src.device)
         next_origin = torch.arange(b * k, device=src.device)
         next_logp = torch.full((b, k), float("-inf"), device=src.device)
         for i in range(b):
             if done[i]:
                 continue
-            margins[i] = min(margins[i], _closest(ranked[i]))
+            margins[i] = min(margins[i], _beam_margin(ranked_logp[i], ranked_flat[i], k, vocab_size))
             kept = 0
             for rank, (logp, flat) in enumerate(zip(top_logp[i].tolist(), top[i].tolist(), strict=True)):
                 if logp == float("-inf"):
