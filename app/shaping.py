@@ -21,7 +21,7 @@ from app.schemas import (
     VocabSizes,
 )
 from app.settings import Settings
-from backends.interface import KIND_AXES, AttentionResult, ModelDescription, StopCheck, TranslationModel
+from backends.interface import KIND_AXES, AttentionQuery, AttentionResult, ModelDescription, StopCheck, TranslationModel
 from backends.interface import Token as ModelToken
 from backends.words import merge_words
 
@@ -177,7 +177,6 @@ def _at_granularity(
 
 
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:
-    description = model.describe()
     result = model.attention(
         call.source,
         call.target,
@@ -186,6 +185,35 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         controls=call.control_values,
         stop=stop,
     )
+    return _attention_response(model.describe(), name, call, result)
+
+
+def attention_batch(
+    model: TranslationModel, name: str, calls: list[AttentionCall], stops: list[StopCheck]
+) -> list[AttentionResponse | Exception]:
+    """attention() of several calls in one model call (TranslationModel.attention_batch); a call that was stopped
+    or refused gets its exception in its place. A batch of one is attention() alone."""
+    if len(calls) == 1:
+        try:
+            return [attention(model, name, calls[0], stops[0])]
+        except Exception as exc:
+            return [exc]
+    queries = [
+        AttentionQuery(call.source, call.target, call.beam_size, call.max_length, call.control_values) for call in calls
+    ]
+    description = model.describe()
+    responses: list[AttentionResponse | Exception] = []
+    for call, result in zip(calls, model.attention_batch(queries, stops), strict=True):
+        try:
+            responses.append(result if isinstance(result, Exception) else _attention_response(description, name, call, result))
+        except Exception as exc:  # this call's own failure; the rest of the batch is answered
+            responses.append(exc)
+    return responses
+
+
+def _attention_response(
+    description: ModelDescription, name: str, call: AttentionCall, result: AttentionResult
+) -> AttentionResponse:
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
         warnings += target_warnings(description, result.target_tokens)

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request, Response
 from app import checks, shaping
 from app.dependencies import ClientGoneDep, JsonBody, RegistryDep, RunnerDep, SettingsDep
 from app.routes import POST_ERRORS, gzipped_json_response
+from app.runner import Batchable
 from app.schemas import AttentionRequest, AttentionResponse
 
 router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
@@ -37,10 +38,12 @@ async def attention(
     """
     name, model = registry.get(body.model)
     call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
-    content = await runner.gzipped_json(
-        ("attention", name, call),
-        lambda stop: shaping.attention(model, name, call, stop),
-        client_gone,
-        cost=checks.cost(call),
-    )
+    if model.describe().batching and call.target is None:
+        # Free translations of one beam size decode together; a forced target is one pass, nothing to share.
+        work = Batchable(
+            ("attention", name, call.beam_size), call, lambda calls, stops: shaping.attention_batch(model, name, calls, stops)
+        )
+    else:
+        work = lambda stop: shaping.attention(model, name, call, stop)  # noqa: E731 (one expression, like the batch's)
+    content = await runner.gzipped_json(("attention", name, call), work, client_gone, cost=checks.cost(call))
     return gzipped_json_response(request, content)
