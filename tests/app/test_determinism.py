@@ -1,13 +1,16 @@
 """The same request gets byte-identical answers: repeated (cache off, so the model really runs again),
-side by side, and across restarts of the app and of the whole process."""
+side by side, batched with other requests, and across restarts of the app and of the whole process."""
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+from app import shaping
+from backends.builtin import BuiltinModel
 from tests.app.conftest import make_client
 from tests.conftest import REPO
 
@@ -46,3 +49,46 @@ def test_same_request_same_bytes_repeated_concurrent_and_after_restarts(tiny_mod
     )
     assert fresh_process.returncode == 0, fresh_process.stderr
     assert fresh_process.stdout.split() == first
+
+
+BATCHED = [
+    {"source": "the cat"},
+    {"source": "This is an example.", "max_length": 7},
+    {"source": "i like tea ! the dog and the cat .", "precision": 8},
+    {"source": "do n't go ?", "kinds": ["cross"]},
+    {"source": "he 's the dog", "beam_size": 3},
+    {"source": "i like tea !", "beam_size": 3, "max_length": 5},
+    {"source": "i like tea !", "target": "私 は お 茶 が 好き"},
+]
+
+
+def test_requests_batched_together_get_the_bytes_they_get_alone(tiny_model_dir, monkeypatch):
+    batch_sizes = []
+    real_batch, real_alone = BuiltinModel.attention_batch, shaping.attention
+
+    def counted(self, queries, stops):
+        batch_sizes.append(len(queries))
+        return real_batch(self, queries, stops)
+
+    monkeypatch.setattr(BuiltinModel, "attention_batch", counted)
+    with make_client(tiny_model_dir, cache_size=0, concurrency=1, max_batch=8) as client:
+        alone = [client.post("/api/v1/attention", json=body).content for body in BATCHED]
+        runner = client.app.state.runner
+
+        held = []
+
+        def first_holds_the_slot(model, name, call, stop):  # until every other request waits, so they batch
+            deadline = time.monotonic() + 30
+            while not held and runner.cheap.waiting < len(BATCHED) - 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held.append(call)
+            return real_alone(model, name, call, stop)
+
+        monkeypatch.setattr(shaping, "attention", first_holds_the_slot)
+        with ThreadPoolExecutor(len(BATCHED)) as pool:
+            first = pool.submit(client.post, "/api/v1/attention", json=BATCHED[0])
+            time.sleep(0.2)
+            others = [pool.submit(client.post, "/api/v1/attention", json=body) for body in BATCHED[1:]]
+            together = [first.result().content] + [future.result().content for future in others]
+    assert together == alone
+    assert sorted(batch_sizes) == [2, 3]  # the greedy ones and the beam ones decoded together; the forced one alone
