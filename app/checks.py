@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.schemas import AttentionRequest, ModelLimits, TranslateRequest
+from app.schemas import AttentionRequest, ModelLimits, TranslateRequest, WeightsEncoding
 from app.settings import Settings
 from backends.interface import (
     ATTENTION_KINDS,
@@ -49,6 +49,7 @@ class AttentionCall(TranslateCall):
     heads: tuple[tuple[int, ...], ...]
     precision: int
     granularity: Granularity
+    encoding: WeightsEncoding = "lists"
 
 
 def limits(description: ModelDescription, settings: Settings) -> ModelLimits:
@@ -131,6 +132,7 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
         heads=heads,
         precision=request.precision,
         granularity=request.granularity,
+        encoding=request.encoding,
     )
 
 

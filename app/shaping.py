@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import sys
 from dataclasses import asdict
+
+import torch
 
 from app.checks import AttentionCall, TranslateCall, limits, words
 from app.schemas import (
@@ -10,6 +14,7 @@ from app.schemas import (
     AttentionMap,
     AttentionResponse,
     ControlInfo,
+    EncodedWeights,
     Hypothesis,
     KindInfo,
     LanguageInfo,
@@ -211,6 +216,25 @@ def attention_batch(
     return responses
 
 
+def rounded(weights: torch.Tensor, precision: int) -> list:
+    # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
+    return weights.double().round(decimals=precision).tolist()
+
+
+def packed(weights: torch.Tensor, precision: int) -> EncodedWeights:
+    """The numbers rounded() gives, as integers: round(w · 10^p), which torch's round(decimals=p) divides by 10^p, so
+    a reader's integer / 10^p is the same double the JSON list holds."""
+    scale = 10**precision
+    integers = (weights.double() * scale).round()
+    # 10^4 fits a uint16 (as an int16's bits: its range reaches 32767), 10^8 a uint32 (an int32's: 2^31 - 1)
+    dtype, torch_dtype = ("uint16", torch.int16) if precision <= 4 else ("uint32", torch.int32)
+    contiguous = integers.to(torch_dtype).contiguous()
+    raw = bytes(contiguous.untyped_storage())[: contiguous.numel() * contiguous.element_size()]
+    if sys.byteorder == "big":  # the wire is little-endian
+        raw = b"".join(raw[i : i + contiguous.element_size()][::-1] for i in range(0, len(raw), contiguous.element_size()))
+    return EncodedWeights(dtype=dtype, scale=scale, shape=list(weights.shape), data=base64.b64encode(raw).decode("ascii"))
+
+
 def _attention_response(
     description: ModelDescription, name: str, call: AttentionCall, result: AttentionResult
 ) -> AttentionResponse:
@@ -235,8 +259,8 @@ def _attention_response(
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
             heads=list(heads),
-            # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
-            weights=weights.double().round(decimals=call.precision).tolist(),
+            weights=rounded(weights, call.precision) if call.encoding == "lists" else None,
+            encoded=packed(weights, call.precision) if call.encoding == "base64" else None,
         )
     return AttentionResponse(
         model=name,

@@ -69,8 +69,9 @@ def main() -> None:
         encoded = [translator._encode(s) for s in srcs]
         ids = [translator._politeness_ids(e, s, "auto")[0] for e, s in zip(encoded, srcs, strict=True)]
         politeness = torch.cat(ids) if ids[0] is not None else None
-        alone = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in zip(srcs, ids, encoded, strict=True)]
-        beams = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in zip(srcs, ids, encoded, strict=True)]
+        calls = list(zip(srcs, ids, encoded, strict=True))
+        alone = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in calls]
+        beams = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
         close_greedy += sum(h.margin < NEAR_TIE for h in alone)
         close_beam += sum(h.margin < NEAR_TIE for h in beams)
         together = step_logprobs(translator, srcs, [h.ids for h in alone], politeness)

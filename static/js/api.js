@@ -1,6 +1,8 @@
 // Talking to /api/v1. Every failure becomes an ApiError whose message can be shown as is, with the
 // request field it is about when the API names one.
 
+import { WIRE_ENCODING, unpackAttention } from "./wire.js";
+
 export class ApiError extends Error {
   constructor(message, field = null) {
     super(message);
@@ -9,14 +11,19 @@ export class ApiError extends Error {
 }
 
 // `controls` holds only values the reader chose (the model's defaults are left to the model);
-// `kinds`, where given, the only kinds of attention wanted.
+// `kinds`, where given, the only kinds of attention wanted. Maps come packed and are unpacked here.
 export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds }) {
-  const body = { source, beam_size: beam, granularity };
+  const body = { source, beam_size: beam, granularity, encoding: WIRE_ENCODING };
   if (kinds) body.kinds = kinds;
   if (Object.keys(controls).length) body.controls = controls;
   if (model) body.model = model;
   if (target.trim()) body.target = target;
-  return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const response = await request("/api/v1/attention", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return unpackAttention(response);
 }
 
 async function request(url, options = {}) {

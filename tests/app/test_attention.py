@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import math
 
 import pytest
 import torch
@@ -158,3 +160,36 @@ def test_gzip_body_decodes_to_the_same_json(client):
     assert "content-encoding" not in raw.headers
     assert raw.content == response.content
     assert len(gzip.compress(raw.content)) < len(raw.content)
+
+
+def unpacked(encoded: dict) -> list:
+    """EncodedWeights as a reader unpacks it: little-endian integers over scale, nested by shape."""
+    raw = base64.b64decode(encoded["data"])
+    width = {"uint16": 2, "uint32": 4}[encoded["dtype"]]
+    flat = [int.from_bytes(raw[i : i + width], "little") / encoded["scale"] for i in range(0, len(raw), width)]
+    assert len(flat) == math.prod(encoded["shape"])
+    for size in reversed(encoded["shape"][1:]):
+        flat = [flat[i : i + size] for i in range(0, len(flat), size)]
+    return flat
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": "This is an example."},
+        {"source": "i like tea !", "target": "私 は お 茶 が 好き", "precision": 8},
+        {"source": "the cat and the dog", "beam_size": 3, "kinds": ["cross", "decoder"], "heads": [1, 3], "precision": 2},
+    ],
+)
+def test_packed_maps_unpack_to_the_very_numbers_of_the_lists(client, body):
+    lists = attention(client, **body)
+    packed = attention(client, **body, encoding="base64")
+    assert packed.keys() == lists.keys()
+    for kind, listed in lists["attention"].items():
+        encoded = packed["attention"][kind].pop("encoded")
+        assert packed["attention"][kind].pop("weights") is None and listed.pop("encoded") is None
+        assert unpacked(encoded) == listed.pop("weights")  # equal as floats, not merely within the precision
+        assert encoded["dtype"] == ("uint16" if body.get("precision", 4) <= 4 else "uint32")
+        axes = ("layers", "heads", "query_tokens", "key_tokens")
+        assert encoded["shape"] == [len(listed[axis]) for axis in axes]
+        assert packed["attention"][kind] == listed  # tokens, axes and indices as the lists answer has them

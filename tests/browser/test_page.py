@@ -367,3 +367,36 @@ def test_controls_come_from_the_models_description_and_survive_a_reload(page):
     with page.expect_request("**/api/v1/attention") as asked:
         submit(page, "This is an example.")
     assert "controls" not in json.loads(asked.value.post_data)
+
+
+def test_the_page_draws_the_same_from_packed_and_listed_maps(browser, base_url):
+    """The page asks for packed maps; answered with nested lists instead, it draws exactly the same matrices."""
+    weights = "() => JSON.stringify(document.getElementById('head-figure').data.map((t) => t.z))"
+    asked, drawn = [], {}
+    for encoding in ("base64", "lists"):
+        page = open_page(browser, base_url)
+
+        def answered_as(encoding):
+            def rewrite(route):
+                body = json.loads(route.request.post_data)
+                asked.append(body.get("encoding"))
+                route.continue_(post_data=json.dumps({**body, "encoding": encoding}))
+
+            return rewrite
+
+        page.route("**/api/v1/attention", answered_as(encoding))
+        page.goto("/?layer=0&head=0")
+        submit(page, "the cat and the dog .")
+        drawn[encoding] = [page.evaluate(weights)]
+        for control, value in [("kind", "encoder"), ("#head", "3"), ("kind", "decoder"), ("#layer", "1"), ("#head", "mean")]:
+            before = page.evaluate(weights)
+            if control == "kind":
+                page.check(f'input[name="kind"][value="{value}"]', force=True)
+            else:
+                page.select_option(control, value)
+            page.wait_for_function(f"(before) => ({weights})() !== before", arg=before)
+            drawn[encoding].append(page.evaluate(weights))
+        assert page.watch.errors == []
+        page.context.close()
+    assert asked == ["base64", "base64"]
+    assert drawn["base64"] == drawn["lists"]
