@@ -104,8 +104,9 @@ def test_a_greedy_margin_is_the_closest_gap_between_the_pick_and_the_runner_up(t
     model = tiny_model.model
     src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id]])
     hyp = greedy_decode(model, src, max_length=8)[0]
-    memory, _ = model.encode(src)
-    logits, _, _ = model.decode(torch.tensor([[Vocab.bos_id, *hyp.ids[:-1]]]), memory, src)
+    with torch.inference_mode():
+        memory, _ = model.encode(src)
+        logits, _, _ = model.decode(torch.tensor([[Vocab.bos_id, *hyp.ids[:-1]]]), memory, src)
     best_two = next_token_logprobs(logits[0]).topk(2, -1).values  # (T, 2) at every step of the hypothesis
     assert hyp.margin == pytest.approx(float((best_two[:, 0] - best_two[:, 1]).min()), abs=1e-5)
 
