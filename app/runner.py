@@ -336,9 +336,13 @@ class InferenceRunner:
             member.taken = True
             member.promoted.set()
         token = anyio.lowlevel.current_token()
-        threading.Thread(
+        thread = threading.Thread(
             target=self._run_batch, args=(lane, borrower, work.run_many, members, token), name="attnscope-batch", daemon=True
-        ).start()
+        )
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had: the batch's requests hear it rather than wait for nothing
+            self._end_batch(lane, borrower, members, [exc] * len(members))
 
     def _run_batch(self, lane: Lane, borrower: object, run_many: Callable, members: list[_Member], token) -> None:
         live = set(range(len(members)))
