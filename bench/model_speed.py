@@ -7,7 +7,9 @@ one teacher-forced pass that collects every map), as the service calls it, and p
 and p90 of repeated runs, then the physical-limit line of each size: the FLOPs of the call (counted by
 torch.utils.flop_counter over every matrix product it runs), the large-GEMM peak measured here
 (2048 x 2048 float32 products, best of several, with the same thread count), the floor those give
-(FLOPs / peak) and the ratio of the measured median to that floor.
+(FLOPs / peak) and the ratio of the measured median to that floor. Last, what batching gives: 16
+distinct dev-like 10-word sentences one attention() call after another against one attention_batch call
+(as the server batches concurrent requests), interleaved, in ms per sentence.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backends.discovery import load_model  # noqa: E402
+from backends.interface import AttentionQuery, never_stop  # noqa: E402
 
 WORDS = "the old man said that he would like to read this interesting book about japanese history again".split()
 
@@ -90,6 +93,19 @@ def main() -> None:
         work = flops(model, sentence(n), args.beam)
         floor = work / peak * 1000
         print(f"{n:>13} {work / 1e6:>8.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
+
+    batch = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(9)) + " ." for i in range(16)]
+    runs = {
+        "one by one": lambda: [model.attention(text, beam_size=args.beam) for text in batch],
+        "one batch": lambda: model.attention_batch([AttentionQuery(t, beam_size=args.beam) for t in batch], [never_stop] * 16),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(max(3, args.repeats // 3)):
+        for name in list(runs) if repeat % 2 == 0 else reversed(list(runs)):
+            times[name].append(_timed(runs[name]) * 1000 / len(batch))
+    alone, together = (statistics.median(times[name]) for name in runs)
+    print(f"\n16 distinct 10-word sentences, ms per sentence: one by one {alone:.1f}, in one batch {together:.1f}"
+          f" ({alone / together:.1f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":
