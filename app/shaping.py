@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import sys
 from dataclasses import asdict
 
 import torch
@@ -225,14 +224,10 @@ def packed(weights: torch.Tensor, precision: int) -> EncodedWeights:
     """The numbers rounded() gives, as integers: round(w · 10^p), which torch's round(decimals=p) divides by 10^p, so
     a reader's integer / 10^p is the same double the JSON list holds."""
     scale = 10**precision
-    integers = (weights.double() * scale).round()
-    # 10^4 fits a uint16 (as an int16's bits: its range reaches 32767), 10^8 a uint32 (an int32's: 2^31 - 1)
-    dtype, torch_dtype = ("uint16", torch.int16) if precision <= 4 else ("uint32", torch.int32)
-    contiguous = integers.to(torch_dtype).contiguous()
-    raw = bytes(contiguous.untyped_storage())[: contiguous.numel() * contiguous.element_size()]
-    if sys.byteorder == "big":  # the wire is little-endian
-        raw = b"".join(raw[i : i + contiguous.element_size()][::-1] for i in range(0, len(raw), contiguous.element_size()))
-    return EncodedWeights(dtype=dtype, scale=scale, shape=list(weights.shape), data=base64.b64encode(raw).decode("ascii"))
+    integers = (weights.double() * scale).round().to(torch.int64).numpy()
+    dtype, wire = ("uint16", "<u2") if precision <= 4 else ("uint32", "<u4")  # 10^4 fits 16 bits, 10^8 32
+    data = base64.b64encode(integers.astype(wire).tobytes()).decode("ascii")
+    return EncodedWeights(dtype=dtype, scale=scale, shape=list(weights.shape), data=data)
 
 
 def _attention_response(
