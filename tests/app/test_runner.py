@@ -329,9 +329,9 @@ def test_waiting_members_count_against_the_queue_and_leave_it_at_their_deadline(
 
 
 def test_each_member_of_a_batch_is_answered_at_its_own_deadline_while_the_batch_goes_on():
-    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=4, batch_window=0.3, deadline=0.6)
-    run_many = Recorder(1.5)
-    holder, _ = steps(0.4)
+    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=4, batch_window=2.0, deadline=2.5)
+    run_many = Recorder(4.0)
+    holder, _ = steps(2.2)
     answered = {}
 
     async def call(item):
@@ -343,17 +343,17 @@ def test_each_member_of_a_batch_is_answered_at_its_own_deadline_while_the_batch_
     async def main():
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))  # the lane is busy: a window
-            await anyio.sleep(0.02)
+            await anyio.sleep(0.05)
             tasks.start_soon(call, "early")
-            await anyio.sleep(0.25)
-            tasks.start_soon(call, "late")  # joins within the window, 0.25 s later: its deadline is 0.25 s later
+            await anyio.sleep(0.5)
+            tasks.start_soon(call, "late")  # joins within the window, 0.5 s later: its deadline is 0.5 s later
         # the batch's slot is free once its last row has stopped (the event loop must still run to hear it)
-        with anyio.fail_after(1):
+        with anyio.fail_after(2):
             while runner.cheap.running:
                 await anyio.sleep(0.01)
 
     anyio.run(main)
     assert run_many.batches == [["early", "late"]]
-    assert 0.55 < answered["early"] < 0.8 and 0.55 < answered["late"] < 0.8, answered  # each at its own 0.6 s
+    assert 2.4 < answered["early"] < 3.2 and 2.4 < answered["late"] < 3.2, answered  # each at its own 2.5 s
     assert run_many.steps["early"] < run_many.steps["late"]  # the late one's row ran on after the early one's stopped
     assert runner.cheap.waiting == 0
