@@ -9,14 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.schemas import AttentionRequest, ModelLimits, TranslateRequest, WeightsEncoding
+from app.schemas import (
+    AlignmentLayer,
+    AttentionRequest,
+    BestAlignment,
+    ExplainRequest,
+    ModelLimits,
+    TranslateRequest,
+    WeightsEncoding,
+)
 from app.settings import Settings
+from backends.alignment import CONTRIBUTIONS, HEADS, MEAN, METHOD_READINGS
 from backends.interface import (
     ATTENTION_KINDS,
+    DEFAULT_SALIENCY,
     AttentionKind,
     Granularity,
     InputError,
+    Method,
     ModelDescription,
+    SaliencyOptions,
     Token,
     TranslationModel,
     resolve_controls,
@@ -41,6 +53,14 @@ class TranslateCall:
 
 
 @dataclass(frozen=True)
+class AlignmentCall:
+    layer: int | None  # resolved: the model's alignment layer when the request left it out; None for contributions
+    head: int | str  # a head index, "mean", "layer" or "contributions" (backends.alignment), resolved
+    threshold: float | None  # None: argmax
+    shift_att: bool
+
+
+@dataclass(frozen=True)
 class AttentionCall(TranslateCall):
     target: str | None
     target_length: int | None  # tokens of the forced target
@@ -49,7 +69,21 @@ class AttentionCall(TranslateCall):
     heads: tuple[tuple[int, ...], ...]
     precision: int
     granularity: Granularity
+    method: Method = "weights"
+    saliency: SaliencyOptions | None = None  # method saliency only, its defaults filled in
+    alignment: AlignmentCall | None = None
     encoding: WeightsEncoding = "lists"
+
+
+@dataclass(frozen=True)
+class ExplainCall(TranslateCall):
+    target: str | None
+    target_length: int | None
+    kind: AttentionKind
+    layer: int
+    head: int
+    query: int
+    precision: int
 
 
 def limits(description: ModelDescription, settings: Settings) -> ModelLimits:
@@ -59,6 +93,43 @@ def limits(description: ModelDescription, settings: Settings) -> ModelLimits:
         max_target_tokens=min(settings.max_target_tokens, description.limits.max_target_tokens),
         max_beam_size=settings.max_beam_size,
     )
+
+
+# Which reference a model card's AER table is read against first, and which method picks the page's layer.
+REFERENCES = ("gold", "silver")
+
+
+def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
+    """The cross-attention layer to open first: the layer mean of lowest AER in the model card (against its gold
+    alignments, else its silver ones), else the card's older dev figure, else the last layer."""
+    cross = description.kinds.get("cross")
+    if cross is None:
+        return None
+    tables = description.card.get("alignment_aer", {})
+    reference = next((name for name in REFERENCES if name in tables), None)
+    if reference is not None:
+        by_method = {}
+        for method, table in tables[reference]["methods"].items():
+            best, mean = table["best"], table.get("best_mean", {})
+            by_method[method] = BestAlignment(
+                reference=reference, layer=best["layer"], head=best["head"], aer=best["aer"],
+                mean_layer=mean.get("layer"), mean_aer=mean.get("aer"),
+            )  # fmt: skip
+        weights = by_method["weights"]
+        sentences = tables[reference]["sentences"]
+        note = (
+            f"lowest AER of the mean of heads against the {reference} alignments of {sentences} test sentences "
+            f"({weights.mean_aer:.3f})"
+        )
+        return AlignmentLayer(layer=weights.mean_layer, measured=True, note=note, by_method=by_method)
+    measured = description.card.get("alignment_by_layer")
+    if measured:
+        best = measured["best_layer"]
+        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
+        return AlignmentLayer(
+            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
+        )
+    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def words(tokens: list[Token]) -> list[Token]:
@@ -103,9 +174,33 @@ def _indices(requested: list[int] | None, count: int, what: str) -> tuple[int, .
     return tuple(sorted(set(requested)))
 
 
+def _saliency(request: AttentionRequest, settings: Settings) -> SaliencyOptions | None:
+    """The canonical saliency options of a request: None unless method saliency, every default filled in."""
+    asked = request.saliency
+    if request.method != "saliency":
+        if asked is not None:
+            raise InvalidRequest(f"saliency options are for method saliency, not {request.method}: leave saliency out")
+        return None
+    if asked is None:
+        return DEFAULT_SALIENCY
+    if asked.algorithm == "input_x_gradient":
+        if asked.steps is not None:
+            raise InvalidRequest("saliency steps are for integrated_gradients; input_x_gradient takes none: leave steps out")
+        return SaliencyOptions(asked.algorithm, None)
+    steps = DEFAULT_SALIENCY.steps if asked.steps is None else asked.steps
+    if steps > settings.max_saliency_steps:
+        raise InvalidRequest(f"saliency steps {steps} is over the limit: use 1 to {settings.max_saliency_steps}")
+    return SaliencyOptions(asked.algorithm, steps)
+
+
 def check_attention(model: TranslationModel, request: AttentionRequest, settings: Settings) -> AttentionCall:
     call = check_translate(model, request, settings)
     description = model.describe()
+    if request.method not in description.methods:
+        raise InvalidRequest(
+            f"model {description.name} has no method {request.method}; its methods are {', '.join(description.methods)}"
+        )
+    saliency = _saliency(request, settings)
     has = [kind for kind in ATTENTION_KINDS if kind in description.kinds]
     asked = set(request.kinds or has)
     missing = sorted(asked - set(has))
@@ -115,16 +210,10 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
     shapes = [description.kinds[kind] for kind in kinds]
     layers = tuple(_indices(request.layers, shape.layers, f"{kind} layers") for kind, shape in zip(kinds, shapes, strict=True))
     heads = tuple(_indices(request.heads, shape.heads, f"{kind} heads") for kind, shape in zip(kinds, shapes, strict=True))
-    target_length = None
-    if request.target is not None:
-        bound = limits(description, settings).max_target_tokens
-        target_length = len(words(model.target_tokens(request.target, call.control_values)))
-        if target_length == 0:
-            raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
-        if target_length > bound:
-            raise too_long("target", target_length, bound)
+    target_length = _target_length(model, request.target, call, settings)
     return AttentionCall(
         **{field: getattr(call, field) for field in TranslateCall.__dataclass_fields__},
+        alignment=check_alignment(description, request),
         target=request.target,
         target_length=target_length,
         kinds=kinds,
@@ -132,8 +221,93 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
         heads=heads,
         precision=request.precision,
         granularity=request.granularity,
+        method=request.method,
+        saliency=saliency,
         encoding=request.encoding,
     )
+
+
+def _target_length(model: TranslationModel, target: str | None, call: TranslateCall, settings: Settings) -> int | None:
+    """The tokens a user typed in a forced target (None when there is none), refused when empty or too long."""
+    if target is None:
+        return None
+    description = model.describe()
+    bound = limits(description, settings).max_target_tokens
+    count = len(words(model.target_tokens(target, call.control_values)))
+    if count == 0:
+        raise InvalidRequest(f"the target is empty: type a {description.target_language.name} translation or leave it out")
+    if count > bound:
+        raise too_long("target", count, bound)
+    return count
+
+
+def _check_query(query: int, rows: list[Token], axis: str) -> None:
+    if query >= len(rows):
+        raise InvalidRequest(
+            f"query {query} out of range: the {axis} has {len(rows)} tokens as the model reads it (special tokens included), "
+            f"so valid queries are 0 to {len(rows) - 1}"
+        )
+
+
+def check_explain(model: TranslationModel, request: ExplainRequest, settings: Settings) -> ExplainCall:
+    """Everything but a query past the end of a translation the model has yet to decode (the model refuses that)."""
+    call = check_translate(model, request, settings)
+    description = model.describe()
+    if request.kind not in description.kinds:
+        has = ", ".join(kind for kind in ATTENTION_KINDS if kind in description.kinds)
+        raise InvalidRequest(f"model {description.name} has no {request.kind} attention; its kinds are {has}")
+    if not description.explains:
+        raise InvalidRequest(
+            f"model {description.name} cannot explain its attention step by step (GET /api/v1/models gives it "
+            "explains: false); choose a model with explains: true, or ask POST /api/v1/attention for its maps"
+        )
+    shape = description.kinds[request.kind]
+    _indices([request.layer], shape.layers, f"{request.kind} layers")
+    _indices([request.head], shape.heads, f"{request.kind} heads")
+    target_length = _target_length(model, request.target, call, settings)
+    if request.kind == "encoder":
+        _check_query(request.query, model.source_tokens(request.source, call.control_values), "source")
+    elif request.target is not None:
+        _check_query(request.query, model.target_tokens(request.target, call.control_values), "target")
+    return ExplainCall(
+        **{field: getattr(call, field) for field in TranslateCall.__dataclass_fields__},
+        target=request.target,
+        target_length=target_length,
+        kind=request.kind,
+        layer=request.layer,
+        head=request.head,
+        query=request.query,
+        precision=request.precision,
+    )
+
+
+def check_alignment(description: ModelDescription, request: AttentionRequest) -> AlignmentCall | None:
+    asked = request.alignment
+    if asked is None:
+        return None
+    cross = description.kinds.get("cross")
+    if cross is None:
+        has = ", ".join(description.kinds)
+        raise InvalidRequest(f"model {description.name} has no cross attention, which alignment reads; its kinds are {has}")
+    readings = METHOD_READINGS[request.method]
+    choices = [MEAN, f"a head 0 to {cross.heads - 1}"] if HEADS in readings else []
+    choices += [r for r in readings if r != HEADS]
+    head = asked.head if asked.head is not None else MEAN if HEADS in readings else readings[0]
+    allowed = HEADS if isinstance(head, int) or head == MEAN else head
+    if allowed not in readings:
+        can = " or ".join(choices)
+        raise InvalidRequest(f"method {request.method} has no {head!r} map to align: alignment.head can be {can}")
+    if isinstance(head, int) and not 0 <= head < cross.heads:
+        raise InvalidRequest(f"alignment.head {head} out of range: valid cross heads are 0 to {cross.heads - 1}, or mean")
+    if head == CONTRIBUTIONS:
+        if asked.layer is not None:
+            raise InvalidRequest("alignment.layer is for per-layer maps; contributions compose every layer: leave it out")
+        layer = None
+    else:
+        layer = alignment_layer(description).layer if asked.layer is None else asked.layer
+        if not 0 <= layer < cross.layers:
+            raise InvalidRequest(f"alignment.layer {layer} out of range: valid cross layers are 0 to {cross.layers - 1}")
+    return AlignmentCall(layer=layer, head=head, threshold=asked.threshold, shift_att=asked.shift_att)
 
 
 def cost(call: TranslateCall) -> float:
@@ -142,6 +316,14 @@ def cost(call: TranslateCall) -> float:
     A forced target is one pass over tokens it already has; a free translation may run to max_length
     steps, each over every beam. The runner sends calls up to its cheap_cost to a lane of their own.
     """
-    if isinstance(call, AttentionCall) and call.target_length is not None:
-        return float(call.source_length * call.target_length)
-    return float(call.source_length * call.max_length * call.beam_size)
+    passes = _passes(call) if isinstance(call, AttentionCall) else 1
+    if isinstance(call, AttentionCall | ExplainCall) and call.target_length is not None:
+        return float(call.source_length * call.target_length * passes)
+    return float(call.source_length * call.max_length * call.beam_size * passes)
+
+
+def _passes(call: AttentionCall) -> int:
+    """How many teacher-forced passes the method costs: saliency one backward pass per produced token and step."""
+    if call.saliency is None:
+        return 1
+    return 2 * (call.saliency.steps or 1) * (call.target_length or call.max_length)

@@ -1,4 +1,5 @@
-"""The `attnscope` command: `serve` runs the web service; `attention` prints one sentence's maps without a server."""
+"""The `attnscope` command: `serve` runs the web service; `attention` prints one sentence's maps without a server;
+`align` scores the model's cross maps as word alignments (AER) against reference alignments."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import unicodedata
 
 from app.settings import Settings, get_settings
-from backends.interface import ATTENTION_KINDS
+from backends.interface import ATTENTION_KINDS, METHODS, SALIENCY_ALGORITHMS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -66,17 +67,28 @@ def _summary(response, alignment_layer) -> str:
         lines.append(f"{control + ':':<12} {value}{guess}")
     for warning in response.warnings:
         lines.append(f"warning:     {warning.message}")
+    lines.append(f"method:      {response.method}")
     for kind, m in response.attention.items():
-        shape = f"{len(m.layers)} layers × {len(m.heads)} heads × {len(m.query_tokens)} × {len(m.key_tokens)}"
+        heads = f"{len(m.heads)} heads" if m.heads else "the layer's map"
+        shape = f"{len(m.layers)} layers × {heads} × {len(m.query_tokens)} × {len(m.key_tokens)}"
         lines.append(f"{kind + ':':<12} {shape}{'  (causal)' if m.causal else ''}")
     cross = response.attention.get("cross")
     if cross is not None and alignment_layer is not None and alignment_layer.layer in cross.layers:
-        layer = cross.weights[cross.layers.index(alignment_layer.layer)]
-        lines.append(f"alignment (cross attention, layer {alignment_layer.layer}, mean of heads; {alignment_layer.note}):")
+        index = cross.layers.index(alignment_layer.layer)
+        what = "mean of heads" if cross.heads else "the layer's map"
+        lines.append(f"alignment (cross, {response.method}, layer {alignment_layer.layer}, {what}; {alignment_layer.note}):")
         for q, query in enumerate(cross.query_tokens):
-            row = [sum(head[q][k] for head in layer) / len(layer) for k in range(len(cross.key_tokens))]
+            if cross.heads:
+                layer = cross.weights[index]
+                row = [sum(head[q][k] for head in layer) / len(layer) for k in range(len(cross.key_tokens))]
+            else:
+                row = cross.layer_weights[index][q]
             best = max(range(len(row)), key=row.__getitem__)
             lines.append(f"  {_pad(query, 8)} → {_pad(cross.key_tokens[best], 12)} {row[best]:.2f}")
+    if response.contributions is not None:
+        lines.append(f"source share ({response.method}): what the source gave each produced token, the rest from the prefix")
+        for token, share in zip(response.target_tokens, response.contributions.source_share, strict=True):
+            lines.append(f"  {_pad(token.text, 8)} {share:.2f}")
     return "\n".join(lines)
 
 
@@ -86,7 +98,7 @@ def _attention(args: argparse.Namespace) -> int:
     from app import checks, shaping
     from app.registry import ModelRegistry, RegistryError, UnknownModel
     from app.runner import configure_torch
-    from app.schemas import AttentionRequest
+    from app.schemas import AttentionRequest, SaliencyRequest
     from backends.interface import InputError, never_stop
 
     settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
@@ -103,6 +115,10 @@ def _attention(args: argparse.Namespace) -> int:
             layers=args.layers,
             heads=args.heads,
             granularity=args.granularity,
+            method=args.method,
+            saliency=None
+            if args.saliency is None and args.steps is None
+            else SaliencyRequest(algorithm=args.saliency or "integrated_gradients", steps=args.steps),
         )
         name, model = registry.get(request.model)
         response = shaping.attention(model, name, checks.check_attention(model, request, settings), never_stop)
@@ -113,6 +129,99 @@ def _attention(args: argparse.Namespace) -> int:
         print(f"attnscope: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
         return 2
     print(response.model_dump_json(indent=2) if args.json else _summary(response, shaping.alignment_layer(model.describe())))
+    return 0
+
+
+def _head_name(head) -> str:
+    return {"mean": "mean of heads", "layer": "layer map", "contributions": "contributions"}.get(head, f"head {head}")
+
+
+def _align_summary(tables: dict) -> str:
+    """Per reference and method: a grid of AER, layers down, heads (then the mean and the layer map) across."""
+    lines = []
+    for name, reference in tables.items():
+        lines.append(f"AER against {name} ({reference['reference']}, {reference['sentences']} sentences; {reference['rule']}):")
+        for method, table in reference["methods"].items():
+            lines.append(f"  {method}")
+            scores = {(row["layer"], row["head"]): row["aer"] for row in table["scores"]}
+            layers = sorted({layer for layer, _ in scores if layer is not None})
+            columns = list(dict.fromkeys(head for layer, head in scores if layer is not None))
+            if layers:
+                lines.append("    layer  " + "  ".join(f"{str(h) if isinstance(h, str) else f'head {h}':>6}" for h in columns))
+                for layer in layers:
+                    cells = "  ".join(f"{scores[layer, h]:6.3f}" if (layer, h) in scores else " " * 6 for h in columns)
+                    lines.append(f"    {layer:5d}  {cells}")
+            if (None, "contributions") in scores:
+                lines.append(f"    contributions (every layer composed): {scores[None, 'contributions']:.3f}")
+            best = table["best"]
+            where = "" if best["layer"] is None else f"layer {best['layer']}, "
+            line = (
+                f"    best: {where}{_head_name(best['head'])}: AER {best['aer']:.3f} "
+                f"(precision {best['precision']:.3f}, recall {best['recall']:.3f})"
+            )
+            if "best_mean" in table:
+                line += f"; best layer mean: layer {table['best_mean']['layer']}, AER {table['best_mean']['aer']:.3f}"
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _align(args: argparse.Namespace) -> int:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print("attnscope: align needs the align extra: pip install -e '.[align]'", file=sys.stderr)
+        return 2
+    from app.registry import ModelRegistry, RegistryError, UnknownModel
+    from app.runner import configure_torch
+    from backends.alignment import PharaohError, read_pharaoh
+    from backends.alignment_table import AlignmentRule, Reference, aer_tables, read_corpus
+    from backends.interface import InputError, SaliencyOptions
+
+    if args.gold is None and args.silver is None:
+        print("attnscope: give a reference: --gold FILE (sure i-j, possible i?j) and/or --silver FILE", file=sys.stderr)
+        return 2
+    if args.saliency_steps < 0:
+        print(f"attnscope: --saliency-steps {args.saliency_steps}: use 1 or more, or 0 for input × gradient", file=sys.stderr)
+        return 2
+    if args.threshold is not None and not 0 <= args.threshold < 1:
+        print(f"attnscope: --threshold {args.threshold} is not a share of a row: use 0 to 1 (exclusive)", file=sys.stderr)
+        return 2
+    settings = Settings(**({"model_dir": args.model_dir} if args.model_dir else {}))
+    configure_torch(settings.model_copy(update={"concurrency": 1}))
+    try:
+        references = []
+        if args.gold is not None:
+            gold = read_pharaoh(args.gold, args.possible)
+            references.append(Reference("gold", args.gold, gold, args.start))
+        if args.silver is not None:
+            references.append(Reference("silver", args.silver, read_pharaoh(args.silver), args.start))
+        registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, args.add_model or ())
+        _, model = registry.get(args.model)
+        corpus = read_corpus(args.data, args.split, model.describe())
+        lines = range(args.start, args.start + args.limit) if args.limit is not None else None
+        steps = args.saliency_steps
+        saliency = SaliencyOptions(steps=steps) if steps else SaliencyOptions("input_x_gradient", None)
+        bar = lambda todo: tqdm(todo, desc="force-decoding", unit="pair", dynamic_ncols=True, file=sys.stderr)  # noqa: E731
+        tables = aer_tables(
+            model,
+            corpus,
+            references,
+            methods=args.methods,
+            rule=AlignmentRule(args.threshold, args.shift_att),
+            saliency=saliency,
+            lines=lines,
+            progress=bar,
+        )
+    except (RegistryError, UnknownModel, InputError, PharaohError) as exc:
+        print(f"attnscope: {exc}", file=sys.stderr)
+        return 2
+    if args.json == "-":
+        print(json.dumps(tables, ensure_ascii=False, indent=2))
+        return 0
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            out.write(json.dumps(tables, ensure_ascii=False, indent=2) + "\n")
+    print(_align_summary(tables))
     return 0
 
 
@@ -158,8 +267,40 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--kinds", nargs="+", choices=ATTENTION_KINDS, help="default: every kind the model has")
     attention.add_argument("--layers", nargs="+", type=int, help="layer indices (default all)")
     attention.add_argument("--heads", nargs="+", type=int, help="head indices (default all)")
+    attention.add_argument("--method", default="weights", choices=METHODS, help="what the maps measure (default weights)")
+    attention.add_argument(
+        "--saliency", choices=SALIENCY_ALGORITHMS, help="with --method saliency: the algorithm (default integrated_gradients)"
+    )
+    attention.add_argument("--steps", type=int, help="with --saliency integrated_gradients: its step count (default 20)")
     attention.add_argument("--json", action="store_true", help="print the full JSON, as POST /api/v1/attention returns it")
     attention.set_defaults(run=_attention)
+
+    align = commands.add_parser(
+        "align",
+        help="AER of the model's cross maps (per method, layer and head) against reference word alignments",
+        description="Force-decode corpus pairs with their reference translations, read every cross map as word "
+        "alignments and print AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|) per method, layer and head, and the best. "
+        "Reference files are Pharaoh/TALP: line n for corpus line n (from --start), `i-j` a sure link, `i?j` a possible "
+        "one, i the source token and j the target token, 0-based over the corpus's tokens (split on spaces).",
+    )
+    align.add_argument("--gold", metavar="FILE", help="hand alignments: i-j sure, i?j possible (e.g. alignments/gold.talp)")
+    align.add_argument("--possible", metavar="FILE", help="the gold's possible links in a file of their own (--gold all sure)")
+    align.add_argument("--silver", metavar="FILE", help="a second reference, all links sure (e.g. alignments/silver.talp)")
+    align.add_argument("--data", required=True, metavar="DIR", help="corpus folder with SPLIT.en and SPLIT.ja (language codes)")
+    align.add_argument("--split", default="test", help="the corpus split the references align (default test)")
+    align.add_argument("--start", type=int, default=0, help="the corpus line (0-based) of the references' first line")
+    align.add_argument("--limit", type=int, help="run only this many lines from --start")
+    align.add_argument("--model", help="model name (default: the default model)")
+    align.add_argument("--model-dir", help="folder of models (default the built-in model)")
+    align.add_argument("--add-model", action="append", metavar="PATH_OR_HUB_ID", help="load this model too (repeatable)")
+    align.add_argument("--methods", nargs="+", help="the model's methods to score (default every one it declares)")
+    align.add_argument("--threshold", type=float, help="every link over this share of its row, not the argmax")
+    align.add_argument("--shift-att", action="store_true", help="Shift-Att: target token t from row t + 1 (Chen et al. 2020)")
+    align.add_argument(
+        "--saliency-steps", type=int, default=20, help="integrated gradients' steps for method saliency (0: input × gradient)"
+    )
+    align.add_argument("--json", metavar="FILE", help="write the tables as JSON to FILE (- prints only the JSON)")
+    align.set_defaults(run=_align)
     return parser
 
 

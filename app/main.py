@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from app.errors import install_error_handlers
 from app.middleware import BodyReadTimeout, BodySizeLimit, SecurityHeaders, UnexpectedErrors
 from app.registry import ModelRegistry
-from app.routes import attention, docs, health, models, pages, translate, vendor
+from app.routes import attention, docs, explain, health, models, pages, translate, vendor
 from app.runner import InferenceRunner, configure_torch
 from app.settings import REPO_ROOT, Settings, get_settings
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(SecurityHeaders)  # outermost: every answer carries the headers, 413 and 500 included
 
-    for module in (models, translate, attention, health, pages, docs, vendor):
+    for module in (models, translate, attention, explain, health, pages, docs, vendor):
         app.include_router(module.router)
     # check_dir=False: the app (and its API) still starts from a checkout without the front end.
     app.mount("/static", StaticFiles(directory=REPO_ROOT / "static", check_dir=False), name="static")

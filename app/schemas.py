@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backends.interface import AttentionKind, Granularity, TokenAxis
+from backends.interface import (
+    AttentionKind,
+    Granularity,
+    LayerNormPlacement,
+    Method,
+    PositionEncoding,
+    SaliencyAlgorithm,
+    TokenAxis,
+)
 
 # How the weights of each map travel: "lists" as nested JSON numbers, "base64" as the same numbers packed (EncodedWeights).
 WeightsEncoding = Literal["lists", "base64"]
@@ -33,6 +41,44 @@ class TranslateRequest(RequestBody):
     )
 
 
+class AlignmentRequest(RequestBody):
+    layer: int | None = Field(
+        None, ge=0, description="cross-attention layer to read; the model's best alignment layer (alignment_layer) when left out"
+    )
+    head: int | Literal["mean", "layer", "contributions"] | None = Field(
+        None,
+        description="a head index (from 0) or mean (the layer's mean over heads) for methods with per-head maps (weights, "
+        "norms); layer: the layer's own map (norms ‖Σ_h α f_h(x)‖, alti's cross-attention block); contributions: the "
+        "per-token source contributions (alti composed through every layer, saliency), which have no layer; "
+        "the first the method has of mean, layer, contributions when left out",
+    )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="every link whose share of its row (over the source tokens, special tokens left out) is over this; "
+        "each target token's argmax when left out",
+    )
+    shift_att: bool = Field(
+        False,
+        description="Shift-Att (Chen et al. 2020): read target token t from the row where it is the decoder input (row t + 1)",
+    )
+
+
+class SaliencyRequest(RequestBody):
+    algorithm: SaliencyAlgorithm = Field(
+        "integrated_gradients",
+        description="integrated_gradients (Captum's IntegratedGradients from a zero-embedding baseline) or "
+        "input_x_gradient (Captum's InputXGradient)",
+    )
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description="integrated gradients' step count (Captum's n_steps): 20 when left out, at most the server's "
+        "max_saliency_steps; input_x_gradient takes none",
+    )
+
+
 class AttentionRequest(TranslateRequest):
     model_config = ConfigDict(
         extra="forbid",
@@ -42,6 +88,9 @@ class AttentionRequest(TranslateRequest):
                 {"source": EXAMPLE_SOURCE},
                 {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "kinds": ["cross"], "layers": [0], "heads": [0, 1]},
                 {"source": EXAMPLE_SOURCE, "controls": {"politeness": "plain"}},
+                {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "alignment": {"head": "mean", "shift_att": False}},
+                {"source": EXAMPLE_SOURCE, "method": "alti"},
+                {"source": EXAMPLE_SOURCE, "method": "saliency", "saliency": {"algorithm": "integrated_gradients", "steps": 20}},
                 {"source": EXAMPLE_SOURCE, "encoding": "base64"},
             ]
         },
@@ -65,11 +114,52 @@ class AttentionRequest(TranslateRequest):
         description="word merges the subword pieces of each word: columns summed over a word's pieces, rows averaged, "
         "so rows still sum to 1 (models whose tokens are words have nothing to merge)",
     )
+    alignment: AlignmentRequest | None = Field(
+        None,
+        description="word alignment read off one cross map: each target token's argmax source token, or every link over "
+        "a threshold; returned as `alignment`, in the tokens of the response (at its granularity)",
+    )
+    method: Method = Field(
+        "weights",
+        description="what the maps measure, one of the model's `methods` (GET /api/v1/models): weights (the softmax "
+        "weights), norms (‖α_ij f(x_j)‖ per head and ‖Σ_h α_ij f_h(x_j)‖ per layer, Kobayashi et al. 2020; rows not "
+        "normalised), alti (ALTI+ contributions, Ferrando et al. 2022: per-layer maps and `contributions`), saliency "
+        "(gradient attributions with Captum: `contributions` only)",
+    )
+    saliency: SaliencyRequest | None = Field(None, description="how method saliency attributes; only with method saliency")
     encoding: WeightsEncoding = Field(
         "lists",
         description="lists: each map's `weights` as nested JSON numbers; base64: each map's `encoded` instead, the same "
         "numbers as integers packed in base64 (about a third fewer bytes gzipped, and far quicker to write and read)",
     )
+
+
+class ExplainRequest(TranslateRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"source": EXAMPLE_SOURCE, "target": "これ は 例 で す 。", "kind": "cross", "layer": 1, "head": 0, "query": 2},
+                {"source": EXAMPLE_SOURCE, "kind": "encoder", "layer": 0, "head": 3, "query": 0},
+            ]
+        },
+    )
+
+    target: str | None = Field(
+        None,
+        description="a translation to force (space-separated tokens or plain text); the model's own when left out "
+        "(decoded as POST /api/v1/attention decodes it, so the same request gives the same rows)",
+    )
+    kind: AttentionKind = Field(description="which attention: one of the kinds the model has")
+    layer: int = Field(ge=0, description="layer index (from 0)")
+    head: int = Field(ge=0, description="head index (from 0)")
+    query: int = Field(
+        ge=0,
+        description="the row to explain: a position (from 0) on the kind's query axis, special tokens included, as the "
+        "rows of the attention maps (a source token for encoder, a produced token for decoder and cross)",
+    )
+    precision: int = Field(6, ge=0, le=8, description="decimal places of every number")
 
 
 class Token(BaseModel):
@@ -132,11 +222,14 @@ class TranslateResponse(BaseModel):
 
 
 class EncodedWeights(BaseModel):
-    """The weights of a map packed: `data` is base64 of little-endian unsigned integers, one per weight in
+    """The weights of a map packed: `data` is base64 of little-endian integers (`dtype`), one per weight in
     [layer][head][query][key] order (row-major over `shape`); each integer divided by `scale` is the weight, the very
     number `"encoding": "lists"` writes (rounded to `precision` decimals)."""
 
-    dtype: Literal["uint16", "uint32"] = Field(description="uint16 up to 4 decimals, uint32 above")
+    dtype: Literal["uint16", "uint32", "float64"] = Field(
+        description="the narrowest that holds every integer: uint16 for weights up to 4 decimals, uint32 up to 8; "
+        "float64 (integers held exactly) for norms too large for uint32"
+    )
     scale: int = Field(description="10 ** precision: weight = integer / scale", examples=[10000])
     shape: list[int] = Field(description="[layers, heads, queries, keys]", examples=[[3, 4, 7, 6]])
     data: str = Field(description="base64 of the integers, little-endian")
@@ -149,11 +242,64 @@ class AttentionMap(BaseModel):
     query_tokens: list[str]
     key_tokens: list[str]
     layers: list[int]
-    heads: list[int]
+    heads: list[int] = Field(description="the heads of `weights`; empty for alti, which has no per-head maps")
     weights: list[list[list[list[float]]]] | None = Field(
-        description='[layer][head][query][key]; each row sums to 1. null with "encoding": "base64"'
+        description="[layer][head][query][key]: for method weights the attention weights (each row sums to 1), for "
+        'norms ‖α_ij f_h(x_j)‖ (not normalised); empty lists per layer for alti. null with "encoding": "base64" '
+        "where the method has per-head maps"
     )
-    encoded: EncodedWeights | None = Field(None, description='the weights packed, with "encoding": "base64"; else null')
+    encoded: EncodedWeights | None = Field(
+        None, description='`weights` packed, with "encoding": "base64" where the method has per-head maps; else null'
+    )
+    method: Method = Field(description="what the values measure: the request's method")
+    rows_sum_to_one: bool = Field(
+        description="true for weights and alti (alti cross-attention: with `residual`); false for norms, whose rows "
+        "are vector norms: divide a row by its sum for a row-normalised view"
+    )
+    layer_weights: list[list[list[float]]] | None = Field(
+        None,
+        description="[layer][query][key] the layer's own map where the method has one: norms ‖Σ_h α_ij f_h(x_j)‖ "
+        "(Kobayashi et al. 2020 eq. 6), alti the block's contributions; null for weights",
+    )
+    residual: list[list[float]] | None = Field(
+        None,
+        description="[layer][query] alti cross-attention only: the share of the decoder's own residual stream, "
+        "which with the source columns of layer_weights sums to 1",
+    )
+
+
+class Contributions(BaseModel):
+    method: Method = Field(description="alti or saliency")
+    normalised: bool = Field(
+        description="true (alti): each row of source and prefix together sums to 1; false (saliency): L2 norms of the "
+        "attributions, not normalised"
+    )
+    source: list[list[float]] = Field(description="[produced token][source token], rows target_tokens")
+    prefix: list[list[float]] = Field(
+        description="[produced token][decoder input], columns decoder_input_tokens; 0 for the inputs a token cannot see"
+    )
+    source_share: list[float] = Field(
+        description="per produced token: the source's part of the row's total, sum(source) / (sum(source) + sum(prefix))"
+    )
+
+
+class AlignmentLink(BaseModel):
+    source: int = Field(description="index into source_tokens")
+    target: int = Field(description="index into target_tokens")
+    weight: float = Field(description="the link's share of its row over the source tokens (special tokens left out)")
+
+
+class Alignment(BaseModel):
+    method: Method = Field(description="the method whose map was read: the request's")
+    layer: int | None = Field(description="the cross-attention layer read; null for contributions")
+    head: int | Literal["mean", "layer", "contributions"]
+    threshold: float | None = Field(description="null: each target token's argmax")
+    shift_att: bool
+    links: list[AlignmentLink] = Field(
+        description="by target token; special tokens (</s>, language codes) have none, and a row with no weight on the "
+        "source tokens has none"
+    )
+
 
 
 class AttentionResponse(BaseModel):
@@ -167,7 +313,69 @@ class AttentionResponse(BaseModel):
     source_tokens: list[Token] = Field(description="rows and columns of encoder maps, columns of cross maps")
     target_tokens: list[Token] = Field(description="tokens produced: rows of decoder and cross maps")
     decoder_input_tokens: list[Token] = Field(description="<s> then target_tokens[:-1]: columns of decoder maps")
-    attention: dict[AttentionKind, AttentionMap]
+    attention: dict[AttentionKind, AttentionMap] = Field(description="the per-layer maps; empty for method saliency")
+    alignment: Alignment | None = Field(None, description="the word alignment asked for with `alignment`; null when not asked")
+    warnings: Warnings
+    method: Method = Field(description="what the maps measure: the request's method")
+    contributions: Contributions | None = Field(
+        None,
+        description="alti and saliency: per produced token, what each source token and each decoder input gave it; "
+        "null for weights and norms",
+    )
+
+
+Vector = list[float]
+Matrix = list[list[float]]
+
+
+class FeedForwardValues(BaseModel):
+    input: Vector = Field(description="the residual stream entering the layer's feed-forward block, at the query")
+    normed: Vector = Field(description="its LayerNorm: what W₁ reads")
+    output: Vector = Field(description="W₂ ReLU(W₁ normed + b₁) + b₂")
+    result: Vector = Field(description="input + output: the layer's output at the query")
+
+
+class PositionTableInfo(BaseModel):
+    encoding: PositionEncoding = Field(description="sinusoidal (a fixed table) or learned (trained with the model)")
+    side: Literal["source", "target"] = Field(description="whose embedding the table belongs to (the query side's)")
+    table: Matrix = Field(description="[position][dimension]: the vector added to the token embedding at each position")
+
+
+class ExplainResponse(BaseModel):
+    """One head's computation of one attention row. Key-indexed lists follow `key_axis`."""
+
+    model: str
+    translation: str
+    forced: bool
+    controls: ControlsUsed
+    kind: AttentionKind
+    layer: int
+    head: int
+    query: int = Field(description="the row explained: a position on `query_axis`")
+    query_axis: TokenAxis
+    key_axis: TokenAxis
+    source_tokens: list[Token]
+    target_tokens: list[Token]
+    decoder_input_tokens: list[Token]
+    d_model: int
+    heads: int
+    d_k: int = Field(description="the size of one head's queries, keys and values: d_model / heads")
+    d_ff: int = Field(description="the feed-forward block's hidden size")
+    layer_norm: LayerNormPlacement = Field(description="pre: x + Sublayer(LayerNorm(x)); post: LayerNorm(x + Sublayer(x))")
+    query_input: Vector = Field(description="x: what the query is projected from (pre-LN: the block input after LayerNorm)")
+    key_inputs: Matrix = Field(description="[key]: what keys and values are projected from (cross: the encoder output)")
+    queries: Matrix = Field(description="[query position][d_k]: this head's query at every position; row `query` is q")
+    keys: Matrix = Field(description="[key][d_k]: K = key_inputs W_K, this head's columns")
+    values: Matrix = Field(description="[key][d_k]: V = key_inputs W_V, this head's columns")
+    scores: Vector = Field(description="[key]: q·k_j / √d_k, before the mask")
+    allowed: list[bool] = Field(description="[key]: false where the mask sets the score to −∞ before the softmax")
+    weights: Vector = Field(description="[key]: the softmax of the masked scores: this row of the attention map")
+    head_outputs: Matrix = Field(description="[head][d_k]: each head's Σ_j α_j v_j at this query; row `head` is this head's")
+    attention_output: Vector = Field(description="the heads' outputs concatenated, times W_O, plus its bias")
+    residual_in: Vector = Field(description="the residual stream entering the attention block, at the query")
+    residual_out: Vector = Field(description="residual_in + attention_output (post-LN: then its LayerNorm)")
+    feed_forward: FeedForwardValues
+    positions: PositionTableInfo
     warnings: Warnings
 
 
@@ -210,10 +418,30 @@ class TokenConventionsInfo(BaseModel):
     word_level: bool = Field(description="every token is a whole word: granularity word has nothing to merge")
 
 
+class BestAlignment(BaseModel):
+    reference: str = Field(examples=["gold"], description="the reference it was measured against: gold or silver")
+    layer: int | None = Field(description="the layer of the lowest AER of every map the method has; null: contributions")
+    head: int | Literal["mean", "layer", "contributions"] = Field(description="as the request's alignment.head")
+    aer: float
+    mean_layer: int | None = Field(description="the layer whose mean over heads has the lowest AER; null without heads")
+    mean_aer: float | None
+
+
+class MethodInfo(BaseModel):
+    name: Method = Field(examples=["alti"])
+    label: str = Field(examples=["ALTI+ contributions"])
+    saliency_algorithms: list[SaliencyAlgorithm] = Field(
+        description="for saliency: the algorithms a request may choose, the default first; empty for other methods"
+    )
+
+
 class AlignmentLayer(BaseModel):
     layer: int = Field(description="the cross-attention layer whose mean over heads aligns best")
     measured: bool = Field(description="true when the model card measured it; false: the last layer, for want of a figure")
-    note: str = Field(examples=["lowest AER on dev against eflomal alignments (0.609)"])
+    note: str = Field(examples=["lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.512)"])
+    by_method: dict[str, BestAlignment] = Field(
+        default_factory=dict, description="per method, the best argmax alignment the model card measured (empty without one)"
+    )
 
 
 class ModelInfo(BaseModel):
@@ -237,6 +465,12 @@ class ModelInfo(BaseModel):
     examples: list[str] = Field(description="source sentences to try")
     target_example: str | None = Field(description="a target the model accepts as written")
     has_readings: bool = Field(description="target tokens carry a Latin-letter reading")
+    methods: list[MethodInfo] = Field(description="what attention requests may ask for in `method`, weights first")
+    explains: bool = Field(description="POST /api/v1/explain shows how its heads compute a row, step by step")
+    layer_norm: LayerNormPlacement | None = Field(
+        description="pre or post: where a transformer layer's LayerNorms sit; null where the model does not declare it "
+        "(the RNN, Hugging Face models)"
+    )
     alignment_layer: AlignmentLayer | None = Field(description="where to look first: null for a model without cross-attention")
     card: dict[str, Any] = Field(description="the model card's figures, as stored next to the model")
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_source_tokens: int = Field(128, ge=1)
     max_target_tokens: int = Field(160, ge=1)
     max_beam_size: int = Field(8, ge=1)
+    max_saliency_steps: int = Field(
+        64, ge=1, description="integrated gradients' step count a saliency request may ask for (each step is a pass per token)"
+    )
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://example.org"]; none by default')
     cache_size: int = Field(256, ge=0, description="responses kept in the LRU cache; 0 disables it")
     cache_max_bytes: int = Field(

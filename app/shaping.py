@@ -6,18 +6,25 @@ import base64
 from dataclasses import asdict
 
 import torch
+from torch import Tensor
 
-from app.checks import AttentionCall, TranslateCall, limits, words
+from app.checks import AttentionCall, ExplainCall, TranslateCall, alignment_layer, limits, words
 from app.schemas import (
-    AlignmentLayer,
+    Alignment,
+    AlignmentLink,
     AttentionMap,
     AttentionResponse,
+    Contributions,
     ControlInfo,
     EncodedWeights,
+    ExplainResponse,
+    FeedForwardValues,
     Hypothesis,
     KindInfo,
     LanguageInfo,
+    MethodInfo,
     ModelInfo,
+    PositionTableInfo,
     ResultWarning,
     Token,
     TokenConventionsInfo,
@@ -25,27 +32,24 @@ from app.schemas import (
     VocabSizes,
 )
 from app.settings import Settings
-from backends.interface import KIND_AXES, AttentionQuery, AttentionResult, ModelDescription, StopCheck, TranslationModel
+from backends.alignment import cross_map, shift_att, weighted_links
+from backends.interface import (
+    DEFAULT_SALIENCY,
+    KIND_AXES,
+    METHOD_LABELS,
+    SALIENCY_ALGORITHMS,
+    AttentionQuery,
+    AttentionResult,
+    ModelDescription,
+    StopCheck,
+    TranslationModel,
+)
+from backends.interface import Contributions as ModelContributions
 from backends.interface import Token as ModelToken
 from backends.words import merge_words
 
 # Shown by name, up to this many, in a warning about unknown words.
 NAMED_WORDS = 5
-
-
-def alignment_layer(description: ModelDescription) -> AlignmentLayer | None:
-    """The cross-attention layer to open first: the card's measured best, else the last one."""
-    cross = description.kinds.get("cross")
-    if cross is None:
-        return None
-    measured = description.card.get("alignment_by_layer")
-    if measured:
-        best = measured["best_layer"]
-        aer = next(row["aer"] for row in measured["layers"] if row["layer"] == best)
-        return AlignmentLayer(
-            layer=best, measured=True, note=f"lowest AER on {measured['split']} against silver alignments ({aer:.3f})"
-        )
-    return AlignmentLayer(layer=cross.layers - 1, measured=False, note="the last layer: the model card has no alignment figure")
 
 
 def model_info(name: str, model: TranslationModel, default: str, settings: Settings) -> ModelInfo:
@@ -69,6 +73,12 @@ def model_info(name: str, model: TranslationModel, default: str, settings: Setti
         examples=list(d.examples),
         target_example=d.target_example,
         has_readings=d.has_readings,
+        methods=[
+            MethodInfo(name=m, label=METHOD_LABELS[m], saliency_algorithms=list(SALIENCY_ALGORITHMS) if m == "saliency" else [])
+            for m in d.methods
+        ],
+        explains=d.explains,
+        layer_norm=d.layer_norm,
         alignment_layer=alignment_layer(d),
         card=d.card,
     )
@@ -180,6 +190,23 @@ def _at_granularity(
     return merge_words(result, subword_marker=description.tokens.subword_marker), []
 
 
+def alignment(description: ModelDescription, result: AttentionResult, call: AttentionCall) -> Alignment:
+    """The links of the cross map the call asks for, in the tokens of the response. Shift-Att moves rows before
+    pieces are merged into words, so a word is read from the rows where its pieces are the decoder input."""
+    asked = call.alignment
+    shown, _ = _at_granularity(description, shift_att(result) if asked.shift_att else result, call)
+    weights = cross_map(shown, asked.layer, asked.head)  # (T, S)
+    links = weighted_links(weights, shown.source_tokens, shown.target_tokens, asked.threshold)
+    return Alignment(
+        method=result.method,
+        layer=asked.layer,
+        head=asked.head,
+        threshold=asked.threshold,
+        shift_att=asked.shift_att,
+        links=[AlignmentLink(source=k.source, target=k.target, weight=round(k.share, call.precision)) for k in links],
+    )
+
+
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:
     result = model.attention(
         call.source,
@@ -187,6 +214,8 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         beam_size=call.beam_size,
         max_length=call.max_length,
         controls=call.control_values,
+        method=call.method,
+        saliency=call.saliency or DEFAULT_SALIENCY,
         stop=stop,
     )
     return _attention_response(model.describe(), name, call, result)
@@ -203,7 +232,16 @@ def attention_batch(
         except Exception as exc:
             return [exc]
     queries = [
-        AttentionQuery(call.source, call.target, call.beam_size, call.max_length, call.control_values) for call in calls
+        AttentionQuery(
+            call.source,
+            call.target,
+            call.beam_size,
+            call.max_length,
+            call.control_values,
+            call.method,
+            call.saliency or DEFAULT_SALIENCY,
+        )
+        for call in calls
     ]
     description = model.describe()
     responses: list[AttentionResponse | Exception] = []
@@ -215,17 +253,21 @@ def attention_batch(
     return responses
 
 
-def rounded(weights: torch.Tensor, precision: int) -> list:
-    # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
-    return weights.double().round(decimals=precision).tolist()
-
-
 def packed(weights: torch.Tensor, precision: int) -> EncodedWeights:
-    """The numbers rounded() gives, as integers: round(w · 10^p), which torch's round(decimals=p) divides by 10^p, so
-    a reader's integer / 10^p is the same double the JSON list holds."""
+    """The numbers _rounded() gives, as integers: round(w · 10^p), which torch's round(decimals=p) divides by 10^p, so
+    a reader's integer / 10^p is the same double the JSON list holds. The narrowest type that holds every integer:
+    weights in [0, 1] fit uint16 to 4 decimals and uint32 to 8; norms, which are not bounded by 1, may need float64
+    (which holds integers exactly up to 2^53)."""
     scale = 10**precision
-    integers = (weights.double() * scale).round().to(torch.int64).numpy()
-    dtype, wire = ("uint16", "<u2") if precision <= 4 else ("uint32", "<u4")  # 10^4 fits 16 bits, 10^8 32
+    integers = (weights.double() * scale).round()
+    low, high = (float(integers.min()), float(integers.max())) if integers.numel() else (0.0, 0.0)
+    if low >= 0 and high < 2**16:
+        dtype, wire = "uint16", "<u2"
+    elif low >= 0 and high < 2**32:
+        dtype, wire = "uint32", "<u4"
+    else:
+        dtype, wire = "float64", "<f8"
+    integers = integers.numpy() if dtype == "float64" else integers.to(torch.int64).numpy()
     data = base64.b64encode(integers.astype(wire).tobytes()).decode("ascii")
     return EncodedWeights(dtype=dtype, scale=scale, shape=list(weights.shape), data=data)
 
@@ -236,6 +278,7 @@ def _attention_response(
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
         warnings += target_warnings(description, result.target_tokens)
+    links = alignment(description, result, call) if call.alignment is not None else None
     result, merge_warnings = _at_granularity(description, result, call)
     axes = {
         "source_tokens": result.source_tokens,
@@ -243,9 +286,15 @@ def _attention_response(
         "decoder_input_tokens": result.decoder_input_tokens,
     }
     maps = {}
+    lists = call.encoding == "lists"
     for kind, layers, heads in zip(call.kinds, call.layers, call.heads, strict=True):
+        if kind not in result.maps and kind not in result.layer_maps:
+            continue  # saliency has no per-layer maps
         query_axis, key_axis, causal = KIND_AXES[kind]
-        weights = result.maps[kind][list(layers)][:, list(heads)]
+        per_head = kind in result.maps
+        weights = result.maps[kind][list(layers)][:, list(heads)] if per_head else None
+        layer_map = result.layer_maps.get(kind)
+        residual = result.residual_shares.get(kind)
         maps[kind] = AttentionMap(
             causal=causal,
             query_axis=query_axis,
@@ -253,9 +302,13 @@ def _attention_response(
             query_tokens=[t.text for t in axes[query_axis]],
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
-            heads=list(heads),
-            weights=rounded(weights, call.precision) if call.encoding == "lists" else None,
-            encoded=packed(weights, call.precision) if call.encoding == "base64" else None,
+            heads=list(heads) if per_head else [],
+            weights=[[] for _ in layers] if not per_head else _rounded(weights, call.precision) if lists else None,
+            encoded=packed(weights, call.precision) if per_head and not lists else None,
+            method=result.method,
+            rows_sum_to_one=result.method != "norms",
+            layer_weights=None if layer_map is None else _rounded(layer_map[list(layers)], call.precision),
+            residual=None if residual is None else _rounded(residual[list(layers)], call.precision),
         )
     return AttentionResponse(
         model=name,
@@ -269,5 +322,94 @@ def _attention_response(
         target_tokens=_tokens(result.target_tokens),
         decoder_input_tokens=_tokens(result.decoder_input_tokens),
         attention=maps,
+        alignment=links,
         warnings=warnings + merge_warnings,
+        method=result.method,
+        contributions=None if result.contributions is None else _contributions(result.contributions, result.method, call),
+    )
+
+
+def _contributions(contributions: ModelContributions, method: str, call: AttentionCall) -> Contributions:
+    source, prefix = contributions.source.double(), contributions.prefix.double()
+    total = source.sum(-1) + prefix.sum(-1)
+    share = torch.where(total > 0, source.sum(-1) / total.clamp_min(1e-300), torch.zeros_like(total))
+    return Contributions(
+        method=method,
+        normalised=contributions.normalised,
+        source=_rounded(source, call.precision),
+        prefix=_rounded(prefix, call.precision),
+        source_share=_rounded(share, call.precision),
+    )
+
+
+def _rounded(tensor: Tensor, precision: int) -> list:
+    # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
+    return tensor.double().round(decimals=precision).tolist()
+
+
+def explanation(model: TranslationModel, name: str, call: ExplainCall, stop: StopCheck) -> ExplainResponse:
+    description = model.describe()
+    result = model.explain(
+        call.source,
+        call.target,
+        kind=call.kind,
+        layer=call.layer,
+        head=call.head,
+        query=call.query,
+        beam_size=call.beam_size,
+        max_length=call.max_length,
+        controls=call.control_values,
+        stop=stop,
+    )
+    warnings = source_warnings(description, result.source_tokens)
+    if result.forced:
+        warnings += target_warnings(description, result.target_tokens)
+    query_axis, key_axis, _ = KIND_AXES[result.kind]
+    heads, d_k = result.head_outputs.shape
+
+    def numbers(tensor: Tensor) -> list:
+        return _rounded(tensor, call.precision)
+
+    feed_forward = result.feed_forward
+    return ExplainResponse(
+        model=name,
+        translation=result.translation,
+        forced=result.forced,
+        controls=result.controls,
+        kind=result.kind,
+        layer=result.layer,
+        head=result.head,
+        query=result.query,
+        query_axis=query_axis,
+        key_axis=key_axis,
+        source_tokens=_tokens(result.source_tokens),
+        target_tokens=_tokens(result.target_tokens),
+        decoder_input_tokens=_tokens(result.decoder_input_tokens),
+        d_model=heads * d_k,
+        heads=heads,
+        d_k=d_k,
+        d_ff=result.d_ff,
+        layer_norm=description.layer_norm,  # a model that explains is a transformer: it says where its LayerNorms sit
+        query_input=numbers(result.query_input),
+        key_inputs=numbers(result.key_inputs),
+        queries=numbers(result.queries),
+        keys=numbers(result.keys),
+        values=numbers(result.values),
+        scores=numbers(result.scores),
+        allowed=result.allowed.tolist(),
+        weights=numbers(result.weights),
+        head_outputs=numbers(result.head_outputs),
+        attention_output=numbers(result.attention_output),
+        residual_in=numbers(result.residual_in),
+        residual_out=numbers(result.residual_out),
+        feed_forward=FeedForwardValues(
+            input=numbers(feed_forward.input),
+            normed=numbers(feed_forward.normed),
+            output=numbers(feed_forward.output),
+            result=numbers(feed_forward.result),
+        ),
+        positions=PositionTableInfo(
+            encoding=result.positions.encoding, side=result.positions.side, table=numbers(result.positions.table)
+        ),
+        warnings=warnings,
     )

@@ -7,13 +7,19 @@ import json
 from pathlib import Path
 
 from backends.interface import (
+    DEFAULT_SALIENCY,
+    AttentionKind,
     AttentionQuery,
     AttentionResult,
     Control,
+    HeadExplanation,
+    InputError,
     KindShape,
+    Method,
     ModelDescription,
     ModelLimits,
     ModelLoadError,
+    SaliencyOptions,
     StopCheck,
     Token,
     TokenConventions,
@@ -23,6 +29,7 @@ from backends.interface import (
     never_stop,
 )
 from model.checkpoint import CheckpointError, architecture
+from model.methods import methods_of
 from model.politeness import POLITENESS_LABELS
 from model.readings import load_readings
 from model.translator import POLITENESS, Translator
@@ -95,6 +102,11 @@ class BuiltinModel(TranslationModel):
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
             has_readings=bool(self.readings),
+            methods=methods_of(network),
+            # the transformer's heads are queries, keys and values, traced (model.explanation); the RNN's
+            # additive score is not, so it has no step-by-step explanation
+            explains=architecture(network) == "transformer",
+            layer_norm="pre" if architecture(network) == "transformer" else None,
             batching=True,
         )
 
@@ -137,15 +149,43 @@ class BuiltinModel(TranslationModel):
         beam_size: int = 1,
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
-        return self._labelled(self.translator.attention(source, target, beam_size, max_length, self._politeness(controls), stop))
+        return self._labelled(
+            self.translator.attention(
+                source, target, beam_size, max_length, self._politeness(controls), stop, method=method, saliency=saliency
+            )
+        )
 
     def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
         results = self.translator.attention_batch(queries, stops)
         return [result if isinstance(result, Exception) else self._labelled(result) for result in results]
 
-    def _labelled(self, result: AttentionResult) -> AttentionResult:
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        if not self._description.explains:
+            raise InputError(f"model {self.name} cannot explain its attention step by step: it has no queries and keys")
+        return self._labelled(
+            self.translator.explain(
+                source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop
+            )
+        )
+
+    def _labelled(self, result: AttentionResult | HeadExplanation) -> AttentionResult | HeadExplanation:
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
         return result

@@ -26,15 +26,19 @@ from pathlib import Path
 import torch
 
 from backends.interface import (
+    DEFAULT_SALIENCY,
     AttentionResult,
     Control,
+    HeadExplanation,
     Hypothesis,
     InputError,
     KindShape,
     Language,
+    Method,
     ModelDescription,
     ModelLimits,
     ModelLoadError,
+    SaliencyOptions,
     StopCheck,
     Token,
     TokenConventions,
@@ -44,6 +48,7 @@ from backends.interface import (
     never_stop,
     resolve_controls,
 )
+from model.norms import norm_maps
 from model.translator import resolve_device
 
 __all__ = ["HuggingFaceModel", "ModelLoadError"]
@@ -59,6 +64,10 @@ WORD_END_MARKER = "</w>"
 # NLLB's language codes are its language tokens ("eng_Latn"); M2M100 and mBART-50 map codes to ids themselves.
 NLLB_CODE = re.compile(r"[a-z]{3}_[A-Z][a-z]{3}")
 UNKNOWN_LANGUAGE = Language("und", "unknown")
+# Families whose layers are BART's (self_attn and encoder_attn with v_proj and out_proj, the values made from the
+# layer's input or, pre-LN, from its self_attn_layer_norm): the adapter computes method norms from their weights.
+# T5's attention (no biases, relative positions, its own module names) is left at weights.
+NORMS_FAMILIES = ("bart", "marian", "mbart", "m2m_100")
 
 
 def _transformers():
@@ -277,6 +286,7 @@ class HuggingFaceModel(TranslationModel):
             card=card.get("card", {}),
             examples=tuple(card.get("examples", ())),
             target_example=card.get("target_example"),
+            methods=("weights", "norms") if config.model_type in NORMS_FAMILIES else ("weights",),
         )
 
     def _language_controls(self) -> tuple[Control, ...]:
@@ -506,9 +516,14 @@ class HuggingFaceModel(TranslationModel):
         beam_size: int = 1,
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
         values = resolve_controls(self._description, controls)
+        if method not in self._description.methods:
+            methods = ", ".join(self._description.methods)
+            raise InputError(f"model {self._description.name} has no method {method}; its methods are {methods}")
         source_ids = self._source_ids(source, values)
         batch = self._batch([source_ids])
         with torch.inference_mode():
@@ -520,7 +535,10 @@ class HuggingFaceModel(TranslationModel):
             stop()
             decoder_input_ids = [self._decoder_start] + target_ids[:-1]
             output = self._model(
-                **batch, decoder_input_ids=torch.tensor([decoder_input_ids], device=self._model.device), output_attentions=True
+                **batch,
+                decoder_input_ids=torch.tensor([decoder_input_ids], device=self._model.device),
+                output_attentions=True,
+                output_hidden_states=method == "norms",
             )
         produced = torch.tensor(target_ids, device=output.logits.device)[:, None]  # (T, 1)
         score = output.logits[0].float().log_softmax(-1).gather(1, produced).sum().item()
@@ -529,6 +547,9 @@ class HuggingFaceModel(TranslationModel):
             "decoder": output.decoder_attentions,  # L x (1, H, T, T)
             "cross": output.cross_attentions,  # L x (1, H, T, S)
         }
+        layer_maps = {}
+        if method == "norms":
+            maps, layer_maps = self._norms(output)
         return AttentionResult(
             source_tokens=self._typed_tokens(source, source_ids, values),
             target_tokens=self._tokens(target_ids),
@@ -539,4 +560,60 @@ class HuggingFaceModel(TranslationModel):
             maps={kind: torch.cat(layers).float().cpu() for kind, layers in maps.items()},  # (L, H, Tq, Tk)
             controls=values,
             predictions={},
+            method=method,
+            layer_maps={kind: torch.cat(layers).float().cpu() for kind, layers in layer_maps.items()},  # (L, Tq, Tk)
         )
+
+    @torch.inference_mode()
+    def _norms(self, output) -> tuple[dict[str, list[torch.Tensor]], dict[str, list[torch.Tensor]]]:
+        """Method norms (model/norms.py, Kobayashi et al. 2020) of a forward pass with attentions and hidden states,
+        from each layer's own v_proj and out_proj -> (per head [(1, H, Tq, Tk)], per layer [(1, Tq, Tk)]) by kind.
+
+        hidden_states[l] is layer l's input. BART and Marian normalise after each block (post-LN): the values are made
+        from that input. mBART and M2M100 / NLLB normalise first (pre-LN, and they end with a final layer_norm, which
+        is how they are told apart): from its self_attn_layer_norm. Cross-attention values are made from the
+        encoder's output either way."""
+        encoder, decoder = self._model.get_encoder(), self._model.get_decoder()
+        normalise_first = getattr(encoder, "layer_norm", None) is not None
+        memory = output.encoder_last_hidden_state
+
+        def values_in(layer, hidden: torch.Tensor) -> torch.Tensor:
+            return layer.self_attn_layer_norm(hidden) if normalise_first else hidden
+
+        blocks = {"encoder": [], "decoder": [], "cross": []}  # (weights, what the values are made from, the attention)
+        encoder_side = zip(encoder.layers, output.encoder_hidden_states[:-1], output.encoder_attentions, strict=True)
+        for layer, hidden, weights in encoder_side:
+            blocks["encoder"].append((weights, values_in(layer, hidden), layer.self_attn))
+        decoder_side = zip(
+            decoder.layers, output.decoder_hidden_states[:-1], output.decoder_attentions, output.cross_attentions, strict=True
+        )
+        for layer, hidden, own, cross in decoder_side:
+            blocks["decoder"].append((own, values_in(layer, hidden), layer.self_attn))
+            blocks["cross"].append((cross, memory, layer.encoder_attn))
+        per_head, per_layer = {}, {}
+        for kind, entries in blocks.items():
+            per_head[kind], per_layer[kind] = [], []
+            for weights, inputs, attention in entries:
+                n_heads = weights.size(1)
+                values = attention.v_proj(inputs)  # (1, Tk, D)
+                values = values.view(*values.shape[:2], n_heads, -1).transpose(1, 2)  # (1, H, Tk, d_k)
+                heads, layer = norm_maps(weights, values, attention.out_proj)
+                per_head[kind].append(heads)
+                per_layer[kind].append(layer)
+        return per_head, per_layer
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: str,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        raise InputError(f"model {self._description.name} cannot explain its attention step by step (explains: false)")

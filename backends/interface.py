@@ -25,6 +25,10 @@ AttentionKind = Literal["encoder", "decoder", "cross"]
 ATTENTION_KINDS: tuple[AttentionKind, ...] = ("encoder", "decoder", "cross")
 TokenAxis = Literal["source_tokens", "target_tokens", "decoder_input_tokens"]
 Granularity = Literal["token", "word"]
+# "pre": x + Sublayer(LayerNorm(x)) (the built-in transformer, mBART, T5); "post": LayerNorm(x + Sublayer(x))
+# (the original transformer, Marian, BART)
+LayerNormPlacement = Literal["pre", "post"]
+PositionEncoding = Literal["sinusoidal", "learned"]
 
 # kind -> (rows, columns, causal)
 KIND_AXES: dict[AttentionKind, tuple[TokenAxis, TokenAxis, bool]] = {
@@ -32,6 +36,40 @@ KIND_AXES: dict[AttentionKind, tuple[TokenAxis, TokenAxis, bool]] = {
     "decoder": ("target_tokens", "decoder_input_tokens", True),
     "cross": ("target_tokens", "source_tokens", False),
 }
+
+# --- attribution methods: what a map measures ----------------------------------------------------
+#
+#   weights   the softmax weights α_ij, per head; rows sum to 1 (what every visualizer shows)
+#   norms     ‖α_ij f(x_j)‖ per head, f(x) = (x W_V + b_V) W_O restricted to the head, and ‖Σ_h α_ij f_h(x_j)‖ as
+#             the layer's map (Kobayashi et al. 2020, eq. 5-6); rows are not normalised
+#   alti      ALTI+ (Ferrando et al. 2022): per layer, each block's token contributions (rows sum to 1; cross-attention
+#             keeps the share of the decoder's own residual stream apart), and per produced token the contributions
+#             of every source and target-prefix token composed through the layers
+#   saliency  gradient attribution (Captum) of each produced token's log-probability to the source and target-prefix
+#             token embeddings, reduced by the L2 norm per token; no per-layer maps
+Method = Literal["weights", "norms", "alti", "saliency"]
+METHODS: tuple[Method, ...] = ("weights", "norms", "alti", "saliency")
+METHOD_LABELS: dict[Method, str] = {
+    "weights": "Attention weights",
+    "norms": "Vector norms ‖αf(x)‖",
+    "alti": "ALTI+ contributions",
+    "saliency": "Gradient saliency",
+}
+SaliencyAlgorithm = Literal["integrated_gradients", "input_x_gradient"]
+SALIENCY_ALGORITHMS: tuple[SaliencyAlgorithm, ...] = ("integrated_gradients", "input_x_gradient")
+
+
+@dataclass(frozen=True)
+class SaliencyOptions:
+    """How method "saliency" attributes: Captum's IntegratedGradients with `steps` (its n_steps) from a zero
+    embedding baseline, or InputXGradient (which takes no steps: `steps` is then None)."""
+
+    algorithm: SaliencyAlgorithm = "integrated_gradients"
+    steps: int | None = 20
+
+
+DEFAULT_SALIENCY = SaliencyOptions()
+
 
 # Called by an implementation once per decoding step (and between passes); it raises to stop the
 # call (the runner's client went away, or its deadline passed). Implementations never catch it, except
@@ -128,6 +166,11 @@ class ModelDescription:
     examples: tuple[str, ...] = ()  # source sentences the page offers as examples
     target_example: str | None = None  # a target the model accepts as written, for the page's placeholder
     has_readings: bool = False  # target tokens carry Latin-letter readings
+    methods: tuple[Method, ...] = ("weights",)  # the attribution methods attention() computes for this model
+    # explain() shows how one head computes one row, with the model's own intermediates (q, K, V, scores …);
+    # a model that explains declares its layer_norm
+    explains: bool = False
+    layer_norm: LayerNormPlacement | None = None  # where a transformer layer's LayerNorms sit; None where not declared
     # attention_batch decodes its calls together (one padded batch), not one by one: the runner gathers
     # concurrent requests for it
     batching: bool = False
@@ -165,6 +208,15 @@ class Translation:
 
 
 @dataclass
+class Contributions:
+    """Per produced token, what each input token gave it: alti's composed contributions, saliency's attributions."""
+
+    source: Tensor  # (T, S): rows target_tokens, columns source_tokens
+    prefix: Tensor  # (T, T): rows target_tokens, columns decoder_input_tokens (0 for the inputs a row cannot see)
+    normalised: bool  # each row of source and prefix together sums to 1 (alti); saliency's L2 norms are not normalised
+
+
+@dataclass
 class AttentionResult:
     source_tokens: list[Token]  # columns of encoder and cross maps
     target_tokens: list[Token]  # produced tokens: rows of decoder and cross maps
@@ -172,9 +224,71 @@ class AttentionResult:
     translation: str
     forced: bool
     score: float  # total log-probability of target_tokens
-    maps: dict[AttentionKind, Tensor]  # kind -> (L, H, Tq, Tk), labelled as KIND_AXES says
+    maps: dict[AttentionKind, Tensor]  # kind -> (L, H, Tq, Tk) per head, labelled as KIND_AXES says; {} for alti, saliency
     controls: dict[str, str]
     predictions: dict[str, dict[str, float]]
+    method: Method = "weights"
+    # kind -> (L, Tq, Tk): the layer's own map where the method has one (norms: ‖Σ_h α f_h(x_j)‖; alti: the block's
+    # contributions), labelled as `maps`
+    layer_maps: dict[AttentionKind, Tensor] = field(default_factory=dict)
+    # kind -> (L, Tq): alti's share of the decoder's own residual stream in each cross-attention block (the source
+    # columns of layer_maps["cross"] and it sum to 1)
+    residual_shares: dict[AttentionKind, Tensor] = field(default_factory=dict)
+    contributions: Contributions | None = None  # alti and saliency
+
+
+@dataclass
+class PositionTable:
+    """The position vectors a model adds to its token embeddings, for the first `rows` positions."""
+
+    encoding: PositionEncoding
+    side: Literal["source", "target"]  # whose embedding table (the two are equal when sinusoidal)
+    table: Tensor  # (P, D)
+
+
+@dataclass
+class FeedForwardStep:
+    """The feed-forward block that follows in the same layer, at the query's position; each (D,)."""
+
+    input: Tensor  # the residual stream entering it
+    normed: Tensor  # its LayerNorm (pre-LN), what the two linear layers read
+    output: Tensor  # W₂ ReLU(W₁ normed + b₁) + b₂, before the residual add
+    result: Tensor  # input + output: the layer's output at this position
+
+
+@dataclass
+class HeadExplanation:
+    """How one head of one layer computed the attention row of one query token, in the model's own numbers.
+
+    Rows of `key_inputs`, `keys`, `values` and entries of `scores`, `allowed`, `weights` follow the key axis
+    of the kind (KIND_AXES); `query` indexes its query axis, special tokens included, as the maps do.
+    """
+
+    kind: AttentionKind
+    layer: int
+    head: int
+    query: int
+    source_tokens: list[Token]
+    target_tokens: list[Token]
+    decoder_input_tokens: list[Token]
+    translation: str
+    forced: bool
+    controls: dict[str, str]
+    d_ff: int
+    query_input: Tensor  # (D,) what the query is projected from: the block's input after its LayerNorm (pre-LN)
+    key_inputs: Tensor  # (Tk, D) what keys and values are projected from (the encoder memory for cross-attention)
+    queries: Tensor  # (Tq, d_k) this head's query of every position; row `query` is the one explained
+    keys: Tensor  # (Tk, d_k)
+    values: Tensor  # (Tk, d_k)
+    scores: Tensor  # (Tk,) q·k_j / √d_k, before the mask
+    allowed: Tensor  # (Tk,) bool: False where the mask sets the score to −∞ (padding; the future, for the decoder)
+    weights: Tensor  # (Tk,) softmax of the masked scores: the row of the attention map
+    head_outputs: Tensor  # (H, d_k) every head's Σ_j α_j v_j at this query; row `head` is this head's
+    attention_output: Tensor  # (D,) the heads concatenated, times W_O (plus its bias)
+    residual_in: Tensor  # (D,) the residual stream entering the block
+    residual_out: Tensor  # (D,) after the residual add (and, post-LN, its LayerNorm)
+    feed_forward: FeedForwardStep
+    positions: PositionTable
 
 
 @dataclass(frozen=True)
@@ -186,6 +300,8 @@ class AttentionQuery:
     beam_size: int = 1
     max_length: int | None = None
     controls: dict[str, str] | None = None
+    method: Method = "weights"
+    saliency: SaliencyOptions = DEFAULT_SALIENCY
 
 
 @runtime_checkable
@@ -222,9 +338,30 @@ class TranslationModel(Protocol):
         beam_size: int = 1,
         max_length: int | None = None,
         controls: dict[str, str] | None = None,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
         stop: StopCheck = never_stop,
     ) -> AttentionResult:
-        """Decode `source` (or force `target`), then collect every map in one teacher-forced pass."""
+        """Decode `source` (or force `target`), then compute every map of `method` (one of describe().methods;
+        `saliency` says how method saliency attributes) over that pair in one teacher-forced pass."""
+        ...
+
+    def explain(
+        self,
+        source: str,
+        target: str | None = None,
+        *,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        controls: dict[str, str] | None = None,
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        """The same pass as attention(), opened up at one head and one query row. Only for a model whose
+        describe() says `explains`; InputError when the query is past the end of its axis."""
         ...
 
     def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
@@ -244,6 +381,8 @@ class TranslationModel(Protocol):
                         beam_size=query.beam_size,
                         max_length=query.max_length,
                         controls=query.controls,
+                        method=query.method,
+                        saliency=query.saliency,
                         stop=stop,
                     )
                 )

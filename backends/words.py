@@ -76,7 +76,8 @@ def _summing(spans: list[list[int]], length: int) -> torch.Tensor:
 
 
 def merge_words(result: AttentionResult, *, subword_marker: str | None = None) -> AttentionResult:
-    """`result` at word granularity: token lists merged into words, every map merged to (L, H, Wq, Wk).
+    """`result` at word granularity: token lists merged into words, every map merged to (L, H, Wq, Wk), layer maps
+    to (L, Wq, Wk), and likewise residual shares (rows averaged) and contributions.
 
     `subword_marker` is the model's TokenConventions.subword_marker (only used to keep lone markers out of words' text).
     """
@@ -86,16 +87,31 @@ def merge_words(result: AttentionResult, *, subword_marker: str | None = None) -
         "decoder_input_tokens": result.decoder_input_tokens,
     }
     spans = {axis: word_spans(tokens) for axis, tokens in axes.items()}
-    maps = {}
-    for kind, weights in result.maps.items():  # (L, H, Tq, Tk)
-        rows, columns, _ = KIND_AXES[kind]
-        average_rows = _averaging(spans[rows], len(axes[rows])).to(weights)  # (Wq, Tq)
-        sum_columns = _summing(spans[columns], len(axes[columns])).to(weights)  # (Tk, Wk)
-        maps[kind] = average_rows @ weights @ sum_columns  # (L, H, Wq, Wk)
+
+    def merged(values: torch.Tensor, rows: str, columns: str | None) -> torch.Tensor:
+        """(…, Tq, Tk) -> (…, Wq, Wk): rows averaged, columns summed; columns None: (…, Tq) -> (…, Wq)."""
+        average_rows = _averaging(spans[rows], len(axes[rows])).to(values)  # (Wq, Tq)
+        if columns is None:
+            return (average_rows @ values[..., None])[..., 0]
+        return average_rows @ values @ _summing(spans[columns], len(axes[columns])).to(values)  # (Tk, Wk) on the right
+
+    def by_kind(maps: dict) -> dict:
+        return {kind: merged(values, KIND_AXES[kind][0], KIND_AXES[kind][1]) for kind, values in maps.items()}
+
+    contributions = result.contributions
+    if contributions is not None:  # source and prefix columns summed, rows averaged: a row's total is kept
+        contributions = replace(
+            contributions,
+            source=merged(contributions.source, "target_tokens", "source_tokens"),
+            prefix=merged(contributions.prefix, "target_tokens", "decoder_input_tokens"),
+        )
     return replace(
         result,
+        layer_maps=by_kind(result.layer_maps),  # (L, Wq, Wk)
+        residual_shares={kind: merged(v, KIND_AXES[kind][0], None) for kind, v in result.residual_shares.items()},
+        contributions=contributions,
         source_tokens=merge_tokens(result.source_tokens, spans["source_tokens"], subword_marker),
         target_tokens=merge_tokens(result.target_tokens, spans["target_tokens"], subword_marker),
         decoder_input_tokens=merge_tokens(result.decoder_input_tokens, spans["decoder_input_tokens"], subword_marker),
-        maps=maps,
+        maps=by_kind(result.maps),  # (L, H, Wq, Wk)
     )

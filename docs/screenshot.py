@@ -1,7 +1,12 @@
 """Save a screenshot (docs/screenshot-1366.png by default): the page with the classic example, drawn by the shipped model.
 
     python docs/screenshot.py [--view 'kind=cross&layer=2&head=mean'] [--target 'これ は 例 で す 。']
-        [--out docs/screenshot-1366.png] [--width 1366 --height 768]
+        [--out docs/screenshot-1366.png] [--width 1366 --height 768] [--wait SELECTOR] [--until SELECTOR]
+
+The README's step-by-step view:
+
+    python docs/screenshot.py --target 'これ は 例 で す 。' --view 'view=explain&layer=1&head=0&q=2' \
+        --wait '#explain-steps canvas' --until '#explain-steps .learn-step:nth-child(3)' --out docs/screenshot-learn.png
 
 Starts `attnscope serve` on a free port, opens the page in headless /usr/bin/chromium (Japanese needs
 a CJK font such as Debian's fonts-noto-cjk) and captures the page down to the end of the figure.
@@ -31,6 +36,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot-1366.png")
     parser.add_argument("--width", type=int, default=1366)
     parser.add_argument("--height", type=int, default=768, help="the window's height in px")
+    parser.add_argument("--wait", default="#head-figure .heatmaplayer", help="what must be drawn before the capture")
+    parser.add_argument("--until", default=".actions", help="the element whose bottom ends the capture")
     args = parser.parse_args()
 
     port = free_port()
@@ -43,11 +50,11 @@ def main() -> None:
             forced = f"&t={quote(args.target)}" if args.target else ""
             page.goto(f"http://127.0.0.1:{port}/?s={quote(CLASSIC)}{forced}&{args.view}")
             page.wait_for_function(
-                "() => !document.querySelector('#result').hidden && document.querySelector('#head-figure .heatmaplayer')"
+                "(drawn) => !document.querySelector('#result').hidden && document.querySelector(drawn)", arg=args.wait
             )
             page.wait_for_timeout(300)
             bottom = page.evaluate(
-                "() => document.querySelector('.actions').getBoundingClientRect().bottom + window.scrollY + 16"
+                "(until) => document.querySelector(until).getBoundingClientRect().bottom + window.scrollY + 16", args.until
             )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out), full_page=True, clip={"x": 0, "y": 0, "width": args.width, "height": bottom})

@@ -24,18 +24,24 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
+from backends.alignment import (
+    Link,
+    alignment_error_rate,
+    grow_diag_final_and,
+    links_of,
+    parse_pharaoh_line,
+    shift_rows,
+    weighted_links,
+)
 from model.data import read_parallel
 from model.translator import Translator
 
-Link = tuple[int, int]  # (source position, target position), the order eflomal writes `i-j` in
 PERCENTILES = (50, 90, 99)
 SYMMETRISATION = "grow-diag-final-and"
 SYMMETRISATION_REASON = (
@@ -80,45 +86,9 @@ def training_lengths(src: list[list[str]], tgt: list[list[str]]) -> dict:
 # --- silver reference ---------------------------------------------------------------------------
 
 
-def parse_links(line: str) -> set[Link]:
-    """`0-0 2-1` -> {(0, 0), (2, 1)}."""
-    return {(int(i), int(j)) for i, j in (pair.split("-") for pair in line.split())}
-
-
-_NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
-
-
-def grow_diag_final_and(forward: set[Link], reverse: set[Link]) -> set[Link]:
-    """Koehn et al. 2003 / Moses: start from the intersection, grow into neighbouring links of the union
-    (diagonals included) that align a still unaligned word, then add links of either direction whose
-    two words are both still unaligned."""
-    union = forward | reverse
-    links = forward & reverse
-    aligned_src, aligned_tgt = {i for i, _ in links}, {j for _, j in links}
-
-    def add(i: int, j: int) -> None:
-        links.add((i, j))
-        aligned_src.add(i)
-        aligned_tgt.add(j)
-
-    grown = True
-    while grown:
-        grown = False
-        for i, j in sorted(links):
-            for di, dj in _NEIGHBOURS:
-                new = (i + di, j + dj)
-                if new in union and new not in links and (new[0] not in aligned_src or new[1] not in aligned_tgt):
-                    add(*new)
-                    grown = True
-    for direction in (forward, reverse):
-        for i, j in sorted(direction):
-            if i not in aligned_src and j not in aligned_tgt:
-                add(i, j)
-    return links
-
-
-def eflomal_reference(src: list[list[str]], tgt: list[list[str]]) -> list[set[Link]]:
-    """Unsupervised eflomal (its default IBM1 + HMM + fertility model) over all pairs, symmetrised."""
+def eflomal_reference(src: list[list[str]], tgt: list[list[str]], keep: slice = slice(None)) -> list[set[Link]]:
+    """Unsupervised eflomal (its default IBM1 + HMM + fertility model) over all pairs, both directions; the pairs
+    in `keep` symmetrised with grow-diag-final-and (eflomal writes both directions source-target)."""
     import eflomal  # the `align` extra; imported here so the length figures need only the core install
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,41 +100,17 @@ def eflomal_reference(src: list[list[str]], tgt: list[list[str]]) -> list[set[Li
         reverse = rev.read_text(encoding="utf-8").splitlines()
     if not len(forward) == len(reverse) == len(src):
         raise RuntimeError(f"eflomal wrote {len(forward)}/{len(reverse)} alignment lines for {len(src)} pairs")
-    return [grow_diag_final_and(parse_links(f), parse_links(r)) for f, r in zip(forward, reverse, strict=True)]
+    pairs = zip(src[keep], tgt[keep], forward[keep], reverse[keep], strict=True)
+    links = []
+    for s, t, f, r in pairs:
+        (one, _), (other, _) = parse_pharaoh_line(f), parse_pharaoh_line(r)
+        if any(i >= len(s) or j >= len(t) for i, j in one | other):
+            raise RuntimeError(f"eflomal wrote a link outside the pair {' '.join(s)!r}: not in source-target order")
+        links.append(grow_diag_final_and(one, other))
+    return links
 
 
 # --- attention alignments and their scores ------------------------------------------------------
-
-
-def argmax_links(cross: Tensor, shift: bool = False) -> set[Link]:
-    """cross: (T, S) attention over source tokens, rows = produced target tokens; last row and column are </s>.
-
-    Each target word t is linked to the source word (not </s>) with the highest weight in row t, or in
-    row t + 1 with `shift` (Shift-Att: the step at which word t is the decoder's input).
-    """
-    words = cross[:, :-1]  # (T, S - 1) without the </s> column
-    rows = words[1:] if shift else words[:-1]  # (T - 1, S - 1): one row per target word, </s> row left out
-    return {(int(i), t) for t, i in enumerate(rows.argmax(-1).tolist())}
-
-
-@dataclass
-class Scores:
-    aer: float
-    precision: float
-    recall: float
-
-    def rounded(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in vars(self).items()}
-
-
-def alignment_error_rate(predicted: list[set[Link]], sure: list[set[Link]], possible: list[set[Link]]) -> Scores:
-    """Och & Ney 2003, over a corpus: AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|), precision |A∩P| / |A|,
-    recall |A∩S| / |S|; the possible links include the sure ones."""
-    a = sum(len(x) for x in predicted)
-    s = sum(len(x) for x in sure)
-    a_s = sum(len(x & y) for x, y in zip(predicted, sure, strict=True))
-    a_p = sum(len(x & (y | z)) for x, y, z in zip(predicted, possible, sure, strict=True))
-    return Scores(aer=1 - (a_s + a_p) / (a + s), precision=a_p / a if a else 0.0, recall=a_s / s if s else 0.0)
 
 
 def attention_links(translator: Translator, src: list[list[str]], tgt: list[list[str]]) -> tuple[list, list]:
@@ -177,9 +123,10 @@ def attention_links(translator: Translator, src: list[list[str]], tgt: list[list
         if (len(result.source_tokens), len(result.target_tokens)) != (len(s) + 1, len(t) + 1):
             raise ValueError(f"the translator re-tokenized a corpus pair to other lengths: {' '.join(s)!r}")
         mean = result.maps["cross"].mean(1)  # (L, T, S) mean over heads
+        tokens = result.source_tokens, result.target_tokens
         for layer in range(n_layers):
-            plain[layer].append(argmax_links(mean[layer]))
-            shifted[layer].append(argmax_links(mean[layer], shift=True))
+            plain[layer].append(links_of(weighted_links(mean[layer], *tokens)))
+            shifted[layer].append(links_of(weighted_links(shift_rows(mean[layer]), *tokens)))
     return plain, shifted
 
 
@@ -228,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     aligned_pairs = len(train_src) + len(dev_src)
     print(f"eflomal: aligning train + dev ({aligned_pairs} pairs) in both directions …", flush=True)
-    silver = eflomal_reference(train_src + dev_src, train_tgt + dev_tgt)[len(train_src) :]
+    silver = eflomal_reference(train_src + dev_src, train_tgt + dev_tgt, keep=slice(len(train_src), None))
     alignment = alignment_by_layer(translator, dev_src, dev_tgt, silver, aligned_pairs)
 
     card = json.loads(card_path.read_text(encoding="utf-8"))

@@ -292,6 +292,11 @@ def beam_search(
     return out
 
 
+def decoder_inputs(target_ids: list[int], device: torch.device | str = "cpu") -> Tensor:
+    """The teacher-forced decoder inputs of produced tokens `target_ids`: <s>, then target_ids[:-1] -> (1, T)."""
+    return torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=device)
+
+
 @torch.inference_mode()
 def forced_attention(
     model: EncoderDecoder,
@@ -309,7 +314,7 @@ def forced_attention(
     log-probabilities of target_ids (T,).
     """
     model.eval()
-    tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
+    tgt_in = decoder_inputs(target_ids, src.device)  # (1, T)
     memory, enc = encoded or model.encode(src)
     logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
     logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)

@@ -61,10 +61,11 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.pad_id = cfg.pad_id
 
-    def forward(self, src: Tensor) -> Tensor:
-        """src: (B, S) -> annotations (B, S, 2·d_encoder), zero at padding."""
+    def forward(self, src: Tensor, token_vectors: Tensor | None = None) -> Tensor:
+        """src: (B, S) -> annotations (B, S, 2·d_encoder), zero at padding; token_vectors: (B, S, d_embed)
+        to use in place of embed(src) (what gradient attributions differentiate)."""
         lengths = (src != self.pad_id).sum(1).cpu()
-        x = self.dropout(self.embed(src))
+        x = self.dropout(self.embed(src) if token_vectors is None else token_vectors)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
@@ -198,22 +199,50 @@ class AttentionRNN(nn.Module):
         context, _ = self.recur(embedded, state)
         return self.output(state.hidden, embedded, context)
 
-    def decode(
-        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
-    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}) -> (logits (B, T, V), [] (no decoder self-attention),
-        [cross (B, 1, T, S)]): one layer of one head, row t the attention of the step that produced target t."""
-        self._no_politeness(politeness)
+    def _recurrence(self, tgt_in: Tensor, memory: Tensor, src: Tensor, token_vectors: Tensor | None) -> tuple[Tensor, ...]:
+        """Every decoding step of a teacher-forced pass -> (states s_i (B, T, d_decoder), embedded inputs
+        (B, T, d_embed), contexts (B, T, 2·d_encoder), attention (B, T, S))."""
         state = self.start_decoding(memory, src)
-        embedded = self.dropout(self.tgt_embed(tgt_in))  # (B, T, d_embed)
+        embedded = self.dropout(self.tgt_embed(tgt_in) if token_vectors is None else token_vectors)  # (B, T, d_embed)
         hidden, contexts, weights = [], [], []
         for t in range(tgt_in.size(1)):
             context, alpha = self.recur(embedded[:, t], state)
             hidden.append(state.hidden)
             contexts.append(context)
             weights.append(alpha)
-        logits = self.output(torch.stack(hidden, 1), embedded, torch.stack(contexts, 1))  # (B, T, V)
-        return logits, [], [torch.stack(weights, 1)[:, None].detach()]
+        return torch.stack(hidden, 1), embedded, torch.stack(contexts, 1), torch.stack(weights, 1)
+
+    def decode(
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """tgt_in: (B, T) decoder inputs (<s> y1 … y_{T-1}) -> (logits (B, T, V), [] (no decoder self-attention),
+        [cross (B, 1, T, S)]): one layer of one head, row t the attention of the step that produced target t."""
+        self._no_politeness(politeness)
+        hidden, embedded, contexts, weights = self._recurrence(tgt_in, memory, src, None)
+        return self.output(hidden, embedded, contexts), [], [weights[:, None].detach()]  # logits (B, T, V)
+
+    def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
+        """The source (B, S, d_embed) and decoder-input (B, T, d_embed) embeddings."""
+        return self.encoder.embed(src), self.tgt_embed(tgt_in)
+
+    def logits_from_token_vectors(
+        self,
+        src: Tensor,
+        tgt_in: Tensor,
+        source_vectors: Tensor,
+        target_vectors: Tensor,
+        politeness: Tensor | None = None,
+        positions: Tensor | None = None,
+    ) -> Tensor:
+        """forward() with token_vectors() given instead of looked up (lengths and masks still come from the
+        ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V), or with
+        positions (B,) only each row's logits at its position (B, V)."""
+        self._no_politeness(politeness)
+        hidden, embedded, contexts, _ = self._recurrence(tgt_in, self.encoder(src, source_vectors), src, target_vectors)
+        if positions is not None:
+            rows = torch.arange(hidden.size(0), device=hidden.device)
+            hidden, embedded, contexts = hidden[rows, positions], embedded[rows, positions], contexts[rows, positions]
+        return self.output(hidden, embedded, contexts)
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
         memory, _ = self.encode(src)

@@ -1,8 +1,11 @@
 """An encoder-decoder transformer that returns every attention map it computes.
 
 The architecture follows "Attention Is All You Need" with pre-layer normalisation (which trains
-stably at high learning rates on small data). Every attention module returns its weights next to
-its output, detached, so the maps shown by attnscope are exactly the ones the model used.
+stably at high learning rates on small data). Every module returns what it computed explicitly
+(HeadsTrace, AttentionTrace, LayerTrace; no hooks): encode() and decode() keep the attention weights,
+detached, so the maps shown by attnscope are exactly the ones the model used, and trace() keeps
+everything else of the same pass (the residual streams, queries, keys, values, scores, head outputs)
+for the attribution methods.
 """
 
 from __future__ import annotations
@@ -44,18 +47,79 @@ class ModelConfig:
         return asdict(self)
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Scaled dot-product attention, softmax(QKᵀ/√d_k)·V.
 
     q: (B, H, Tq, d_k), k and v: (B, H, Tk, d_k); mask broadcasts to (B, H, Tq, Tk) and is True
     where a query may attend. Masked scores become -inf before the softmax, so their weights are
-    exactly 0. Returns (out (B, H, Tq, d_k), weights (B, H, Tq, Tk)).
+    exactly 0. Returns (out (B, H, Tq, d_k), weights (B, H, Tq, Tk), scores (B, H, Tq, Tk): QKᵀ/√d_k
+    before the mask).
     """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(dim=-1)
-    return weights @ v, weights
+    masked = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+    weights = masked.softmax(dim=-1)
+    return weights @ v, weights, scores
+
+
+@dataclass
+class HeadsTrace:
+    """What one multi-head attention computed (model.trace() records it; not detached)."""
+
+    q: Tensor  # (B, H, Tq, d_k)
+    k: Tensor  # (B, H, Tk, d_k)
+    v: Tensor  # (B, H, Tk, d_k)
+    scores: Tensor  # (B, H, Tq, Tk) QKᵀ/√d_k, before the mask and the softmax
+    mask: Tensor | None  # broadcasts to (B, H, Tq, Tk), True where a query may attend
+    weights: Tensor  # (B, H, Tq, Tk)
+    head_outputs: Tensor  # (B, H, Tq, d_k) weights @ v
+    attn_out: Tensor  # (B, Tq, D) the heads concatenated, after out_proj (W_O)
+
+
+@dataclass
+class AttentionTrace(HeadsTrace):
+    """One residual attention block, x + Attention(LayerNorm(x), key_value_in) (pre-LN)."""
+
+    residual_in: Tensor  # (B, Tq, D) the residual stream entering the block
+    query_in: Tensor  # (B, Tq, D) LayerNorm(residual_in), which makes the queries
+    key_value_in: Tensor  # (B, Tk, D) what keys and values are made from: query_in, or the encoder memory for cross
+    residual_out: Tensor  # (B, Tq, D) residual_in + attn_out
+
+
+@dataclass
+class LayerTrace:
+    """One encoder or decoder layer: its attention blocks by kind, then the feed-forward block."""
+
+    blocks: dict[str, AttentionTrace]  # "encoder" | "decoder" and "cross"
+    ff_in: Tensor  # (B, T, D) the residual stream before the feed-forward block
+    ff_normed: Tensor  # (B, T, D) LayerNorm(ff_in)
+    ff_out: Tensor  # (B, T, D) FFN(ff_normed), before the residual add
+    out: Tensor  # (B, T, D) ff_in + ff_out, the layer's output
+
+
+@dataclass
+class EncoderTrace:
+    """The encoder's part of a trace: Seq2SeqTransformer.trace_encoder(), reusable by trace()."""
+
+    embeddings: Tensor  # (B, S, D) token embedding · √D + position, the encoder's input
+    layers: list[LayerTrace]
+    memory: Tensor  # (B, S, D) encoder_norm of the last layer's output
+
+    @property
+    def encoded(self) -> tuple[Tensor, list[Tensor]]:
+        """What encode() returns: (memory, per-layer self-attention weights [(B, H, S, S)], detached)."""
+        return self.memory, [layer.blocks["encoder"].weights.detach() for layer in self.layers]
+
+
+@dataclass
+class ForwardTrace:
+    """Everything one teacher-forced pass computed, from Seq2SeqTransformer.trace()."""
+
+    source_embeddings: Tensor  # (B, S, D) token embedding · √D + position, the encoder's input
+    target_embeddings: Tensor  # (B, T, D) the decoder's input, politeness embedding included
+    encoder: list[LayerTrace]
+    decoder: list[LayerTrace]
+    memory: Tensor  # (B, S, D) encoder_norm of the last encoder layer's output
+    logits: Tensor  # (B, T, V)
 
 
 class MultiHeadAttention(nn.Module):
@@ -75,15 +139,37 @@ class MultiHeadAttention(nn.Module):
         """key_value: (B, Tk, D) -> keys and values, each (B, H, Tk, d_k)."""
         return self._split_heads(self.k_proj(key_value)), self._split_heads(self.v_proj(key_value))
 
-    def forward(self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, key_value: Tensor | tuple[Tensor, Tensor], mask: Tensor | None) -> HeadsTrace:
         """query: (B, Tq, D), key_value: (B, Tk, D), or its keys_values() when already projected
-        -> (out (B, Tq, D), weights (B, H, Tq, Tk))."""
+        -> everything computed, attn_out (B, Tq, D) the block's output."""
         q = self._split_heads(self.q_proj(query))
         k, v = key_value if isinstance(key_value, tuple) else self.keys_values(key_value)
-        out, weights = attention(q, k, v, mask)
-        b, h, t, d_k = out.shape
-        out = out.transpose(1, 2).reshape(b, t, h * d_k)  # (B, Tq, D)
-        return self.out_proj(out), weights.detach()
+        head_outputs, weights, scores = attention(q, k, v, mask)
+        b, h, t, d_k = head_outputs.shape
+        out = self.out_proj(head_outputs.transpose(1, 2).reshape(b, t, h * d_k))  # (B, Tq, D)
+        return HeadsTrace(q, k, v, scores, mask, weights, head_outputs, out)
+
+
+def attention_block(
+    x: Tensor, norm: nn.LayerNorm, attn: MultiHeadAttention, memory: Tensor | None, mask: Tensor, dropout: nn.Dropout
+) -> AttentionTrace:
+    """The pre-LN residual attention block x + Attention(LayerNorm(x), kv), kv = LayerNorm(x) for
+    self-attention or the encoder memory for cross-attention; x: (B, Tq, D)."""
+    h = norm(x)
+    key_value = h if memory is None else memory
+    heads = attn(h, key_value, mask)
+    return AttentionTrace(
+        **vars(heads), residual_in=x, query_in=h, key_value_in=key_value, residual_out=x + dropout(heads.attn_out)
+    )
+
+
+def feed_forward_block(
+    blocks: dict[str, AttentionTrace], x: Tensor, norm: nn.LayerNorm, ff: FeedForward, dropout: nn.Dropout
+) -> LayerTrace:
+    """The pre-LN residual feed-forward block x + FFN(LayerNorm(x)) closing a layer; x: (B, T, D)."""
+    h = norm(x)
+    out = ff(h)
+    return LayerTrace(blocks, ff_in=x, ff_normed=h, ff_out=out, out=x + dropout(out))
 
 
 class FeedForward(nn.Module):
@@ -104,13 +190,10 @@ class EncoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """x: (B, S, D), src_mask: (B, 1, 1, S) -> (x, self-attention weights (B, H, S, S))."""
-        h = self.self_attn_norm(x)
-        attn_out, weights = self.self_attn(h, h, src_mask)
-        x = x + self.dropout(attn_out)
-        x = x + self.dropout(self.ff(self.ff_norm(x)))
-        return x, weights
+    def forward(self, x: Tensor, src_mask: Tensor) -> LayerTrace:
+        """x: (B, S, D), src_mask: (B, 1, 1, S) -> the layer's trace, its output in .out (B, S, D)."""
+        block = attention_block(x, self.self_attn_norm, self.self_attn, None, src_mask, self.dropout)
+        return feed_forward_block({"encoder": block}, block.residual_out, self.ff_norm, self.ff, self.dropout)
 
 
 class DecoderLayer(nn.Module):
@@ -124,16 +207,12 @@ class DecoderLayer(nn.Module):
         self.ff = FeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor, src_mask: Tensor) -> LayerTrace:
         """y: (B, T, D), memory: (B, S, D), tgt_mask: (B, 1, T, T), src_mask: (B, 1, 1, S)
-        -> (y, self weights (B, H, T, T), cross weights (B, H, T, S))."""
-        h = self.self_attn_norm(y)
-        attn_out, self_weights = self.self_attn(h, h, tgt_mask)
-        y = y + self.dropout(attn_out)
-        attn_out, cross_weights = self.cross_attn(self.cross_attn_norm(y), memory, src_mask)
-        y = y + self.dropout(attn_out)
-        y = y + self.dropout(self.ff(self.ff_norm(y)))
-        return y, self_weights, cross_weights
+        -> the layer's trace, its output in .out (B, T, D)."""
+        own = attention_block(y, self.self_attn_norm, self.self_attn, None, tgt_mask, self.dropout)
+        cross = attention_block(own.residual_out, self.cross_attn_norm, self.cross_attn, memory, src_mask, self.dropout)
+        return feed_forward_block({"decoder": own, "cross": cross}, cross.residual_out, self.ff_norm, self.ff, self.dropout)
 
     def step(self, y: Tensor, cache: LayerCache) -> Tensor:
         """y: (B, 1, D), the newest decoder position -> its output (B, 1, D), attending to the
@@ -141,8 +220,8 @@ class DecoderLayer(nn.Module):
         only, so no dropout."""
         h = self.self_attn_norm(y)
         cache.append(*self.self_attn.keys_values(h))
-        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None)[0]
-        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask)[0]
+        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None).attn_out
+        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask).attn_out
         return y + self.ff(self.ff_norm(y))
 
 
@@ -231,14 +310,20 @@ class TokenEmbedding(nn.Module):
             self.register_buffer("table", sinusoidal_table(cfg.max_positions, cfg.d_model), persistent=False)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, ids: Tensor, start: int = 0) -> Tensor:
-        """ids: (B, T) at positions start … start + T - 1."""
+    def token_vectors(self, ids: Tensor) -> Tensor:
+        """ids: (B, T) -> the token part of the embedding, tokens(ids)·√D (B, T, D), positions not added."""
+        return self.tokens(ids) * self.scale
+
+    def forward(self, ids: Tensor, start: int = 0, token_vectors: Tensor | None = None) -> Tensor:
+        """ids: (B, T) at positions start … start + T - 1; token_vectors: (B, T, D) to use in place of
+        token_vectors(ids) (what gradient attributions differentiate)."""
         t = ids.size(1)
         if hasattr(self, "positions"):
             pos = self.positions(torch.arange(start, start + t, device=ids.device))
         else:
             pos = self.table[start : start + t]
-        return self.dropout(self.tokens(ids) * self.scale + pos)  # (B, T, D)
+        tokens = self.token_vectors(ids) if token_vectors is None else token_vectors
+        return self.dropout(tokens + pos)  # (B, T, D)
 
 
 class Seq2SeqTransformer(nn.Module):
@@ -301,21 +386,52 @@ class Seq2SeqTransformer(nn.Module):
         causal = torch.ones(t, t, dtype=torch.bool, device=tgt_in.device).tril()
         return causal[None, None] & (tgt_in != self.cfg.pad_id)[:, None, None, :]  # (B, 1, T, T)
 
+    def _encoder_pass(self, src: Tensor, token_vectors: Tensor | None = None) -> EncoderTrace:
+        """src: (B, S) ids, token_vectors as TokenEmbedding takes them."""
+        mask = self.source_mask(src)
+        x = embedded = self.src_embed(src, token_vectors=token_vectors)
+        layers = []
+        for layer in self.encoder_layers:
+            layers.append(trace := layer(x, mask))
+            x = trace.out
+        return EncoderTrace(embedded, layers, self.encoder_norm(x))
+
     def encode(self, src: Tensor) -> tuple[Tensor, list[Tensor]]:
         """src: (B, S) ids -> (memory (B, S, D), per-layer self-attention weights [(B, H, S, S)])."""
-        mask = self.source_mask(src)
-        x = self.src_embed(src)
-        weights = []
-        for layer in self.encoder_layers:
-            x, w = layer(x, mask)
-            weights.append(w)
-        return self.encoder_norm(x), weights
+        return self._encoder_pass(src).encoded
+
+    @torch.no_grad()
+    def trace_encoder(self, src: Tensor) -> EncoderTrace:
+        """The encoder's part of trace(), once per sentence: its .encoded is what encode() returns."""
+        return self._encoder_pass(src)
 
     def politeness_logits(self, memory: Tensor, src: Tensor) -> Tensor:
         """memory: (B, S, D), the encoding of src: (B, S) -> (B, P) scores of the politeness level a translation should take."""
         keep = (src != self.cfg.pad_id).unsqueeze(-1).to(memory.dtype)  # (B, S, 1)
         pooled = (memory * keep).sum(1) / keep.sum(1)  # (B, D)
         return self.politeness_head(pooled)
+
+    def _decoder_pass(
+        self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None, token_vectors: Tensor | None = None
+    ) -> tuple[Tensor, list[LayerTrace], Tensor]:
+        """-> (decoder input embeddings (B, T, D), one trace per layer, the last layer's output (B, T, D));
+        arguments as decode(), token_vectors as TokenEmbedding takes them."""
+        tgt_mask = self.target_mask(tgt_in)
+        src_mask = self.source_mask(src)
+        if (politeness is None) != (not self.cfg.politeness_levels):
+            raise ValueError("pass politeness ids exactly when the model has politeness control")
+        y = self.tgt_embed(tgt_in, token_vectors=token_vectors)
+        if politeness is not None:
+            y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
+        embedded, layers = y, []
+        for layer in self.decoder_layers:
+            layers.append(trace := layer(y, memory, tgt_mask, src_mask))
+            y = trace.out
+        return embedded, layers, y
+
+    def _logits(self, y: Tensor) -> Tensor:
+        """The last decoder layer's output (…, D) -> logits (…, V)."""
+        return self.generator(self.decoder_norm(y))
 
     def decode(
         self, tgt_in: Tensor, memory: Tensor, src: Tensor, politeness: Tensor | None = None
@@ -328,19 +444,44 @@ class Seq2SeqTransformer(nn.Module):
         inputs up to t); columns of self-attention are the decoder inputs, of cross-attention the
         source tokens.
         """
-        tgt_mask = self.target_mask(tgt_in)
-        src_mask = self.source_mask(src)
-        if (politeness is None) != (not self.cfg.politeness_levels):
-            raise ValueError("pass politeness ids exactly when the model has politeness control")
-        y = self.tgt_embed(tgt_in)
-        if politeness is not None:
-            y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
-        self_weights, cross_weights = [], []
-        for layer in self.decoder_layers:
-            y, sw, cw = layer(y, memory, tgt_mask, src_mask)
-            self_weights.append(sw)
-            cross_weights.append(cw)
-        return self.generator(self.decoder_norm(y)), self_weights, cross_weights
+        _, layers, y = self._decoder_pass(tgt_in, memory, src, politeness)
+        logits = self._logits(y)
+        self_weights = [layer.blocks["decoder"].weights.detach() for layer in layers]
+        cross_weights = [layer.blocks["cross"].weights.detach() for layer in layers]
+        return logits, self_weights, cross_weights
+
+    @torch.no_grad()
+    def trace(
+        self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None, encoder: EncoderTrace | None = None
+    ) -> ForwardTrace:
+        """The teacher-forced pass of encode() then decode() (same code, same numbers) with every
+        intermediate it computed; arguments as decode(), `encoder` this src's trace_encoder() where the
+        caller has it. Run it in eval mode for what inference does."""
+        encoder = self._encoder_pass(src) if encoder is None else encoder
+        target_embeddings, decoder, y = self._decoder_pass(tgt_in, encoder.memory, src, politeness)
+        return ForwardTrace(encoder.embeddings, target_embeddings, encoder.layers, decoder, encoder.memory, self._logits(y))
+
+    def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
+        """The token part of the source (B, S, D) and decoder-input (B, T, D) embeddings, before positions."""
+        return self.src_embed.token_vectors(src), self.tgt_embed.token_vectors(tgt_in)
+
+    def logits_from_token_vectors(
+        self,
+        src: Tensor,
+        tgt_in: Tensor,
+        source_vectors: Tensor,
+        target_vectors: Tensor,
+        politeness: Tensor | None = None,
+        positions: Tensor | None = None,
+    ) -> Tensor:
+        """forward() with token_vectors() given instead of looked up (positions and masks still come from
+        the ids): the function gradient attributions (model/saliency.py) differentiate -> logits (B, T, V),
+        or with positions (B,) only each row's logits at its position (B, V), sparing the output layer."""
+        memory = self._encoder_pass(src, source_vectors).memory
+        y = self._decoder_pass(tgt_in, memory, src, politeness, target_vectors)[2]
+        if positions is not None:
+            y = y[torch.arange(y.size(0), device=y.device), positions]  # (B, D)
+        return self._logits(y)
 
     def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerState:
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S)."""

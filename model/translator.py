@@ -11,13 +11,29 @@ from pathlib import Path
 
 import torch
 
-from backends.interface import AttentionQuery, AttentionResult, InputError, StopCheck, Token, Translation, never_stop
+from backends.interface import (
+    DEFAULT_SALIENCY,
+    AttentionKind,
+    AttentionQuery,
+    AttentionResult,
+    HeadExplanation,
+    InputError,
+    Method,
+    SaliencyOptions,
+    StopCheck,
+    Token,
+    Translation,
+    never_stop,
+)
 from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import Encoded, Hypothesis, beam_search, forced_attention, greedy_decode
+from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, greedy_decode
+from model.explanation import explain_head
+from model.methods import encode_for, method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
+from model.transformer import EncoderTrace, Seq2SeqTransformer
 from model.vocab import BOS, EOS, Vocab
 
 POLITENESS = "politeness"  # the control's name in Translation.controls and .predictions
@@ -49,9 +65,27 @@ class _Prepared:
     beam_size: int
     max_length: int | None
     encoded: Encoded
+    encoder: EncoderTrace | None  # the encoder's trace, where the method reads one (model.methods.encode_for)
     politeness_ids: torch.Tensor | None  # (1,), or None without politeness control
     probabilities: dict[str, float]
     stop: StopCheck
+    method: Method
+    saliency: SaliencyOptions
+
+
+@dataclass
+class TranslationPair:
+    """A source and the target of its teacher-forced pass (forced, or decoded first), ready to run."""
+
+    source_tokens: list[Token]
+    src: torch.Tensor  # (1, S)
+    target_tokens: list[Token]
+    target_ids: list[int]
+    politeness: torch.Tensor | None  # (1,) the politeness id decoded with, for a model with the control
+    probabilities: dict[str, float]  # the politeness the model predicted from the source
+    encoded: Encoded
+    encoder: EncoderTrace | None  # the encoder's trace, where the method reads one (model.methods.encode_for)
+    forced: bool
 
 
 class Translator:
@@ -206,14 +240,17 @@ class Translator:
         max_length: int | None = None,
         politeness: str = "auto",
         stop: StopCheck = never_stop,
+        method: Method = "weights",
+        saliency: SaliencyOptions = DEFAULT_SALIENCY,
     ) -> AttentionResult:
-        """Translate `source` (or force `target`) and return every attention map of that pair; stop is
-        called before every pass and decoding step, and raises to end the call.
+        """Translate `source` (or force `target`) and return every map of `method` for that pair
+        (model.methods; `saliency` says how method saliency attributes); stop is called before every
+        pass and decoding step, and raises to end the call.
 
         With politeness "auto", a decoded translation takes the politeness predicted from the source;
         a forced target is scored under its own (これは例です。 is polite whatever the prediction).
         """
-        query = AttentionQuery(source, target, beam_size, max_length, {POLITENESS: politeness})
+        query = AttentionQuery(source, target, beam_size, max_length, {POLITENESS: politeness}, method, saliency)
         result = self.attention_batch([query], [stop])[0]
         if isinstance(result, Exception):
             raise result
@@ -223,10 +260,10 @@ class Translator:
         """attention() of several calls, each with its own stop check; a call that is stopped or refused gets its
         exception in its place.
 
-        Each source is encoded alone and each map comes from the call's own teacher-forced pass, so they are the
-        bytes attention() gives it alone. Free translations of one beam size are decoded together, each sentence
-        leaving the batch at its own end; a sentence whose decoding made a call closer than NEAR_TIE is decoded
-        again alone, so its tokens are those it gets alone too.
+        Each source is encoded alone and each map comes from the call's own teacher-forced pass (its own method
+        and saliency options), so they are the bytes attention() gives it alone. Free translations of one beam
+        size are decoded together, each sentence leaving the batch at its own end; a sentence whose decoding made
+        a call closer than NEAR_TIE is decoded again alone, so its tokens are those it gets alone too.
         """
         results: list[AttentionResult | Exception | None] = [None] * len(queries)
         prepared: dict[int, _Prepared] = {}
@@ -247,12 +284,15 @@ class Translator:
         for i, call in prepared.items():
             if results[i] is None:
                 try:
-                    results[i] = self._forced_pass(call, decoded.get(i))
-                except Exception as exc:  # stopped before its forced pass
+                    results[i] = self._maps(self._pair(call, decoded.get(i)), call.method, call.saliency, call.stop)
+                except Exception as exc:  # stopped before or during its forced pass
                     results[i] = exc
         return results
 
     def _prepare(self, query: AttentionQuery, stop: StopCheck) -> _Prepared:
+        if query.method not in methods_of(self.model):
+            methods = ", ".join(methods_of(self.model))
+            raise InputError(f"this model has no method {query.method!r}; its methods are {methods}")
         politeness = (query.controls or {}).get(POLITENESS, "auto")
         self.check_politeness(politeness)
         src_tokens = self._fitting(self.source_tokens(query.source), "source")
@@ -261,9 +301,22 @@ class Translator:
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
         stop()
-        encoded = self._encode(src)
+        encoded, encoder = encode_for(self.model, src, query.method)
         ids, probs = self._politeness_ids(encoded, src, politeness)
-        return _Prepared(src_tokens, src, forced_tokens, query.beam_size, query.max_length, encoded, ids, probs[0], stop)
+        return _Prepared(
+            src_tokens,
+            src,
+            forced_tokens,
+            query.beam_size,
+            query.max_length,
+            encoded,
+            encoder,
+            ids,
+            probs[0],
+            stop,
+            query.method,
+            query.saliency,
+        )
 
     def _decode_alone(self, call: _Prepared) -> list[int] | Exception:
         try:
@@ -303,24 +356,92 @@ class Translator:
                 outcomes.append(outcome[0].ids)
         return outcomes
 
-    def _forced_pass(self, call: _Prepared, target_ids: list[int] | None) -> AttentionResult:
-        """Every map of the call in one teacher-forced pass over its produced ids, or over its forced target."""
+    def _pair(self, call: _Prepared, target_ids: list[int] | None) -> TranslationPair:
+        """The call's source and the target of its teacher-forced pass: its produced ids, or its forced target."""
         if target_ids is None:
             tgt_tokens = call.forced_tokens
             target_ids = [t.id for t in tgt_tokens]
         else:
             tgt_tokens = self._tokens(self.tgt_vocab.decode(target_ids), self.tgt_vocab)
         call.stop()
-        maps, logp = forced_attention(self.model, call.src, target_ids, call.politeness_ids, call.encoded)
-        decoder_inputs = self._tokens([BOS], self.tgt_vocab) + tgt_tokens[:-1]
+        return TranslationPair(
+            call.source_tokens,
+            call.src,
+            tgt_tokens,
+            target_ids,
+            call.politeness_ids,
+            call.probabilities,
+            call.encoded,
+            call.encoder,
+            call.forced_tokens is not None,
+        )
+
+    def _decoder_inputs(self, pair: TranslationPair) -> list[Token]:
+        return self._tokens([BOS], self.tgt_vocab) + pair.target_tokens[:-1]
+
+    def _maps(self, pair: TranslationPair, method: Method, saliency: SaliencyOptions, stop: StopCheck) -> AttentionResult:
+        """Every map of `method` in one teacher-forced pass over the pair."""
+        computed = method_maps(
+            self.model, pair.src, pair.target_ids, pair.politeness, pair.encoded, method, saliency, stop, pair.encoder
+        )
         return AttentionResult(
-            source_tokens=call.source_tokens,
-            target_tokens=tgt_tokens,
-            decoder_input_tokens=decoder_inputs,
-            translation=join_japanese([t.text for t in tgt_tokens]),
-            forced=call.forced_tokens is not None,
-            score=float(logp.sum()),
-            maps=maps,
-            controls=self._politeness_used(call.politeness_ids, 0),
-            predictions=self._predictions(call.probabilities),
+            source_tokens=pair.source_tokens,
+            target_tokens=pair.target_tokens,
+            decoder_input_tokens=self._decoder_inputs(pair),
+            translation=join_japanese([t.text for t in pair.target_tokens]),
+            forced=pair.forced,
+            score=float(computed.logp.sum()),
+            maps=computed.maps,
+            controls=self._politeness_used(pair.politeness, 0),
+            predictions=self._predictions(pair.probabilities),
+            method=method,
+            layer_maps=computed.layer_maps,
+            residual_shares=computed.residual_shares,
+            contributions=computed.contributions,
+        )
+
+    def explain(
+        self,
+        source: str,
+        target: str | None,
+        kind: AttentionKind,
+        layer: int,
+        head: int,
+        query: int,
+        beam_size: int = 1,
+        max_length: int | None = None,
+        politeness: str = "auto",
+        stop: StopCheck = never_stop,
+    ) -> HeadExplanation:
+        """How `head` of `layer` computed the `kind` attention row of `query` for this pair: the same pass as
+        attention(), traced (Seq2SeqTransformer.trace). InputError when the query is past its axis."""
+        if not isinstance(self.model, Seq2SeqTransformer):
+            raise InputError("this model's attention is not made of queries, keys and values: it cannot be explained")
+        call = self._prepare(AttentionQuery(source, target, beam_size, max_length, {POLITENESS: politeness}), stop)
+        decoded = None
+        if call.forced_tokens is None:
+            decoded = self._decode_alone(call)
+            if isinstance(decoded, Exception):
+                raise decoded
+        pair = self._pair(call, decoded)
+        rows = pair.source_tokens if kind == "encoder" else pair.target_tokens
+        if not 0 <= query < len(rows):
+            axis = "source" if kind == "encoder" else "translation"
+            raise InputError(
+                f"query {query} out of range: the {axis} has {len(rows)} tokens, so valid queries are 0 to {len(rows) - 1}"
+            )
+        trace = self.model.trace(pair.src, decoder_inputs(pair.target_ids, self.device), pair.politeness)
+        return explain_head(
+            self.model,
+            trace,
+            kind,
+            layer,
+            head,
+            query,
+            source_tokens=pair.source_tokens,
+            target_tokens=pair.target_tokens,
+            decoder_input_tokens=self._decoder_inputs(pair),
+            translation=join_japanese([t.text for t in pair.target_tokens]),
+            forced=pair.forced,
+            controls=self._politeness_used(pair.politeness, 0),
         )

@@ -19,3 +19,9 @@ router = APIRouter(include_in_schema=False)
 def index(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTMLResponse:
     models = [shaping.model_info(name, model, registry.default, settings).model_dump() for name, model in registry.models.items()]
     return templates.TemplateResponse(request, "index.html", {"models": models, "default_model": registry.default})
+
+
+@router.get("/learn", response_class=HTMLResponse)
+def learn(request: Request) -> HTMLResponse:
+    """Attention worked through on editable numbers; the page needs no model."""
+    return templates.TemplateResponse(request, "learn.html", {})

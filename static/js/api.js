@@ -12,8 +12,11 @@ export class ApiError extends Error {
 
 // `controls` holds only values the reader chose (the model's defaults are left to the model);
 // `kinds`, where given, the only kinds of attention wanted. Maps come packed and are unpacked here.
-export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds }) {
+// `method` other than weights, and for saliency its `saliency` algorithm ("": the model's default), are sent.
+export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds, method = "weights", saliency = "" }) {
   const body = { source, beam_size: beam, granularity, encoding: WIRE_ENCODING };
+  if (method !== "weights") body.method = method;
+  if (method === "saliency" && saliency) body.saliency = { algorithm: saliency };
   if (kinds) body.kinds = kinds;
   if (Object.keys(controls).length) body.controls = controls;
   if (model) body.model = model;
@@ -24,6 +27,11 @@ export async function fetchAttention({ model, source, target, beam, controls, gr
     body: JSON.stringify(body),
   });
   return unpackAttention(response);
+}
+
+// `body`: a POST /api/v1/explain request (learn/explain.js explainRequest makes it).
+export async function fetchExplanation(body) {
+  return request("/api/v1/explain", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 
 async function request(url, options = {}) {

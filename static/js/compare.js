@@ -11,8 +11,12 @@ export function pinnedSelection(response, kind, layer, head) {
   if (!(kind in response.attention)) return null;
   return {
     layer: Math.min(layer, layerCount(response, kind) - 1),
-    head: headChoices(response, kind).includes(head) ? head : "mean",
+    head: headChoices(response, kind).includes(head) ? head : fallbackHead(headChoices(response, kind)),
   };
+}
+
+function fallbackHead(choices) {
+  return choices.includes("mean") ? "mean" : choices[0];
 }
 
 // The pinned map matching `current` (a displayedMap), or null where the pinned result has no such kind.

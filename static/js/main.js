@@ -2,10 +2,12 @@
 // from it. Fetching happens only on submit: switching kind, layer, head or view never refetches.
 
 import { agreementSentence, agreementTable, argmaxAgreement, otherModels, otherRequest } from "./agreement.js";
-import { ApiError, fetchAttention } from "./api.js";
+import { ApiError, fetchAttention, fetchExplanation } from "./api.js";
 import { downloadBlob, downloadGrid, downloadPlot } from "./exporting.js";
 import { comparisonTable, differences, gridDifferences, pinnedMap, pinnedSelection, pinnedStep, statisticsShift, whyNoDifference } from "./compare.js";
+import { contributionsTable, contributionViews, sourceShares } from "./contributions.js";
 import { checkForm, fieldOf, labelled } from "./form.js";
+import { explainRequest, explanationSteps, headEfficiency } from "./learn/explain.js";
 import { differenceMap, displayedMap, headName, highlightFor, selectionName } from "./selection.js";
 import {
   clampSelection,
@@ -29,11 +31,15 @@ import { bindAxisLabelHover, drawCompare, drawHeadView, drawHighlight, headFigur
 import { drawHeader } from "./views/header.js";
 import { maskColour } from "./views/heatmap.js";
 import { drawLabelledPanels, drawPanels, panelsTitle, panelViews } from "./views/panels.js";
-import { chosenControls, describeGranularity, describeLanguages, drawControls, modelLine } from "./views/model.js";
+import { chosenControls, describeGranularity, describeLanguages, describeMethods, drawControls, modelLine } from "./views/model.js";
+import { contributionsTitle, drawContributions } from "./views/contributions.js";
 import { drawStatistics, drawStatisticsShift, statisticsOf } from "./views/stats.js";
 import { sketchFigure } from "./views/sketch.js";
 import { drawSteps, stepRow, stepsView } from "./views/steps.js";
+import { checkSentence, drawRowFigure, explanationSections, explanationTable, explanationTitle } from "./views/explain.js";
 import { drawTable } from "./views/table.js";
+import { bestAlignmentNote } from "./lines.js";
+import { drawLines, linesTable } from "./views/lines.js";
 
 const state = initialState();
 const $ = (id) => document.getElementById(id);
@@ -45,6 +51,7 @@ const el = {
   beam: $("beam"),
   granularity: $("granularity"),
   granularityWhy: $("granularity-why"),
+  methods: { method: $("method"), why: $("method-why"), saliency: $("saliency"), saliencyField: $("saliency-field") },
   controls: $("controls"),
   submit: $("submit"),
   error: $("error"),
@@ -67,6 +74,8 @@ const el = {
   head: $("head"),
   showSpecial: $("show-special"),
   renormalise: $("renormalise"),
+  normaliseRows: $("normalise-rows"),
+  normaliseRowsControl: $("normalise-rows-control"),
   showReadings: $("show-readings"),
   scale: $("scale"),
   toolbarNote: $("toolbar-note"),
@@ -83,6 +92,7 @@ const el = {
   otherModel: $("other-model"),
   modelsCaption: $("models-caption"),
   modelsFigure: $("models-figure"),
+  explain: { query: $("explain-query"), status: $("explain-status"), check: $("explain-check"), figure: $("explain-figure"), steps: $("explain-steps") },
   legend: $("legend"),
   maskSwatch: $("mask-swatch"),
   legendText: $("legend-text"),
@@ -98,6 +108,8 @@ const el = {
     targetTokens: $("target-tokens"),
     unknownNote: $("unknown-note"),
   },
+  lines: { note: $("lines-note"), figure: $("lines-figure") },
+  contributions: { figure: $("contributions-figure"), shares: $("source-shares") },
   steps: {
     slider: $("step"),
     position: $("step-position"),
@@ -111,12 +123,24 @@ const el = {
 // figure on screen for its exports ({ element, figures, table, csvTable, name, title }: `figures`, the
 // Plotly figures or overview grids an image export stacks, where more than `element` is on screen).
 let headView = null;
+let linesView = null; // { view, point } of the line view last drawn
 let currentStepsView = null;
 let onScreen = null;
 let latestRequest = 0;
 
 function options() {
-  return { showSpecial: state.showSpecial, renormalise: state.renormalise, showReadings: state.showReadings, scale: state.scale };
+  return { showSpecial: state.showSpecial, renormalise: state.renormalise, normaliseRows: state.normaliseRows, showReadings: state.showReadings, scale: state.scale };
+}
+
+// The result's maps by kind; none for method saliency, which has contributions only.
+function hasMaps() {
+  return Object.keys(state.response.attention).length > 0;
+}
+
+// Whether the result holds values that are not distributions (norms, saliency), which Row-normalise divides.
+function hasRawRows() {
+  const response = state.response;
+  return Object.values(response.attention).some((map) => map.rows_sum_to_one === false) || response.contributions?.normalised === false;
 }
 
 function modelInfo(name = state.model) {
@@ -187,8 +211,11 @@ async function request() {
     const response = await fetchAttention(state);
     if (number !== latestRequest) return; // a newer request is on its way; this answer is stale
     performance.mark("attnscope:response");
+    // Another method: open on its own layer map where it has one (norms, alti), the mean of heads otherwise.
+    if (state.response && state.response.method !== response.method) state.head = "layer";
     state.response = response;
     state.answeredSource = state.source;
+    state.asked = { model: state.model, source: state.source, target: state.target, beam: state.beam, controls: state.controls };
     clamp();
     showError("");
     await render();
@@ -209,6 +236,8 @@ function readForm() {
   state.model = el.model.value || state.model;
   state.beam = Number(el.beam.value); // checked by checkForm
   state.granularity = el.granularity.disabled ? "token" : el.granularity.value;
+  state.method = el.methods.method.value || "weights";
+  state.saliency = state.method === "saliency" ? el.methods.saliency.value : "";
   const chosen = Object.fromEntries([...el.controls.querySelectorAll("select")].map((select) => [select.dataset.control, select.value]));
   state.controls = chosenControls(modelInfo(), chosen);
 }
@@ -276,15 +305,21 @@ function drawPreview() {
 // The reasons a control does nothing in this view, shown beside the toolbar.
 function inapplicable() {
   const reasons = [];
+  const method = state.response.method ?? "weights";
+  if (!hasMaps()) reasons.push(`Method ${method} has no per-layer maps, so the attention, layer and head pickers do not apply.`);
+  else if (state.view === "contributions") reasons.push("Contributions are composed through every layer, so the attention, layer and head pickers do not apply.");
+  if (hasRawRows() && !state.normaliseRows) reasons.push(`Method ${method} gives rows that are not distributions: shown as they are; tick Row-normalise to compare rows.`);
   if (state.view === "panels") reasons.push("The three panels show every kind of attention, so the attention picker does not apply.");
   if (state.view === "steps") reasons.push("Decoding steps follow cross-attention (what each produced token looks at), so the attention picker does not apply.");
   if (state.view === "models") reasons.push("The compare view shows cross-attention (the only kind both models have for one sentence), so the attention picker does not apply.");
+  if (state.view === "lines") reasons.push("The line view links source and target tokens, which is cross-attention, so the attention picker does not apply.");
   const info = modelInfo(state.response.model);
   const lacking = KINDS.filter((kind) => !(kind in info.kinds));
   if (lacking.length) reasons.push(`${info.name} has no ${lacking.map((k) => KIND_NAMES[k].toLowerCase()).join(" or ")}, so neither that attention nor the three panels are offered.`);
   const noCompare = whyNoView("models", info, comparable().length);
   if (noCompare) reasons.push(noCompare);
-  if (state.showSpecial) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
+  if (state.view === "explain") reasons.push("How it's computed shows every key as the model weighs it, <s> and </s> included, so hiding them and renormalising do not apply.");
+  if (state.showSpecial && !hasRawRows()) reasons.push("Rows are renormalised only when <s> and </s> are hidden: shown, every row sums to 1.");
   if (!hasReadings()) reasons.push("This result has no readings to show.");
   return reasons;
 }
@@ -296,17 +331,21 @@ function hasReadings() {
 function renderControls() {
   const response = state.response;
   const kind = shownKind(state);
-  const pickerApplies = !["panels", "steps", "models"].includes(state.view);
+  const maps = hasMaps();
+  const pickerApplies = maps && !["panels", "steps", "models", "contributions", "lines"].includes(state.view);
   for (const radio of document.querySelectorAll('input[name="kind"]')) {
     radio.checked = radio.value === kind;
     radio.disabled = !pickerApplies || !(radio.value in response.attention);
   }
   el.kindPicker.setAttribute("aria-disabled", String(!pickerApplies));
-  fillSelect(el.layer, Array.from({ length: layerCount(response, kind) }, (_, l) => [String(l), String(l)]), String(state.layer));
-  fillSelect(el.head, headChoices(response, kind).map((h) => [String(h), typeof h === "number" ? String(h) : headName(h)]), String(state.head));
+  fillSelect(el.layer, maps ? Array.from({ length: layerCount(response, kind) }, (_, l) => [String(l), String(l)]) : [], String(state.layer));
+  fillSelect(el.head, maps ? headChoices(response, kind, state.view === "explain").map((h) => [String(h), typeof h === "number" ? String(h) : headName(h)]) : [], String(state.head));
+  el.layer.disabled = el.head.disabled = !maps || state.view === "contributions";
+  el.normaliseRowsControl.hidden = !hasRawRows();
+  el.normaliseRows.checked = state.normaliseRows;
   el.showSpecial.checked = state.showSpecial;
   el.renormalise.checked = state.renormalise && !state.showSpecial;
-  el.renormalise.disabled = state.showSpecial;
+  el.renormalise.disabled = state.showSpecial || hasRawRows(); // raw rows follow Row-normalise instead
   el.showReadings.checked = state.showReadings && hasReadings();
   el.showReadings.disabled = !hasReadings();
   el.scale.value = state.scale;
@@ -316,7 +355,7 @@ function renderControls() {
   const info = modelInfo(response.model);
   for (const tab of document.querySelectorAll('[role="tab"]')) {
     const active = tab.dataset.view === state.view;
-    const why = whyNoView(tab.dataset.view, info, comparable().length);
+    const why = whyNoView(tab.dataset.view, info, comparable().length, response);
     tab.setAttribute("aria-selected", String(active));
     tab.tabIndex = active ? 0 : -1;
     tab.disabled = Boolean(why);
@@ -371,6 +410,7 @@ async function renderView() {
       onScreen = { element: el.headFigure, table: matrixTable(headView, headTitle(headView)), name: `head-${kind}-L${state.layer}-${fileHead(state.head)}` };
       describeFirstView(kind);
       Object.assign(onScreen, await renderCompare());
+      bindHeadClicks();
       break;
     }
     case "grid": {
@@ -411,9 +451,36 @@ async function renderView() {
       }
       break;
     }
+    case "lines": {
+      // The selected cross map; for a method with no per-layer maps (saliency), its source contributions.
+      const perLayer = "cross" in response.attention;
+      const view = perLayer ? displayedMap(response, options(), "cross", state.layer, state.head === "rollout" ? "mean" : state.head) : contributionViews(response, options())[0];
+      const what = perLayer ? `cross-attention · ${selectionName("cross", view.layer, view.head)}` : "source contributions";
+      const title = `Line view · ${what} · method ${response.method ?? "weights"}`;
+      const drawn = drawLines(el.lines.figure, view, options(), { source: "source tokens", target: "produced tokens" });
+      linesView = { view, point: drawn.point };
+      el.lines.note.textContent = bestAlignmentNote(modelInfo(response.model)?.alignment_layer, response.method ?? "weights");
+      el.lines.note.hidden = !el.lines.note.textContent;
+      onScreen = { element: el.lines.figure, title, table: linesTable(view, drawn.links, title), name: perLayer ? `lines-${response.method}-L${state.layer}-${fileHead(view.head)}` : `lines-${response.method}-contributions` };
+      break;
+    }
+    case "contributions": {
+      const views = contributionViews(response, options());
+      const shares = sourceShares(response, options());
+      const title = contributionsTitle(response);
+      await drawContributions(el.contributions, views, shares, options(), title);
+      onScreen = { element: el.contributions.figure, title, table: contributionsTable(views, shares, title), name: `contributions-${response.method}` };
+      break;
+    }
     case "models": {
       const drawn = await renderModels();
       if (!drawn) return; // a newer result or choice came while the other model was asked: its render draws
+      onScreen = drawn;
+      break;
+    }
+    case "explain": {
+      const drawn = await renderExplain();
+      if (!drawn) return; // a newer result or choice came while the model was asked: its render draws
       onScreen = drawn;
       break;
     }
@@ -432,17 +499,27 @@ function fileHead(head) {
 // drawn), and what hiding <s> and </s> did to the rows.
 function renderLegend() {
   const kind = shownKind(state);
-  const causal = state.view === "panels" ? "decoder" in state.response.attention : state.response.attention[kind].causal;
+  const contributions = state.view === "contributions";
+  const causal = contributions || (state.view === "panels" ? "decoder" in state.response.attention : Boolean(state.response.attention[kind]?.causal));
+  el.legend.hidden = state.view === "explain"; // its numbers are every key's, as the model computed them
   el.maskSwatch.hidden = !causal;
   el.maskSwatch.style.backgroundColor = maskColour(state.scale);
   const parts = [];
+  const method = state.response.method ?? "weights";
+  const raw = contributions ? state.response.contributions.normalised === false : state.response.attention[kind]?.rows_sum_to_one === false;
   if (causal) parts.push("masked: a future position the decoder cannot see");
-  if (state.showSpecial) parts.push("<s> and </s> shown: each row sums to 1");
+  if (method === "norms" && !contributions) parts.push("norms ‖α f(x)‖: how much each key moves into the query (head: ‖α f_h(x)‖, layer map: ‖Σ_h α f_h(x)‖)");
+  if (method === "alti" && !contributions) parts.push(`ALTI+ contributions of each block${kind === "cross" ? "; the decoder's own residual stream has the rest of each row (not drawn)" : ""}`);
+  if (contributions) parts.push(`${method}: source and prefix parts of each row drawn on one scale`);
+  if (raw) parts.push(state.normaliseRows ? "rows normalised to sum to 1 over the tokens shown" : "rows not normalised: the values as the method gives them");
+  else if (state.showSpecial) parts.push("<s> and </s> shown: each row sums to 1");
   else if (state.renormalise) parts.push("<s> and </s> hidden, each row renormalised to sum to 1 over the tokens shown");
   else parts.push("<s> and </s> hidden and rows not renormalised: a row shows only its share of weight on the tokens shown");
   if (!state.showSpecial && kind === "decoder" && state.view !== "grid") parts.push("the first produced token can only look at <s>, so its row is all masked");
   parts.push("word? unknown to the model");
   if (state.view === "head") parts.push("point at a token to outline its row and column");
+  if (state.view === "head" && modelInfo(state.response.model)?.explains) parts.push("click a row to see how it is computed");
+  if (state.view === "lines") parts.push("line width: a link's share of its produced token's row over the source tokens shown; dark: each row's strongest link");
   el.legendText.textContent = parts.join(" · ");
 }
 
@@ -601,6 +678,64 @@ async function renderModels() {
   };
 }
 
+// "How it's computed": one head's computation of the row of state.query, in the model's numbers, asked
+// of the server once per row (the one other request a view makes), with the same request as the result
+// on screen so that the model decodes the same translation. A newer result or choice made while it is
+// asked wins (null: nothing drawn; that choice's render draws).
+async function renderExplain() {
+  const response = state.response;
+  const { kind, layer, head, query } = state;
+  const map = response.attention[kind];
+  fillSelect(el.explain.query, response[map.query_axis].map((token, i) => [String(i), `${i}: ${token.text}`]), String(query));
+  const asked = explainRequest(state.asked, kind, layer, head, query);
+  const key = JSON.stringify(asked);
+  if (state.explanation?.key !== key) {
+    el.explain.status.textContent = `Asking ${response.model} for the numbers of layer ${layer}, head ${head}…`;
+    try {
+      const answer = await fetchExplanation(asked);
+      const current = state.response === response && state.view === "explain";
+      if (!current || JSON.stringify(explainRequest(state.asked, state.kind, state.layer, state.head, state.query)) !== key) return null;
+      state.explanation = { key, response: answer };
+    } catch (error) {
+      if (!(error instanceof ApiError)) console.error(error);
+      el.explain.status.textContent = `${response.model} could not be asked: ${error.message}`;
+      el.explain.check.hidden = true;
+      el.explain.steps.replaceChildren();
+      Plotly.purge(el.explain.figure);
+      return { element: el.explain.figure, table: { caption: el.explain.status.textContent, columns: [], rows: [] }, name: `explain-${kind}` };
+    }
+  }
+  const explanation = state.explanation.response;
+  const mapRow = map.weights[layer][head][query];
+  const steps = explanationSteps(explanation, mapRow);
+  const check = checkSentence(explanation, steps);
+  el.explain.status.textContent = `${explanationTitle(explanation)}. Pick another row below, or another kind, layer or head above.`;
+  el.explain.check.textContent = check.text;
+  el.explain.check.classList.toggle("differs", !check.equal);
+  el.explain.check.hidden = false;
+  await drawRowFigure(el.explain.figure, explanation, steps, mapRow);
+  el.explain.steps.replaceChildren(...explanationSections(explanation, steps, headEfficiency(explanation), mapRow, options()));
+  return {
+    element: el.explain.figure,
+    title: explanationTitle(explanation),
+    table: explanationTable(explanation, steps, mapRow),
+    name: `explain-${kind}-L${layer}-H${head}-q${query}`,
+  };
+}
+
+// A click on a row of the head view opens "How it's computed" for that query token (and, from the
+// mean or max of heads, for head 0: an aggregate is no one computation). Bound once.
+let headClicksBound = false;
+function bindHeadClicks() {
+  if (headClicksBound) return;
+  headClicksBound = true;
+  el.headFigure.on("plotly_click", (event) => {
+    const point = event.points?.find((p) => p.data.yaxis === "y");
+    if (!point || !headView || !modelInfo(state.response.model)?.explains) return;
+    update({ view: "explain", query: headView.rows[point.y], head: typeof state.head === "number" ? state.head : 0 });
+  });
+}
+
 // Plotly's click events live on the figure element once it has been drawn; bound once.
 let statisticsClicksBound = false;
 function bindStatisticsClicks() {
@@ -638,6 +773,7 @@ function describeModel() {
     state.controls = chosenControls(info, { ...state.controls, [control.name]: value });
   });
   describeGranularity(el.granularity, el.granularityWhy, info, state.granularity);
+  Object.assign(state, describeMethods(el.methods, info, state.method, state.saliency));
 }
 
 // ---- changing what is shown -----------------------------------------------------------------
@@ -656,10 +792,12 @@ function selectHead(layer, head) {
 }
 
 function moveHead(delta) {
-  return update({ head: stepHead(state.response, shownKind(state), state.head, delta, state.view === "stats") });
+  if (!hasMaps()) return undefined;
+  return update({ head: stepHead(state.response, shownKind(state), state.head, delta, state.view === "stats" || state.view === "explain") });
 }
 
 function moveLayer(delta) {
+  if (!hasMaps()) return undefined;
   const layers = layerCount(state.response, shownKind(state));
   return update({ layer: Math.max(0, Math.min(layers - 1, state.layer + delta)) });
 }
@@ -674,7 +812,8 @@ function resultLabel(asked, response) {
   const target = asked.target.trim() ? ` → ${asked.target.trim()}` : "";
   const how = response.forced ? "forced" : asked.beam > 1 ? `beam ${asked.beam}` : "greedy";
   const controls = Object.entries(response.controls).map(([name, value]) => `${name} ${value}`);
-  return `${asked.source.trim()}${target} (${[response.model, how, ...controls].join(", ")})`;
+  const method = response.method && response.method !== "weights" ? [response.method] : [];
+  return `${asked.source.trim()}${target} (${[response.model, how, ...controls, ...method].join(", ")})`;
 }
 
 function togglePin() {
@@ -694,6 +833,12 @@ function pointAt(axis, index) {
     const chipAxis = axis === "decoder_input_tokens" ? "target_tokens" : axis;
     const chipIndex = axis === "decoder_input_tokens" ? index - 1 : index;
     document.querySelector(`.token[data-axis="${chipAxis}"][data-index="${chipIndex}"]`)?.classList.add("active");
+  }
+  if (state.view === "lines" && linesView) {
+    const { view, point } = linesView;
+    const at = axis === "source_tokens" ? view.cols.indexOf(index) : axis === "target_tokens" ? view.rows.indexOf(index) : -1;
+    point(at < 0 ? null : axis === "source_tokens" ? "source" : "target", at);
+    return;
   }
   if (state.view !== "head" || !headView) return;
   drawHighlight(el.headFigure, headView, axis === null ? { rows: [], cols: [] } : highlightFor(headView, axis, index));
@@ -763,6 +908,13 @@ function bindEvents() {
   });
   // Units change the request: a result on screen is fetched again in the new units.
   el.granularity.addEventListener("change", () => state.response && translate());
+  // So does the method: its maps are other numbers, computed by the model.
+  el.methods.method.addEventListener("change", () => {
+    el.methods.saliencyField.hidden = el.methods.method.value !== "saliency";
+    if (state.response) translate();
+  });
+  el.methods.saliency.addEventListener("change", () => state.response && translate());
+  el.normaliseRows.addEventListener("change", () => update({ normaliseRows: el.normaliseRows.checked }));
   for (const radio of document.querySelectorAll('input[name="kind"]')) radio.addEventListener("change", () => update({ kind: radio.value }));
   el.layer.addEventListener("change", () => update({ layer: Number(el.layer.value) }));
   el.head.addEventListener("change", () => update({ head: parseHead(el.head.value) }));
@@ -771,6 +923,7 @@ function bindEvents() {
   el.showReadings.addEventListener("change", () => update({ showReadings: el.showReadings.checked }));
   el.scale.addEventListener("change", () => update({ scale: el.scale.value }));
   el.otherModel.addEventListener("change", () => update({ otherModel: el.otherModel.value }));
+  el.explain.query.addEventListener("change", () => update({ query: Number(el.explain.query.value) }));
   for (const tab of document.querySelectorAll('[role="tab"]')) tab.addEventListener("click", () => update({ view: tab.dataset.view }));
   document.querySelector('[role="tablist"]').addEventListener("keydown", onTabKey);
 

@@ -29,8 +29,10 @@ export function rollout(layers, lastLayer) {
   return flow;
 }
 
-// The matrix one view shows: a head, or an aggregate of a layer ("mean", "max") or of layers ("rollout").
+// The matrix one view shows: a head, the layer's own map ("layer": norms, alti), or an aggregate of a
+// layer's heads ("mean", "max") or of layers ("rollout").
 export function selectMatrix(map, layer, head) {
+  if (head === "layer") return map.layer_weights[layer];
   if (head === "mean") return meanOverHeads(map.weights[layer]);
   if (head === "max") return maxOverHeads(map.weights[layer]);
   if (head === "rollout") return rollout(map.weights, layer);

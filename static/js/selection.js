@@ -3,7 +3,9 @@
 import { isMasked, selectMatrix, submatrix } from "./matrices.js";
 import { visibleIndices } from "./tokens.js";
 
-// head: a head index, or "mean" | "max" | "rollout" (rollout exists for the encoder only).
+// head: a head index, or "layer" | "mean" | "max" | "rollout" (rollout exists for the encoder only).
+// Rows that are distributions (weights, alti) are renormalised over the shown tokens with
+// options.renormalise; rows that are not (norms) are shown raw unless options.normaliseRows.
 export function displayedMap(response, options, kind, layer, head) {
   const map = response.attention[kind];
   const queryTokens = response[map.query_axis];
@@ -11,8 +13,10 @@ export function displayedMap(response, options, kind, layer, head) {
   const rows = visibleIndices(queryTokens, options.showSpecial);
   const cols = visibleIndices(keyTokens, options.showSpecial);
   const full = selectMatrix(map, layer, head);
+  const distributions = map.rows_sum_to_one ?? true;
   return {
     kind,
+    method: map.method ?? "weights",
     layer,
     head,
     causal: map.causal,
@@ -22,7 +26,7 @@ export function displayedMap(response, options, kind, layer, head) {
     cols,
     rowTokens: rows.map((i) => queryTokens[i]),
     colTokens: cols.map((j) => keyTokens[j]),
-    matrix: submatrix(full, rows, cols, options.renormalise),
+    matrix: submatrix(full, rows, cols, distributions ? options.renormalise : options.normaliseRows),
     masked: rows.map((i) => cols.map((j) => isMasked(map.causal, i, j))),
   };
 }
@@ -31,6 +35,7 @@ export function headName(head) {
   if (head === "mean") return "mean of heads";
   if (head === "max") return "max of heads";
   if (head === "rollout") return "rollout";
+  if (head === "layer") return "layer map";
   return `head ${head}`;
 }
 

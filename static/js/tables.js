@@ -7,7 +7,7 @@
 
 import { meanEntropy } from "./matrices.js";
 import { displayedMap, headName, selectionName } from "./selection.js";
-import { headCount, KIND_NAMES, layerCount } from "./state.js";
+import { headChoices, headCount, KIND_NAMES, layerCount } from "./state.js";
 
 // One map as shown: a header of key tokens, one line per query token.
 export function matrixTable(view, caption) {
@@ -31,9 +31,10 @@ export function longTable(views, caption) {
   };
 }
 
-// The overview's maps: every head of every layer of one kind, then each layer's mean and max.
+// The overview's maps: every head of every layer of one kind, then the layer's own map (norms, alti)
+// and each layer's mean and max.
 export function gridViews(response, options, kind) {
-  const heads = [...Array.from({ length: headCount(response, kind) }, (_, h) => h), "mean", "max"];
+  const heads = headChoices(response, kind).filter((head) => head !== "rollout");
   return Array.from({ length: layerCount(response, kind) }, (_, layer) => heads.map((head) => displayedMap(response, options, kind, layer, head)));
 }
 

@@ -4,7 +4,12 @@
 
 export const WIRE_ENCODING = "base64";
 
-const BYTES = { uint16: 2, uint32: 4 };
+// How each dtype is read from the little-endian bytes (float64: norms too large for uint32, integers held exactly).
+const READERS = {
+  uint16: [2, (view, offset) => view.getUint16(offset, true)],
+  uint32: [4, (view, offset) => view.getUint32(offset, true)],
+  float64: [8, (view, offset) => view.getFloat64(offset, true)],
+};
 
 // The weights of one EncodedWeights, nested by its shape.
 export function unpackWeights({ dtype, scale, shape, data }) {
@@ -12,15 +17,14 @@ export function unpackWeights({ dtype, scale, shape, data }) {
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
   const view = new DataView(bytes.buffer);
-  const width = BYTES[dtype];
-  if (!width) throw new Error(`unknown weight type ${dtype}`);
-  const read = width === 2 ? (offset) => view.getUint16(offset, true) : (offset) => view.getUint32(offset, true);
+  if (!READERS[dtype]) throw new Error(`unknown weight type ${dtype}`);
+  const [width, read] = READERS[dtype];
   let offset = 0;
   const nest = (depth) => {
     const out = new Array(shape[depth]);
     for (let i = 0; i < shape[depth]; i++) {
       if (depth === shape.length - 1) {
-        out[i] = read(offset) / scale;
+        out[i] = read(view, offset) / scale;
         offset += width;
       } else out[i] = nest(depth + 1);
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app import checks
 from app.schemas import AttentionRequest, TranslateRequest
 from app.settings import Settings
+from backends.interface import SaliencyOptions
 
 
 def post(client, path: str, body: dict) -> None:
@@ -62,3 +63,32 @@ def test_the_cost_is_source_by_target_length_by_beam(client):
     assert checks.cost(forced) == 4 * 6  # one pass over the given target: the beam plays no part
     longest = checks.check_translate(model, TranslateRequest(source="this is " * 30, beam_size=8), settings)
     assert checks.cost(longest) > settings.cheap_cost >= checks.cost(free)
+
+
+def test_methods_and_saliency_options_are_part_of_the_key_with_defaults_filled_in(client):
+    source = "this is an example"
+    post(client, "/api/v1/attention", {"source": source})
+    post(client, "/api/v1/attention", {"source": source, "method": "weights"})
+    assert len(client.app.state.runner.cache) == 1
+    for body in (
+        {"source": source, "method": "saliency"},
+        {"source": source, "method": "saliency", "saliency": {}},
+        {"source": source, "method": "saliency", "saliency": {"algorithm": "integrated_gradients", "steps": 20}},
+    ):
+        post(client, "/api/v1/attention", body)
+    assert len(client.app.state.runner.cache) == 2
+    post(client, "/api/v1/attention", {"source": source, "method": "saliency", "saliency": {"steps": 3}})
+    post(client, "/api/v1/attention", {"source": source, "method": "norms"})
+    assert len(client.app.state.runner.cache) == 4
+
+
+def test_saliency_costs_a_pass_per_produced_token_and_step(client):
+    _, model = client.app.state.registry.get(None)
+    settings = Settings()
+    base = {"source": "this is an example", "target": "これ は 例 で す 。"}
+    weights = checks.check_attention(model, AttentionRequest(**base), settings)
+    alti = checks.check_attention(model, AttentionRequest(**base, method="alti"), settings)
+    saliency = checks.check_attention(model, AttentionRequest(**base, method="saliency"), settings)
+    assert checks.cost(alti) == checks.cost(weights) == 4 * 6
+    assert saliency.saliency == SaliencyOptions("integrated_gradients", 20) and weights.saliency is None
+    assert checks.cost(saliency) == 4 * 6 * 2 * 20 * 6

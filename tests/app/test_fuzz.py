@@ -70,4 +70,4 @@ def test_enough_cases_ran_over_every_endpoint():
     if not CASES:
         pytest.skip("run together with the fuzz test")
     assert len(CASES) >= MIN_CASES, f"only {len(CASES)} cases"
-    assert len(set(CASES)) == 6
+    assert len(set(CASES)) == 7

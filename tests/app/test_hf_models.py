@@ -98,6 +98,33 @@ def test_word_granularity_merges_pieces_and_keeps_rows_summing_to_one(client, fa
         assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=weights.shape[-1] * 5e-5), kind
 
 
+@pytest.mark.parametrize("family", ["marian", "t5"])
+def test_word_alignment_links_the_words_as_shown(client, family):
+    name, source, target = f"tiny-{family}", "Unbelievable weather today.", "信じ られ な い 天気 だ"
+    body = attention(client, model=name, source=source, target=target, granularity="word", alignment={"head": "mean"})
+    links = body["alignment"]["links"]
+    produced = [i for i, t in enumerate(body["target_tokens"]) if not t["special"]]
+    assert [link["target"] for link in links] == produced  # one per target word, indices into the merged tokens
+    assert all(not body["source_tokens"][link["source"]]["special"] for link in links)
+    # Shift-Att over words: each word read from the rows where its pieces are the decoder input (the next rows of
+    # the piece-level map), averaged, with the source pieces' columns summed into words
+    shifted = attention(client, model=name, source=source, target=target, granularity="word", alignment={"shift_att": True})
+    layer = shifted["alignment"]["layer"]
+    pieces = attention(client, model=name, source=source, target=target, kinds=["cross"], layers=[layer], precision=8)
+    heads = torch.tensor(pieces["attention"]["cross"]["weights"][0]).double().mean(0)  # (T, S)
+
+    def spans(tokens):
+        starts = [i for i, t in enumerate(tokens) if i == 0 or t["word_start"] or t["special"] or tokens[i - 1]["special"]]
+        return [list(range(a, b)) for a, b in zip(starts, [*starts[1:], len(tokens)], strict=True)]
+
+    source_words, target_words = spans(pieces["source_tokens"]), spans(pieces["target_tokens"])
+    next_rows = torch.cat([heads[1:], torch.zeros(1, heads.shape[1], dtype=heads.dtype)])
+    for link in shifted["alignment"]["links"]:
+        row = next_rows[target_words[link["target"]]].mean(0)
+        scores = {w: float(row[span].sum()) for w, span in enumerate(source_words) if not shifted["source_tokens"][w]["special"]}
+        assert link["source"] == max(scores, key=scores.get)
+
+
 def test_the_built_in_model_has_nothing_to_merge_and_says_so(client):
     body = attention(client, model="en-ja", source="I like tea.", max_length=6, granularity="word")
     assert [w["code"] for w in body["warnings"]] == ["nothing_to_merge"]

@@ -32,6 +32,7 @@ def test_lists_the_model_with_its_architecture_and_card(client):
     assert info["controls"] == []
     assert info["card"]["description"] == "tiny random model for tests"
     assert info["default"] is True
+    assert (info["explains"], info["layer_norm"]) == (True, "pre")
     # the model's 64 positions cap the configured 128 source tokens (one position is </s>)
     assert info["limits"] == {"max_source_tokens": 63, "max_target_tokens": 63, "max_beam_size": 8}
 
@@ -77,4 +78,5 @@ def test_a_model_without_an_alignment_figure_opens_on_its_last_cross_layer(clien
         "layer": info["kinds"]["cross"]["layers"] - 1,
         "measured": False,
         "note": "the last layer: the model card has no alignment figure",
+        "by_method": {},
     }

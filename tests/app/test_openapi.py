@@ -5,6 +5,7 @@ ENDPOINTS = {
     ("/api/v1/models/{name}", "get"),
     ("/api/v1/translate", "post"),
     ("/api/v1/attention", "post"),
+    ("/api/v1/explain", "post"),
     ("/healthz", "get"),
     ("/readyz", "get"),
 }
@@ -22,6 +23,7 @@ def test_every_error_status_is_documented_with_the_error_schema(client):
         ("/api/v1/models/{name}", "get"): {"404", "422"},
         ("/api/v1/translate", "post"): {"404", "408", "413", "415", "422", "503"},
         ("/api/v1/attention", "post"): {"404", "408", "413", "415", "422", "503"},
+        ("/api/v1/explain", "post"): {"404", "408", "413", "415", "422", "503"},
         ("/readyz", "get"): {"503"},
     }
     for (path, method), statuses in expected.items():

@@ -58,3 +58,34 @@ def test_the_shipped_model_takes_a_politeness(shipped_client):
     assert (plain["controls"], polite["controls"]) == ({"politeness": "plain"}, {"politeness": "polite"})
     assert plain["translation"] != polite["translation"]
     assert plain["predictions"] == polite["predictions"]
+
+
+@pytest.fixture(scope="module")
+def shipped_rnn(shipped_client):
+    return shipped_client.get("/api/v1/models/en-ja-rnn").json()
+
+
+def test_both_shipped_models_are_served_the_transformer_by_default(shipped_client, shipped_rnn):
+    models = {model["name"]: model for model in shipped_client.get("/api/v1/models").json()}
+    assert set(models) == {"en-ja", "en-ja-rnn"}
+    assert models["en-ja"]["default"] and not models["en-ja-rnn"]["default"]
+    assert shipped_rnn["kinds"] == {"cross": {"layers": 1, "heads": 1}}
+    assert shipped_rnn["test_bleu"]["greedy"] >= 32.0
+
+
+def test_the_shipped_rnn_translates_with_one_additive_cross_map(shipped_client):
+    body = attention(shipped_client, model="en-ja-rnn", source="I like tea.")
+    assert body["translation"] and set(body["attention"]) == {"cross"}
+    weights = torch.tensor(body["attention"]["cross"]["weights"])
+    assert weights.shape == (1, 1, len(body["target_tokens"]), len(body["source_tokens"]))
+    assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=len(body["source_tokens"]) * 5e-5)
+
+
+def test_the_shipped_rnn_refuses_the_kinds_it_does_not_have_naming_what_it_has(shipped_client):
+    response = shipped_client.post(
+        "/api/v1/attention", json={"model": "en-ja-rnn", "source": "I like tea.", "kinds": ["encoder"]}
+    )
+    assert response.status_code == 422
+    assert "no encoder attention" in response.text and "its kinds are cross" in response.text
+    response = shipped_client.post("/api/v1/attention", json={"model": "en-ja-rnn", "source": "I like tea.", "layers": [1]})
+    assert response.status_code == 422 and "cross layers" in response.text

@@ -394,3 +394,57 @@ def test_a_model_that_does_not_batch_answers_a_batch_one_call_at_a_time(models):
         single = model.attention(query.source, query.target, max_length=query.max_length)
         assert (result.translation, result.score) == (single.translation, single.score)
         assert all(torch.equal(result.maps[kind], single.maps[kind]) for kind in single.maps)
+
+
+NORMS_FAMILIES = ("marian", "bart", "m2m_100", "nllb", "mbart50")
+
+
+def test_methods_are_declared_by_family(models):
+    for family in NORMS_FAMILIES:
+        assert models[family].describe().methods == ("weights", "norms")
+    assert models["t5"].describe().methods == ("weights",)
+    with pytest.raises(InputError, match="model .* has no method norms; its methods are weights"):
+        models["t5"].attention(SOURCE, TARGET, method="norms")
+
+
+@pytest.mark.parametrize("family", NORMS_FAMILIES)
+def test_norms_equal_a_recomputation_from_the_value_vectors_the_model_made(models, direct, family):
+    """Kobayashi et al. 2020 from the checkpoint itself: the value vectors each v_proj really computed (caught by
+    forward hooks on the directly loaded model, whatever its LayerNorm order), through W_O^h head by head."""
+    result = models[family].attention(SOURCE, TARGET, method="norms")
+    model, _ = direct[family]
+    values: dict[int, torch.Tensor] = {}
+    attentions = {
+        "encoder": [layer.self_attn for layer in model.get_encoder().layers],
+        "decoder": [layer.self_attn for layer in model.get_decoder().layers],
+        "cross": [layer.encoder_attn for layer in model.get_decoder().layers],
+    }
+    hooks = [
+        attention.v_proj.register_forward_hook(lambda module, args, out: values.__setitem__(id(module), out[0]))
+        for layers in attentions.values()
+        for attention in layers
+    ]
+    source_ids = torch.tensor([[t.id for t in result.source_tokens]])
+    decoder_ids = torch.tensor([[t.id for t in result.decoder_input_tokens]])
+    try:
+        with torch.no_grad():
+            output = model(input_ids=source_ids, decoder_input_ids=decoder_ids, output_attentions=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    weights = {"encoder": output.encoder_attentions, "decoder": output.decoder_attentions, "cross": output.cross_attentions}
+    for kind, layers in attentions.items():
+        for index, attention in enumerate(layers):
+            alpha = weights[kind][index][0]  # (H, Tq, Tk)
+            heads, d = alpha.size(0), attention.out_proj.weight.size(0)
+            v = values[id(attention.v_proj)]  # (Tk, D)
+            d_k = d // heads
+            moved = torch.stack(
+                [
+                    alpha[h, :, :, None]
+                    * (v[:, h * d_k : (h + 1) * d_k] @ attention.out_proj.weight[:, h * d_k : (h + 1) * d_k].T)
+                    for h in range(heads)
+                ]
+            )  # (H, Tq, Tk, D)
+            torch.testing.assert_close(result.maps[kind][index], moved.norm(dim=-1), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(result.layer_maps[kind][index], moved.sum(0).norm(dim=-1), atol=1e-5, rtol=1e-5)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from backends.interface import AttentionResult, Token
+from backends.interface import AttentionResult, Contributions, Token
 from backends.words import merge_words, word_spans
 
 
@@ -127,3 +129,24 @@ def test_word_level_tokens_are_unchanged():
     merged = merge_words(unchanged)
     assert merged.source_tokens == words
     torch.testing.assert_close(merged.maps["cross"], weights)
+
+
+def test_layer_maps_residual_shares_and_contributions_merge_as_the_maps_do():
+    """Rows averaged over a word's pieces, columns summed: a cross row ▁ お -> (0.1 + 0.5) / 2 on play, (0.2 + 0.1) / 2
+    on ing, so 0.45 on playing; the residual share of ▁ お is the mean of its pieces' shares."""
+    merged = merge_words(
+        replace(
+            result(),
+            method="alti",
+            layer_maps={"cross": CROSS[None]},
+            residual_shares={"cross": torch.tensor([[0.2, 0.4, 0.0, 0.1]])},
+            contributions=Contributions(source=CROSS * 0.5, prefix=DECODER * 0.5, normalised=True),
+        )
+    )
+    torch.testing.assert_close(merged.layer_maps["cross"][0, 0], torch.tensor([0.45, 0.25, 0.3]))
+    torch.testing.assert_close(merged.residual_shares["cross"][0], torch.tensor([0.3, 0.0, 0.1]))
+    contributions = merged.contributions
+    torch.testing.assert_close(contributions.source[0], torch.tensor([0.45, 0.25, 0.3]) * 0.5)
+    # prefix columns <pad> | ▁ お | 茶 and rows ▁ お | 茶 | </s>: a row's total is kept
+    torch.testing.assert_close(contributions.prefix.sum(-1) + contributions.source.sum(-1), torch.ones(3))
+    assert contributions.normalised and merged.method == "alti"

@@ -41,14 +41,19 @@ POLITE_MODEL = "tiny_polite"
 DEEP_MODEL = "tiny_deep"
 HF_MODEL = "tiny-marian"
 TINY_EXAMPLES = ["This is an example.", "I like tea."]
-# A measured figure as model.card_figures stores it: here layer 0 "aligns best".
-ALIGNMENT_BY_LAYER = {
-    "split": "dev",
-    "layers": [
-        {"layer": 0, "aer": 0.5, "precision": 0.5, "recall": 0.5},
-        {"layer": 1, "aer": 0.7, "precision": 0.3, "recall": 0.3},
-    ],
-    "best_layer": 0,
+# A measured figure as model.card_alignment stores it: here layer 0's mean of heads "aligns best", and head 2 of
+# layer 1 best of all.
+SCORES = [
+    {"layer": 0, "head": "mean", "aer": 0.5},
+    {"layer": 1, "head": 2, "aer": 0.45},
+    {"layer": 1, "head": "mean", "aer": 0.7},
+]
+ALIGNMENT_AER = {
+    "gold": {
+        "reference": "alignments/gold.talp",
+        "sentences": 100,
+        "methods": {"weights": {"scores": SCORES, "best": SCORES[1], "best_mean": SCORES[0]}},
+    }
 }
 # What the page must run under (issue 6): only its own scripts and styles, nothing inline.
 STRICT_CSP = (
@@ -71,7 +76,7 @@ def base_url(tmp_path_factory) -> Iterator[str]:
     # A second model, trained (here: built) with politeness control, whose card measured its
     # alignment by layer; "tiny" stays the default.
     polite = write_model_dir(model_dir, POLITE_MODEL, seed=1, politeness_levels=("plain", "polite"))
-    add_to_card(polite, alignment_by_layer=ALIGNMENT_BY_LAYER)
+    add_to_card(polite, alignment_aer=ALIGNMENT_AER)
     # A third with other counts per kind: 3 encoder layers, 1 decoder layer, 2 heads.
     deep = make_tiny_model(2, n_encoder_layers=3, n_decoder_layers=1, n_heads=2)
     save_checkpoint(model_dir / f"{DEEP_MODEL}.pt", deep.model, deep.src_vocab, deep.tgt_vocab)

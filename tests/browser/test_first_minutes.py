@@ -21,7 +21,7 @@ from tests.browser.conftest import (
     wait_for_figure,
 )
 
-VIEWS = ["head", "grid", "panels", "stats", "steps", "models"]
+VIEWS = ["head", "grid", "panels", "stats", "steps", "models", "explain", "lines"]
 FIGURES = {
     "head": "head-figure",
     "grid": "grid",
@@ -29,6 +29,8 @@ FIGURES = {
     "stats": "stats-figure",
     "steps": "steps-figure",
     "models": "models-figure",
+    "explain": "explain-figure",
+    "lines": "lines-figure",
 }
 NINE_WORDS = "this is an example . i like tea ! the cat"  # 11 source tokens, every one in the tiny vocabulary
 
@@ -43,6 +45,8 @@ def open_view(page, view):
     page.wait_for_function("(v) => !document.getElementById(`view-${v}`).hidden", arg=view)
     if view == "models":  # it asks the other model first
         page.wait_for_function("() => !document.getElementById('models-caption').textContent.startsWith('Asking')")
+    if view == "explain":  # it asks the model for the head's numbers first
+        page.wait_for_function("() => !document.getElementById('explain-status').textContent.startsWith('Asking')")
     page.wait_for_timeout(150)
 
 
@@ -73,7 +77,7 @@ def test_arrows_on_the_tab_list_move_between_tabs_and_leave_the_head_alone(page)
     assert page.evaluate("document.activeElement.id") == "tab-grid"
     assert page.get_attribute("#tab-grid", "aria-selected") == "true" and page.locator("#view-grid").is_visible()
     page.keyboard.press("End")
-    assert page.evaluate("document.activeElement.id") == "tab-models" and page.locator("#view-models").is_visible()
+    assert page.evaluate("document.activeElement.id") == "tab-lines" and page.locator("#view-lines").is_visible()
     page.keyboard.press("ArrowRight")  # wraps round
     assert page.evaluate("document.activeElement.id") == "tab-head"
     assert head_title(page) == title
@@ -371,7 +375,8 @@ def test_the_first_view_is_the_cross_layer_the_card_measured_to_align_best_else_
     page.select_option("#model", POLITE_MODEL)  # its card measured layer 0 best
     submit(page, "This is an example.", CLASSIC_TARGET)
     assert head_title(page) == "Cross-attention · layer 0, mean of heads"
-    assert "aligns words best (lowest AER on dev against silver alignments (0.500))" in page.inner_text("#view-note")
+    note = "aligns words best (lowest AER of the mean of heads against the gold alignments of 100 test sentences (0.500))"
+    assert note in page.inner_text("#view-note")
     page.select_option("#head", "2")
     assert page.locator("#view-note").is_hidden()
 
@@ -424,6 +429,7 @@ def test_languages_examples_selectors_and_units_follow_the_chosen_model(page):
     for view in VIEWS:  # every view draws for this model too
         open_view(page, view)
     assert page.watch.errors == []
+    open_view(page, "head")  # how it's computed offers single heads only
 
     page.select_option("#model", "tiny")
     submit(page, "This is an example.", CLASSIC_TARGET)
@@ -444,7 +450,9 @@ def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page)
         kind: (counts["layers"], counts["heads"]) for kind, counts in info["kinds"].items()
     }
     assert page.get_attribute("#source", "lang") == info["source_language"]["code"]
-    for view in VIEWS:
+    assert page.is_disabled("#tab-explain")  # it declares no step-by-step explanation
+    assert "explains: false" in page.get_attribute("#tab-explain", "title")
+    for view in (view for view in VIEWS if view != "explain"):
         open_view(page, view)
     with page.expect_request("**/api/v1/attention") as asked:
         page.select_option("#granularity", "word")  # a result on screen is fetched again in words

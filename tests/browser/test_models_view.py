@@ -79,6 +79,9 @@ def test_a_model_with_only_cross_attention_draws_every_view_that_applies_and_say
     assert page.is_disabled("#tab-panels")
     assert "has no encoder self-attention or decoder masked self-attention" in page.get_attribute("#tab-panels", "title")
     assert page.is_enabled("#tab-models")
+    # How it's computed: its additive attention declares no step-by-step explanation, and a row click offers none
+    assert page.is_disabled("#tab-explain") and "explains: false" in page.get_attribute("#tab-explain", "title")
+    assert "click a row" not in page.inner_text("#legend")
 
     open_tab(page, "grid")  # one head, plus the layer's mean and max
     assert page.locator("#grid button.thumb").count() == 3

@@ -299,7 +299,7 @@ def test_every_view_works_under_a_strict_content_security_policy(page):
     page.route(lambda url: urlparse(url).path == "/", with_csp)
     page.goto("/?kind=decoder")
     submit(page, XSS_INPUTS[0], CLASSIC_TARGET)
-    for view in ["grid", "panels", "stats", "steps", "head"]:
+    for view in ["grid", "panels", "stats", "steps", "lines", "head"]:
         page.click(f"#tab-{view}")
         page.wait_for_timeout(150)
     page.hover('#target-tokens .token[data-index="2"]')

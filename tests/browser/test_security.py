@@ -1,6 +1,6 @@
 """The page under the Content-Security-Policy the server really sends, and markup typed as tokens staying
-text in every view: header chips, head view, overview grid, three panels, statistics, steps, hovers,
-axis labels and every export."""
+text in every view: header chips, head view, overview grid, three panels, statistics, steps, how it's computed,
+hovers, axis labels and every export."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ HOSTILE_TARGET = (
     '<img/src=x/onerror=window.pwned=3> <svg/onload=window.pwned=4> "><b>bold</b> <a/href=javascript:window.pwned=5>x</a>'
 )
 TAGS = ["<img/src=x/onerror=window.pwned=3>", "<svg/onload=window.pwned=4>", '"><b>bold</b>']
-VIEWS = ["head", "grid", "panels", "stats", "steps"]
+VIEWS = ["head", "grid", "panels", "stats", "steps", "lines"]
 
 INERT = """() => ({
     pwned: window.pwned ?? null,
@@ -60,6 +60,13 @@ def test_injected_tokens_stay_inert_in_every_view_under_the_real_policy(page, tm
         page.click(f"#tab-{view}")
         page.wait_for_timeout(200)
         assert page.evaluate(INERT) == {"pwned": None, "active": 0}, view
+
+    page.click("#tab-explain")  # its token labels: table headers, strip labels, the row picker, the bar chart
+    page.wait_for_function("() => !document.getElementById('explain-check').hidden")
+    assert page.evaluate(INERT) == {"pwned": None, "active": 0}
+    explained = page.text_content("#view-explain")
+    for tag in TAGS:
+        assert tag in explained
 
     page.click("#tab-head")
     labels = " ".join(axis_labels(page, "y"))

@@ -1,66 +1,9 @@
 import json
 
 import pytest
-import torch
 
-from model.card_figures import (
-    alignment_error_rate,
-    argmax_links,
-    grow_diag_final_and,
-    length_summary,
-    main,
-    parse_links,
-    training_lengths,
-)
+from model.card_figures import length_summary, main, training_lengths
 from tests.conftest import write_model_dir
-
-
-def test_aer_with_sure_and_possible_links():
-    # |A| = 3, |S| = 1, |A∩S| = 1, |A∩P| = 2: AER = 1 - (1 + 2) / (3 + 1)
-    scores = alignment_error_rate([{(0, 0), (1, 1), (2, 1)}], sure=[{(0, 0)}], possible=[{(1, 1)}])
-    assert scores.aer == pytest.approx(0.25)
-    assert scores.precision == pytest.approx(2 / 3)
-    assert scores.recall == pytest.approx(1.0)
-
-
-def test_aer_with_sure_equal_to_possible_is_one_minus_f1():
-    reference = [{(0, 0), (1, 2)}]
-    scores = alignment_error_rate([{(0, 0), (1, 1), (2, 1)}], reference, reference)
-    assert scores.aer == pytest.approx(1 - 2 / 5)
-    assert (scores.precision, scores.recall) == pytest.approx((1 / 3, 1 / 2))
-
-
-def test_aer_counts_links_over_the_corpus_not_per_sentence():
-    # Sentence 1 is perfect, sentence 2 all wrong: per-sentence mean would be 0.5; counts give 1 - 2 / 6.
-    predicted = [{(0, 0)}, {(0, 0), (1, 0), (2, 0)}]
-    reference = [{(0, 0)}, {(2, 1)}]
-    assert alignment_error_rate(predicted, reference, reference).aer == pytest.approx(2 / 3)
-    perfect = alignment_error_rate(reference, reference, reference)
-    assert (perfect.aer, perfect.precision, perfect.recall) == (0.0, 1.0, 1.0)
-
-
-def test_argmax_links_leave_out_end_of_sentence_and_shift_reads_the_next_row():
-    cross = torch.tensor(
-        [  # columns: source word 0, source word 1, </s>
-            [0.1, 0.3, 0.6],  # target word 0: </s> is highest, the best word is 1
-            [0.5, 0.2, 0.3],  # target word 1
-            [0.9, 0.05, 0.05],  # </s> row
-        ]
-    )
-    assert argmax_links(cross) == {(1, 0), (0, 1)}
-    assert argmax_links(cross, shift=True) == {(0, 0), (0, 1)}
-
-
-def test_grow_diag_final_and():
-    forward = parse_links("0-0 1-1 3-4")
-    reverse = parse_links("0-0 1-1 1-2 0-1 2-4")
-    # From the intersection {0-0, 1-1}, 1-2 grows (target 2 unaligned); 0-1 joins two aligned words, so it
-    # stays out; 3-4 (no neighbour) comes in by final-and, after which 2-4 finds target 4 aligned.
-    assert grow_diag_final_and(forward, reverse) == {(0, 0), (1, 1), (1, 2), (3, 4)}
-    # Growing follows diagonals and goes on from what it added: 2-3 touches 1-2 corner to corner, then
-    # 2-4 (target 4 unaligned) and 3-4 (source 3 unaligned) grow from 2-3.
-    assert grow_diag_final_and(forward, reverse | {(2, 3)}) == {(0, 0), (1, 1), (1, 2), (2, 3), (2, 4), (3, 4)}
-    assert grow_diag_final_and(forward, forward) == forward
 
 
 def test_length_summary_uses_nearest_rank_percentiles():

@@ -10,16 +10,17 @@ from tests.conftest import make_tiny_model
 def test_attention_rows_sum_to_one_and_masked_weights_are_zero():
     q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 8)
     mask = torch.tensor([True, True, True, False, False])[None, None, None, :]
-    out, weights = attention(q, k, v, mask)
+    out, weights, scores = attention(q, k, v, mask)
     assert out.shape == (2, 3, 4, 8)
     assert weights.shape == (2, 3, 4, 5)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3, 4))
     assert (weights[..., 3:] == 0).all()
+    torch.testing.assert_close(scores, q @ k.transpose(-2, -1) / 8**0.5)  # before the mask
 
 
 def test_attention_matches_the_formula():
     q, k, v = torch.randn(1, 1, 2, 4), torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4)
-    out, weights = attention(q, k, v)
+    out, weights, _ = attention(q, k, v)
     expected = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(out, expected @ v)
@@ -108,3 +109,68 @@ def test_a_selected_cache_follows_its_rows(tiny_model):
     swapped = caches.select(torch.tensor([1, 0]))
     expected, _, _ = model.decode(torch.tensor([[Vocab.bos_id, 8, 6]]), memory[1:], src[1:])
     torch.testing.assert_close(model.decode_step(torch.tensor([6, 6]), swapped)[0], expected[0, -1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"politeness_levels": ("plain", "polite")}])
+def test_the_trace_is_the_pass_of_encode_and_decode(overrides):
+    model = make_tiny_model(**overrides).model.eval()
+    src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id], [8, 9, Vocab.eos_id, Vocab.pad_id, Vocab.pad_id]])
+    tgt_in = torch.tensor([[Vocab.bos_id, 5, 6, 7], [Vocab.bos_id, 9, 4, Vocab.pad_id]])
+    politeness = torch.tensor([0, 1]) if model.cfg.politeness_levels else None
+    memory, enc = model.encode(src)
+    logits, dec, cross = model.decode(tgt_in, memory, src, politeness)
+    trace = model.trace(src, tgt_in, politeness)
+    assert torch.equal(trace.memory, memory) and torch.equal(trace.logits, logits)
+    assert all(torch.equal(a.blocks["encoder"].weights, b) for a, b in zip(trace.encoder, enc, strict=True))
+    for layer, d, c in zip(trace.decoder, dec, cross, strict=True):
+        assert torch.equal(layer.blocks["decoder"].weights, d) and torch.equal(layer.blocks["cross"].weights, c)
+    assert not trace.logits.requires_grad
+
+
+def test_the_trace_fields_recompute_each_other(tiny_model):
+    """Each recorded intermediate is what the documented formula makes of the ones before it."""
+    model = tiny_model.model.eval()
+    src = torch.tensor([[4, 5, 6, Vocab.eos_id]])
+    tgt_in = torch.tensor([[Vocab.bos_id, 5, 6]])
+    trace = model.trace(src, tgt_in)
+    torch.testing.assert_close(trace.source_embeddings, model.src_embed(src))
+    x = trace.source_embeddings
+    for layer, module in zip(trace.encoder, model.encoder_layers, strict=True):
+        block = layer.blocks["encoder"]
+        torch.testing.assert_close(block.residual_in, x)
+        torch.testing.assert_close(block.query_in, module.self_attn_norm(x))
+        assert block.key_value_in is block.query_in
+        b, h, t, d_k = block.q.shape
+        torch.testing.assert_close(block.q, module.self_attn.q_proj(block.query_in).view(b, t, h, d_k).transpose(1, 2))
+        torch.testing.assert_close(block.scores, block.q @ block.k.transpose(-2, -1) / d_k**0.5)
+        torch.testing.assert_close(block.weights, block.scores.masked_fill(~block.mask, float("-inf")).softmax(-1))
+        torch.testing.assert_close(block.head_outputs, block.weights @ block.v)
+        concat = block.head_outputs.transpose(1, 2).reshape(b, t, h * d_k)
+        torch.testing.assert_close(block.attn_out, module.self_attn.out_proj(concat))
+        torch.testing.assert_close(block.residual_out, block.residual_in + block.attn_out)
+        torch.testing.assert_close(layer.ff_in, block.residual_out)
+        torch.testing.assert_close(layer.ff_out, module.ff(module.ff_norm(layer.ff_in)))
+        torch.testing.assert_close(layer.out, layer.ff_in + layer.ff_out)
+        x = layer.out
+    torch.testing.assert_close(trace.memory, model.encoder_norm(x))
+    y = trace.target_embeddings
+    for layer in trace.decoder:
+        own, cross = layer.blocks["decoder"], layer.blocks["cross"]
+        torch.testing.assert_close(own.residual_in, y)
+        assert own.mask.shape[-2:] == (3, 3) and not own.mask[..., 0, 1:].any()
+        torch.testing.assert_close(cross.residual_in, own.residual_out)
+        assert cross.key_value_in is trace.memory
+        torch.testing.assert_close(layer.ff_in, cross.residual_out)
+        y = layer.out
+    torch.testing.assert_close(trace.logits, model.generator(model.decoder_norm(y)))
+
+
+def test_a_trace_reuses_an_encoder_trace_and_encode_is_its_encoded(tiny_model):
+    model = tiny_model.model.eval()
+    src, tgt_in = torch.tensor([[4, 5, 6, Vocab.eos_id]]), torch.tensor([[Vocab.bos_id, 5, 6]])
+    encoder = model.trace_encoder(src)
+    memory, weights = model.encode(src)
+    assert torch.equal(encoder.encoded[0], memory)
+    assert all(torch.equal(a, b) for a, b in zip(encoder.encoded[1], weights, strict=True))
+    reused, fresh = model.trace(src, tgt_in, encoder=encoder), model.trace(src, tgt_in)
+    assert reused.encoder is encoder.layers and torch.equal(reused.logits, fresh.logits)

@@ -7,8 +7,10 @@ import { attentionFigure, axisTitle, highlightShapes, PLOT_CONFIG } from "./heat
 
 const AXIS_NAMES = { source_tokens: "source tokens", target_tokens: "produced tokens", decoder_input_tokens: "decoder inputs" };
 
+// Maps of another method than the weights say which.
 export function headTitle(view) {
-  return `${KIND_NAMES[view.kind]} · ${selectionName(view.kind, view.layer, view.head)}`;
+  const method = view.method && view.method !== "weights" ? ` · ${view.method}` : "";
+  return `${KIND_NAMES[view.kind]}${method} · ${selectionName(view.kind, view.layer, view.head)}`;
 }
 
 // The head view's traces and layout, `width` px wide and at most `height` px high (so that on a laptop

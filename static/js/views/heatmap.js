@@ -33,10 +33,11 @@ export function maskColour(scale) {
 
 // The weight trace and, for causal maps, the mask trace drawn under it. `axes` names the subplot ("", "2", "3").
 export function attentionTraces(view, options, axes, zmax) {
+  const valueName = !view.method || view.method === "weights" ? "weight" : view.method;
   const text = view.matrix.map((row, i) =>
     row.map((w, j) => {
       const where = `query: ${hoverName(view.rowTokens[i])}<br>key: ${hoverName(view.colTokens[j])}`;
-      return view.masked[i][j] ? `${where}<br>masked (a future position)` : `${where}<br>weight: ${w.toFixed(4)}`;
+      return view.masked[i][j] ? `${where}<br>masked (a future position)` : `${where}<br>${valueName}: ${w.toFixed(4)}`;
     }),
   );
   const common = {

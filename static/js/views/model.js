@@ -70,6 +70,28 @@ export function chosenControls(info, chosen) {
   );
 }
 
+// The methods the model computes (ModelInfo.methods), and for saliency its algorithms; the chosen ones where
+// the model has them, else weights and the first algorithm. Returns { method, saliency } as selected.
+export function describeMethods(elements, info, method, saliency) {
+  const option = (value, text) => {
+    const element = document.createElement("option");
+    element.value = value;
+    element.textContent = text;
+    return element;
+  };
+  elements.method.replaceChildren(...info.methods.map((m) => option(m.name, m.label)));
+  elements.method.value = info.methods.some((m) => m.name === method) ? method : "weights";
+  const algorithms = info.methods.find((m) => m.name === "saliency")?.saliency_algorithms ?? [];
+  elements.saliency.replaceChildren(...algorithms.map((name) => option(name, name.replaceAll("_", " "))));
+  elements.saliency.value = algorithms.includes(saliency) ? saliency : (algorithms[0] ?? "");
+  elements.saliencyField.hidden = elements.method.value !== "saliency";
+  const one = info.methods.length === 1;
+  elements.method.disabled = one;
+  elements.why.textContent = one ? "This model offers attention weights only." : "";
+  elements.why.hidden = !one;
+  return { method: elements.method.value, saliency: elements.saliency.value };
+}
+
 // Word units merge subword pieces; a word-level model has nothing to merge, and the page says so.
 export function describeGranularity(select, why, info, granularity) {
   const words = info.granularities.includes("word");

@@ -2,7 +2,7 @@
 // with one shared colour scale; the decoder and cross panels share their rows (the produced tokens).
 
 import { displayedMap, selectionName } from "../selection.js";
-import { headCount, KINDS, KIND_NAMES, layerCount } from "../state.js";
+import { headChoices, headCount, KINDS, KIND_NAMES, layerCount } from "../state.js";
 import { escapePlotly } from "../tokens.js";
 import { attentionFigure, PLOT_CONFIG } from "./heatmap.js";
 
@@ -11,13 +11,16 @@ import { attentionFigure, PLOT_CONFIG } from "./heatmap.js";
 export function panelViews(response, options, layer, head) {
   return KINDS.filter((kind) => kind in response.attention).map((kind) => {
     const kindLayer = Math.min(layer, layerCount(response, kind) - 1);
-    const kindHead = head === "rollout" && kind !== "encoder" ? "mean" : typeof head === "number" ? Math.min(head, headCount(response, kind) - 1) : head;
+    const choices = headChoices(response, kind);
+    const clamped = typeof head === "number" ? Math.min(head, headCount(response, kind) - 1) : head;
+    const kindHead = choices.includes(clamped) ? clamped : choices.includes("mean") ? "mean" : choices[0];
     return displayedMap(response, options, kind, kindLayer, kindHead);
   });
 }
 
 export function panelsTitle(views) {
-  return `Every kind of attention · ${selectionName(views[0].kind, views[0].layer, views[0].head)}`;
+  const method = views[0].method && views[0].method !== "weights" ? ` · ${views[0].method}` : "";
+  return `Every kind of attention${method} · ${selectionName(views[0].kind, views[0].layer, views[0].head)}`;
 }
 
 // Side by side where they fit, one above the other on a narrow screen. `title`: another one for the
