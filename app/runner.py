@@ -62,10 +62,11 @@ class Batchable:
 class _Member:
     """One request of a batch: waiting in its group's queue, then taken into a batch, then done."""
 
-    def __init__(self, item: Any, cancel: threading.Event, deadline: float):
+    def __init__(self, item: Any, cancel: threading.Event, deadline: float, cost: float):
         self.item = item
         self.cancel = cancel
         self.deadline = deadline
+        self.cost = cost  # app.checks.cost: what the batch's time is estimated from
         self.arrived = time.monotonic()
         self.taken = False
         self.promoted = anyio.Event()  # set when it heads its group's queue, or is taken into a batch
@@ -105,6 +106,11 @@ class ResponseCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+
+# A batch is planned to take at most this share of the time its tightest member has left, at the seconds per unit
+# of cost its group's recent batches took: the rest is margin for the estimate (a loaded machine slows every call),
+# and for the members that wait behind it.
+BATCH_TIME_SHARE = 0.5
 
 # The longest a costly call pauses before a decoding step while cheap calls run; it pauses as long as
 # its last step took, so under a stream of cheap calls it still runs at half its speed or more.
@@ -184,7 +190,10 @@ class InferenceRunner:
     Batchable work of one group is gathered: the request heading its group's queue waits for a slot, then
     takes every request of its group waiting by then (at most `max_batch`) into one model call. A batch
     that gets a slot while no other call of its lane runs starts at once, so a lone request never waits;
-    while others run it waits up to `batch_window` seconds from its oldest request's arrival for more. Each
+    while others run it waits up to `batch_window` seconds from its oldest request's arrival for more. A batch
+    takes no more requests than it can answer in time: its estimated time (the summed cost of its requests at
+    the seconds per cost its group's recent batches took) stays within BATCH_TIME_SHARE of the time its
+    tightest request has left; the requests it leaves head the next batch, in the lane's other slots. Each
     request keeps its own deadline and cancellation: it leaves the queue, or its row stops at the model's
     next decoding step while the rest of the batch goes on, and its answer (503, or nothing for a client
     that has gone) is sent at once.
@@ -212,6 +221,7 @@ class InferenceRunner:
         self.cheap_cost = cheap_cost
         self.max_batch = max_batch
         self.batch_window = batch_window
+        self.seconds_per_cost: dict[Hashable, float] = {}  # per group, a running mean over its recent batches
 
     @property
     def retry_after(self) -> int:
@@ -251,7 +261,7 @@ class InferenceRunner:
                 tasks.start_soon(watch)
             try:
                 if isinstance(compute, Batchable):
-                    body = await self._compute_batched(self.lane(cost), compute, cancel, deadline)
+                    body = await self._compute_batched(self.lane(cost), compute, cancel, deadline, cost)
                 else:
                     body = await self._compute(self.lane(cost), compute, cancel, deadline)
             except Exception as exc:  # raised outside the task group, so it is not wrapped in an ExceptionGroup
@@ -286,13 +296,15 @@ class InferenceRunner:
         finally:
             lane.release()
 
-    async def _compute_batched(self, lane: Lane, work: Batchable, cancel: threading.Event, deadline: float) -> bytes | None:
+    async def _compute_batched(
+        self, lane: Lane, work: Batchable, cancel: threading.Event, deadline: float, cost: float
+    ) -> bytes | None:
         if lane.limiter.available_tokens == 0 and lane.waiting >= lane.max_queue:
             raise ServerBusy(
                 f"the server is busy: {lane.waiting} requests are already waiting for the model; try again shortly",
                 self.retry_after,
             )
-        member = _Member(work.item, cancel, deadline)
+        member = _Member(work.item, cancel, deadline, cost)
         queue = lane.join(work.group, member)
         try:
             with anyio.fail_after(max(0.0, deadline - time.monotonic())):
@@ -330,21 +342,53 @@ class InferenceRunner:
         except BaseException:  # the head's client went, or its time is up: the next request heads the queue
             lane.release(borrower)
             raise
-        members = queue[: self.max_batch]
+        members = self._plan(work.group, queue)
         lane.leave(work.group, queue, members)
         for member in members:
             member.taken = True
             member.promoted.set()
         token = anyio.lowlevel.current_token()
         thread = threading.Thread(
-            target=self._run_batch, args=(lane, borrower, work.run_many, members, token), name="attnscope-batch", daemon=True
+            target=self._run_batch,
+            args=(lane, borrower, work.group, work.run_many, members, token),
+            name="attnscope-batch",
+            daemon=True,
         )
         try:
             thread.start()
         except RuntimeError as exc:  # no thread to be had: the batch's requests hear it rather than wait for nothing
             self._end_batch(lane, borrower, members, [exc] * len(members))
 
-    def _run_batch(self, lane: Lane, borrower: object, run_many: Callable, members: list[_Member], token) -> None:
+    def _plan(self, group: Hashable, queue: list[_Member]) -> list[_Member]:
+        """The requests of the group's queue that go into its next batch: oldest first, at most max_batch, each
+        only while the batch's estimated time stays within BATCH_TIME_SHARE of the time its tightest member has
+        left. The head always goes: alone, it runs as it would run alone. Until the group has a measured batch,
+        nothing bounds it but max_batch."""
+        rate = self.seconds_per_cost.get(group)
+        now = time.monotonic()
+        members = [queue[0]]
+        total, left = queue[0].cost, queue[0].deadline - now
+        for member in queue[1:]:
+            if len(members) == self.max_batch:
+                break
+            tightest = min(left, member.deadline - now)
+            if rate is not None and rate * (total + member.cost) > BATCH_TIME_SHARE * tightest:
+                continue  # it heads a later batch, or joins one with room for it
+            members.append(member)
+            total, left = total + member.cost, tightest
+        return members
+
+    def _measured(self, group: Hashable, cost: float, seconds: float) -> None:
+        """A batch of `cost` in all took `seconds`: the group's seconds per cost moves halfway towards it."""
+        if cost <= 0:
+            return
+        sample = seconds / cost
+        previous = self.seconds_per_cost.get(group)
+        self.seconds_per_cost[group] = sample if previous is None else (previous + sample) / 2
+
+    def _run_batch(
+        self, lane: Lane, borrower: object, group: Hashable, run_many: Callable, members: list[_Member], token
+    ) -> None:
         live = set(range(len(members)))
         step_started = time.monotonic()
 
@@ -369,11 +413,15 @@ class InferenceRunner:
 
             return stop
 
+        started = time.monotonic()
         try:
             answers = run_many([member.item for member in members], [stop_of(i) for i in range(len(members))])
             outcomes = [answer if isinstance(answer, Exception) else gzip_json(answer) for answer in answers]
         except BaseException as exc:  # a fault of the model call itself: every request of the batch hears it
             outcomes = [exc] * len(members)
+        # Rows stopped early cost less than they would have: only the answered ones count (a safe side to err on).
+        answered = sum(m.cost for m, outcome in zip(members, outcomes, strict=True) if not isinstance(outcome, BaseException))
+        self._measured(group, answered, time.monotonic() - started)  # one dict entry, written whole
         try:
             anyio.from_thread.run_sync(self._end_batch, lane, borrower, members, outcomes, token=token)
         except RuntimeError:  # the event loop has ended: nobody waits for these answers any more

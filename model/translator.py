@@ -284,7 +284,7 @@ class Translator:
         for i, call in prepared.items():
             if results[i] is None:
                 try:
-                    results[i] = self._maps(self._pair(call, decoded.get(i)), call.method, call.saliency, call.stop)
+                    results[i] = self._maps(self._paired(call, decoded.get(i)), call.method, call.saliency, call.stop)
                 except Exception as exc:  # stopped before or during its forced pass
                     results[i] = exc
         return results
@@ -356,7 +356,31 @@ class Translator:
                 outcomes.append(outcome[0].ids)
         return outcomes
 
-    def _pair(self, call: _Prepared, target_ids: list[int] | None) -> TranslationPair:
+    def _pair(
+        self,
+        source: str,
+        target: str | None,
+        beam_size: int,
+        max_length: int | None,
+        politeness: str,
+        stop: StopCheck,
+        method: Method = "weights",
+    ) -> TranslationPair:
+        """The source and the target of one teacher-forced pass: `target` forced, or the translation decoded alone.
+
+        With politeness "auto", a decoded translation takes the politeness predicted from the source;
+        a forced target is scored under its own (これは例です。 is polite whatever the prediction).
+        """
+        query = AttentionQuery(source, target, beam_size, max_length, {POLITENESS: politeness}, method)
+        call = self._prepare(query, stop)
+        decoded = None
+        if call.forced_tokens is None:
+            decoded = self._decode_alone(call)
+            if isinstance(decoded, Exception):
+                raise decoded
+        return self._paired(call, decoded)
+
+    def _paired(self, call: _Prepared, target_ids: list[int] | None) -> TranslationPair:
         """The call's source and the target of its teacher-forced pass: its produced ids, or its forced target."""
         if target_ids is None:
             tgt_tokens = call.forced_tokens
@@ -417,13 +441,7 @@ class Translator:
         attention(), traced (Seq2SeqTransformer.trace). InputError when the query is past its axis."""
         if not isinstance(self.model, Seq2SeqTransformer):
             raise InputError("this model's attention is not made of queries, keys and values: it cannot be explained")
-        call = self._prepare(AttentionQuery(source, target, beam_size, max_length, {POLITENESS: politeness}), stop)
-        decoded = None
-        if call.forced_tokens is None:
-            decoded = self._decode_alone(call)
-            if isinstance(decoded, Exception):
-                raise decoded
-        pair = self._pair(call, decoded)
+        pair = self._pair(source, target, beam_size, max_length, politeness, stop)
         rows = pair.source_tokens if kind == "encoder" else pair.target_tokens
         if not 0 <= query < len(rows):
             axis = "source" if kind == "encoder" else "translation"

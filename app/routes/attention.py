@@ -10,6 +10,10 @@ from app.schemas import AttentionRequest, AttentionResponse
 
 router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
 
+# Methods whose own pass dwarfs the decoding a batch would share (saliency: a backward pass per produced token and
+# integration step), so that in a batch it would hold every other member's answer back: they run alone.
+ALONE_METHODS = frozenset({"saliency"})
+
 
 @router.post(
     "",
@@ -38,8 +42,10 @@ async def attention(
     """
     name, model = registry.get(body.model)
     call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
-    if model.describe().batching and call.target is None:
-        # Free translations of one beam size decode together; a forced target is one pass, nothing to share.
+    if model.describe().batching and call.target is None and call.method not in ALONE_METHODS:
+        # Free translations of one beam size decode together, whatever their method, alignment, encoding or
+        # selection: each call's maps come from its own forced pass and are shaped for it alone. A forced target
+        # is one pass, nothing to share.
         work = Batchable(
             ("attention", name, call.beam_size), call, lambda calls, stops: shaping.attention_batch(model, name, calls, stops)
         )

@@ -186,15 +186,15 @@ class Recorder:
     """A run_many that decodes for `seconds` in steps, calling every live member's stop each step as the models do,
     and records the batches it was given and each member's steps."""
 
-    def __init__(self, seconds: float = 0.2, step: float = 0.01):
-        self.seconds, self.step = seconds, step
+    def __init__(self, seconds: float = 0.2, step: float = 0.01, per_item: float = 0.0):
+        self.seconds, self.step, self.per_item = seconds, step, per_item
         self.batches: list[list[str]] = []
         self.steps: dict[str, int] = {}
 
     def __call__(self, items, stops):
         self.batches.append(list(items))
         answers: list = [None] * len(items)
-        end = time.monotonic() + self.seconds
+        end = time.monotonic() + self.seconds + self.per_item * len(items)
         while time.monotonic() < end and any(a is None for a in answers):
             for i, (item, stop) in enumerate(zip(items, stops, strict=True)):
                 if answers[i] is None:
@@ -357,3 +357,34 @@ def test_each_member_of_a_batch_is_answered_at_its_own_deadline_while_the_batch_
     assert 2.4 < answered["early"] < 3.2 and 2.4 < answered["late"] < 3.2, answered  # each at its own 2.5 s
     assert run_many.steps["early"] < run_many.steps["late"]  # the late one's row ran on after the early one's stopped
     assert runner.cheap.waiting == 0
+
+
+def test_a_batch_takes_no_more_requests_than_it_can_answer_before_their_deadline():
+    """A batch of 12 at 0.2 s a request would run 2.4 s against a 2 s deadline, and every row would die computing;
+    once a batch has been measured, batches are cut to what fits in half the time their requests have left, and
+    they share the lane's two slots, so all 12 are answered."""
+    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=16, batch_window=0.05, deadline=2.0)
+    run_many = Recorder(0.0, per_item=0.2)
+    outcomes = {}
+
+    async def call(item):
+        try:
+            await runner.gzipped_json(item, batchable(item, run_many), cost=1)
+            outcomes[item] = "ok"
+        except DeadlineExceeded as exc:
+            outcomes[item] = str(exc)
+
+    async def main():
+        await call("measured")  # alone: 0.2 s for a cost of 1
+        holder, _ = steps(0.3)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))  # one slot busy: they gather
+            await anyio.sleep(0.02)
+            for i in range(12):
+                tasks.start_soon(call, f"r{i}")
+
+    anyio.run(main)
+    assert outcomes == {item: "ok" for item in ["measured", *(f"r{i}" for i in range(12))]}
+    assert 0.15 < runner.seconds_per_cost["g"] < 0.4
+    assert len(run_many.batches) > 3 and max(len(batch) for batch in run_many.batches[1:]) <= 5, run_many.batches
+    assert sorted(sum(run_many.batches[1:], [])) == sorted(f"r{i}" for i in range(12))
