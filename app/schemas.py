@@ -301,7 +301,6 @@ class Alignment(BaseModel):
     )
 
 
-
 class AttentionResponse(BaseModel):
     model: str
     translation: str = Field(examples=["これは例です。"])

@@ -320,9 +320,7 @@ class Translator:
 
     def _decode_alone(self, call: _Prepared) -> list[int] | Exception:
         try:
-            hyps = self._hypotheses(
-                call.src, call.encoded, call.beam_size, call.max_length, 1, call.politeness_ids, call.stop
-            )
+            hyps = self._hypotheses(call.src, call.encoded, call.beam_size, call.max_length, 1, call.politeness_ids, call.stop)
         except Exception as exc:  # stopped
             return exc
         return hyps[0][0].ids
