@@ -21,6 +21,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]' $(TORCH_PIN)
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(PY) -m pip install -q -e '.[bench]' $(TORCH_PIN)
+	touch $@
+
 $(VENV)/.installed-train: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[train]' $(TORCH_PIN)
 	touch $@
@@ -55,7 +59,7 @@ fuzz: install-dev
 load: install-dev
 	$(PY) bench/load.py
 
-bench: install-dev $(CHROMIUM)
+bench: $(VENV)/.installed-bench $(CHROMIUM)
 	set -e; for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
 
 # The shipped model in two stages: 18 epochs from scratch, then 12 more that stop rewarding <unk>,

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.schemas import AlignmentLayer, AttentionRequest, BestAlignment, ExplainRequest, ModelLimits, TranslateRequest
+from app.schemas import (
+    AlignmentLayer,
+    AttentionRequest,
+    BestAlignment,
+    ExplainRequest,
+    ModelLimits,
+    TranslateRequest,
+    WeightsEncoding,
+)
 from app.settings import Settings
 from backends.alignment import CONTRIBUTIONS, HEADS, MEAN, METHOD_READINGS
 from backends.interface import (
@@ -67,6 +75,7 @@ class AttentionCall(TranslateCall):
     method: Method = "weights"
     saliency: SaliencyOptions | None = None  # method saliency only, its defaults filled in
     alignment: AlignmentCall | None = None
+    encoding: WeightsEncoding = "lists"
 
 
 @dataclass(frozen=True)
@@ -236,6 +245,7 @@ def check_attention(model: TranslationModel, request: AttentionRequest, settings
         granularity=request.granularity,
         method=request.method,
         saliency=saliency,
+        encoding=request.encoding,
     )
 
 

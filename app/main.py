@@ -38,6 +38,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.max_queue,
         settings.deadline,
         settings.cheap_cost,
+        settings.max_batch,
+        settings.batch_window,
     )
     yield
 

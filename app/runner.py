@@ -1,10 +1,11 @@
 """The cached, bounded runner: model calls in worker threads, a few at a time in two lanes by cost,
-each with a deadline, their answers cached gzipped.
+each with a deadline, concurrent ones gathered into batches, their answers cached gzipped.
 
 Nothing here knows about models or FastAPI: a handler hands in a cache key, the call's estimated
-cost and a compute(stop) callable; `stop` raises RequestCancelled once the client has gone and
-DeadlineExceeded once the request's time is up, and models call it inside their decoding loops
-(backends.interface.StopCheck), so an abandoned or late call frees its slot within a step.
+cost and either a compute(stop) callable or a Batchable; `stop` raises RequestCancelled once the
+client has gone and DeadlineExceeded once the request's time is up, and models call it inside their
+decoding loops (backends.interface.StopCheck), so an abandoned or late call frees its slot (or its
+row of a batch) within a step.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import torch
 from pydantic import BaseModel
 
@@ -41,6 +46,33 @@ class RequestCancelled(Exception):
 
 
 Compute = Callable[[StopCheck], BaseModel]
+
+
+@dataclass(frozen=True)
+class Batchable:
+    """Work that may share one model call with other requests of its `group` (the same model, the same kind of
+    call): run_many(items, stops) computes the answer of each item, each with its own stop check, and returns
+    them in order, an exception standing in for an answer that could not be had (stopped, refused)."""
+
+    group: Hashable
+    item: Any
+    run_many: Callable[[list[Any], list[StopCheck]], list[BaseModel | Exception]]
+
+
+class _Member:
+    """One request of a batch: waiting in its group's queue, then taken into a batch, then done."""
+
+    def __init__(self, item: Any, cancel: threading.Event, deadline: float, cost: float):
+        self.item = item
+        self.cancel = cancel
+        self.deadline = deadline
+        self.cost = cost  # app.checks.cost: what the batch's time is estimated from
+        self.arrived = time.monotonic()
+        self.taken = False
+        self.promoted = anyio.Event()  # set when it heads its group's queue, or is taken into a batch
+        self.done = anyio.Event()
+        self.body: bytes | None = None
+        self.error: BaseException | None = None
 
 
 class ResponseCache:
@@ -75,6 +107,11 @@ class ResponseCache:
         return len(self._entries)
 
 
+# A batch is planned to take at most this share of the time its tightest member has left, at the seconds per unit
+# of cost its group's recent batches took: the rest is margin for the estimate (a loaded machine slows every call),
+# and for the members that wait behind it.
+BATCH_TIME_SHARE = 0.5
+
 # The longest a costly call pauses before a decoding step while cheap calls run; it pauses as long as
 # its last step took, so under a stream of cheap calls it still runs at half its speed or more.
 GIVE_WAY_SECONDS = 0.05
@@ -89,19 +126,52 @@ class Lane:
         self.waiting = 0
         self.idle = threading.Event()  # no call of this lane is running; read by the worker threads
         self.idle.set()
+        self.batches: dict[Hashable, list[_Member]] = {}  # requests waiting to be batched, by group, oldest first
+        self._grown: dict[Hashable, anyio.Event] = {}  # set when a group's queue gains a request
 
     @property
     def running(self) -> int:
         return int(self.limiter.borrowed_tokens)
 
-    async def acquire(self) -> None:
-        await self.limiter.acquire()
+    async def acquire(self, borrower: object | None = None) -> None:
+        if borrower is None:
+            await self.limiter.acquire()
+        else:  # a batch: its slot is released by whichever task hears that it has ended
+            await self.limiter.acquire_on_behalf_of(borrower)
         self.idle.clear()
 
-    def release(self) -> None:
-        self.limiter.release()
+    def release(self, borrower: object | None = None) -> None:
+        if borrower is None:
+            self.limiter.release()
+        else:
+            self.limiter.release_on_behalf_of(borrower)
         if self.running == 0:
             self.idle.set()
+
+    def join(self, group: Hashable, member: _Member) -> list[_Member]:
+        queue = self.batches.setdefault(group, [])
+        queue.append(member)
+        self.waiting += 1
+        if len(queue) == 1:
+            member.promoted.set()
+        grown = self._grown.pop(group, None)
+        if grown is not None:
+            grown.set()
+        return queue
+
+    def leave(self, group: Hashable, queue: list[_Member], members: list[_Member]) -> None:
+        """Take `members` out of their group's queue (into a batch, or gone), and tell the new head."""
+        head = queue[0]
+        for member in members:
+            queue.remove(member)
+        self.waiting -= len(members)
+        if queue and queue[0] is not head:
+            queue[0].promoted.set()
+        if not queue and self.batches.get(group) is queue:
+            del self.batches[group]
+
+    async def grown(self, group: Hashable) -> None:
+        await self._grown.setdefault(group, anyio.Event()).wait()
 
 
 class InferenceRunner:
@@ -117,6 +187,17 @@ class InferenceRunner:
     its model's next decoding step and the caller hears DeadlineExceeded. A full queue answers
     ServerBusy at once. Both become 503 with Retry-After.
 
+    Batchable work of one group is gathered: the request heading its group's queue waits for a slot, then
+    takes every request of its group waiting by then (at most `max_batch`) into one model call. A batch
+    that gets a slot while no other call of its lane runs starts at once, so a lone request never waits;
+    while others run it waits up to `batch_window` seconds from its oldest request's arrival for more. A batch
+    takes no more requests than it can answer in time: its estimated time (the summed cost of its requests at
+    the seconds per cost its group's recent batches took) stays within BATCH_TIME_SHARE of the time its
+    tightest request has left; the requests it leaves head the next batch, in the lane's other slots. Each
+    request keeps its own deadline and cancellation: it leaves the queue, or its row stops at the model's
+    next decoding step while the rest of the batch goes on, and its answer (503, or nothing for a client
+    that has gone) is sent at once.
+
     The model call, the serialization and the compression all run off the event loop: for a 128-token
     source the JSON of every map is 1.5 MB, and writing or compressing it there would stall every other
     request. Bodies are kept compressed, so the cache holds four times as many in the same memory.
@@ -130,12 +211,17 @@ class InferenceRunner:
         max_queue: int = 64,
         deadline: float = 15.0,
         cheap_cost: float = 16384,
+        max_batch: int = 16,
+        batch_window: float = 0.004,
     ):
         self.cache = ResponseCache(cache_size, cache_max_bytes)
         self.cheap = Lane(concurrency, max_queue)
         self.costly = Lane(max(1, concurrency // 2), max_queue)
         self.deadline = deadline
         self.cheap_cost = cheap_cost
+        self.max_batch = max_batch
+        self.batch_window = batch_window
+        self.seconds_per_cost: dict[Hashable, float] = {}  # per group, a running mean over its recent batches
 
     @property
     def retry_after(self) -> int:
@@ -145,9 +231,15 @@ class InferenceRunner:
         return self.cheap if cost <= self.cheap_cost else self.costly
 
     async def gzipped_json(
-        self, key: Hashable, compute: Compute, client_gone: Callable[[], Awaitable[None]] | None = None, *, cost: float
+        self,
+        key: Hashable,
+        compute: Compute | Batchable,
+        client_gone: Callable[[], Awaitable[None]] | None = None,
+        *,
+        cost: float,
     ) -> bytes:
-        """The cached or computed JSON body, gzip-compressed, computed in the lane of `cost` (app.checks.cost).
+        """The cached or computed JSON body, gzip-compressed, computed in the lane of `cost` (app.checks.cost),
+        alone or, for Batchable work, in a batch of its group.
 
         When `client_gone` returns first, raise RequestCancelled; when the deadline passes first, DeadlineExceeded.
         Either way a waiting request leaves the queue, a running one stops at its model's next decoding step, and its
@@ -168,7 +260,10 @@ class InferenceRunner:
 
                 tasks.start_soon(watch)
             try:
-                body = await self._compute(self.lane(cost), compute, cancel, deadline)
+                if isinstance(compute, Batchable):
+                    body = await self._compute_batched(self.lane(cost), compute, cancel, deadline, cost)
+                else:
+                    body = await self._compute(self.lane(cost), compute, cancel, deadline)
             except Exception as exc:  # raised outside the task group, so it is not wrapped in an ExceptionGroup
                 failure = exc
             tasks.cancel_scope.cancel()
@@ -200,6 +295,147 @@ class InferenceRunner:
             return None
         finally:
             lane.release()
+
+    async def _compute_batched(
+        self, lane: Lane, work: Batchable, cancel: threading.Event, deadline: float, cost: float
+    ) -> bytes | None:
+        if lane.limiter.available_tokens == 0 and lane.waiting >= lane.max_queue:
+            raise ServerBusy(
+                f"the server is busy: {lane.waiting} requests are already waiting for the model; try again shortly",
+                self.retry_after,
+            )
+        member = _Member(work.item, cancel, deadline, cost)
+        queue = lane.join(work.group, member)
+        try:
+            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                while not member.taken:
+                    if queue[0] is member:
+                        await self._start_batch(lane, work, queue)
+                    else:
+                        await member.promoted.wait()
+                await member.done.wait()
+        except TimeoutError:
+            # Taken into a batch: its row stops at the next step, when its stop check sees the deadline passed.
+            raise self._late("computing the answer" if member.taken else "waiting for a model slot") from None
+        finally:
+            if not member.taken:
+                lane.leave(work.group, queue, [member])
+        if isinstance(member.error, RequestCancelled):
+            return None
+        if member.error is not None:
+            raise member.error
+        return member.body
+
+    async def _start_batch(self, lane: Lane, work: Batchable, queue: list[_Member]) -> None:
+        """Called by the head of the group's queue: wait for a slot (and for company while the lane is busy), then
+        start the batch in a thread of its own, holding the slot until it ends."""
+        borrower = object()
+        await lane.acquire(borrower)
+        try:
+            opened = queue[0].arrived
+            while len(queue) < self.max_batch and lane.running > 1:
+                left = opened + self.batch_window - time.monotonic()
+                if left <= 0:
+                    break
+                with anyio.move_on_after(left):
+                    await lane.grown(work.group)
+        except BaseException:  # the head's client went, or its time is up: the next request heads the queue
+            lane.release(borrower)
+            raise
+        members = self._plan(work.group, queue)
+        lane.leave(work.group, queue, members)
+        for member in members:
+            member.taken = True
+            member.promoted.set()
+        token = anyio.lowlevel.current_token()
+        thread = threading.Thread(
+            target=self._run_batch,
+            args=(lane, borrower, work.group, work.run_many, members, token),
+            name="attnscope-batch",
+            daemon=True,
+        )
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had: the batch's requests hear it rather than wait for nothing
+            self._end_batch(lane, borrower, members, [exc] * len(members))
+
+    def _plan(self, group: Hashable, queue: list[_Member]) -> list[_Member]:
+        """The requests of the group's queue that go into its next batch: oldest first, at most max_batch, each
+        only while the batch's estimated time stays within BATCH_TIME_SHARE of the time its tightest member has
+        left. The head always goes: alone, it runs as it would run alone. Until the group has a measured batch,
+        nothing bounds it but max_batch."""
+        rate = self.seconds_per_cost.get(group)
+        now = time.monotonic()
+        members = [queue[0]]
+        total, left = queue[0].cost, queue[0].deadline - now
+        for member in queue[1:]:
+            if len(members) == self.max_batch:
+                break
+            tightest = min(left, member.deadline - now)
+            if rate is not None and rate * (total + member.cost) > BATCH_TIME_SHARE * tightest:
+                continue  # it heads a later batch, or joins one with room for it
+            members.append(member)
+            total, left = total + member.cost, tightest
+        return members
+
+    def _measured(self, group: Hashable, cost: float, seconds: float) -> None:
+        """A batch of `cost` in all took `seconds`: the group's seconds per cost moves halfway towards it."""
+        if cost <= 0:
+            return
+        sample = seconds / cost
+        previous = self.seconds_per_cost.get(group)
+        self.seconds_per_cost[group] = sample if previous is None else (previous + sample) / 2
+
+    def _run_batch(
+        self, lane: Lane, borrower: object, group: Hashable, run_many: Callable, members: list[_Member], token
+    ) -> None:
+        live = set(range(len(members)))
+        step_started = time.monotonic()
+
+        def stop_of(i: int) -> StopCheck:
+            member = members[i]
+
+            def stop() -> None:
+                nonlocal step_started
+                try:
+                    if member.cancel.is_set():
+                        raise RequestCancelled
+                    if time.monotonic() >= member.deadline:
+                        raise self._late("computing the answer")
+                except Exception:
+                    live.discard(i)
+                    raise
+                if i == min(live):  # once a step: a costly batch gives way as a costly call does
+                    now = time.monotonic()
+                    if lane is self.costly and not self.cheap.idle.is_set():
+                        self.cheap.idle.wait(min(GIVE_WAY_SECONDS, now - step_started))
+                    step_started = time.monotonic()
+
+            return stop
+
+        started = time.monotonic()
+        try:
+            answers = run_many([member.item for member in members], [stop_of(i) for i in range(len(members))])
+            outcomes = [answer if isinstance(answer, Exception) else gzip_json(answer) for answer in answers]
+        except BaseException as exc:  # a fault of the model call itself: every request of the batch hears it
+            outcomes = [exc] * len(members)
+        # Rows stopped early cost less than they would have: only the answered ones count (a safe side to err on).
+        answered = sum(m.cost for m, outcome in zip(members, outcomes, strict=True) if not isinstance(outcome, BaseException))
+        self._measured(group, answered, time.monotonic() - started)  # one dict entry, written whole
+        try:
+            anyio.from_thread.run_sync(self._end_batch, lane, borrower, members, outcomes, token=token)
+        except RuntimeError:  # the event loop has ended: nobody waits for these answers any more
+            pass
+
+    @staticmethod
+    def _end_batch(lane: Lane, borrower: object, members: list[_Member], outcomes: list) -> None:
+        for member, outcome in zip(members, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                member.error = outcome
+            else:
+                member.body = outcome
+            member.done.set()
+        lane.release(borrower)
 
     def _late(self, doing: str) -> DeadlineExceeded:
         return DeadlineExceeded(

@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         "forced) is at most this run in the cheap lane, with slots and a queue of their own; the default takes a "
         "greedy call on up to 100 source tokens or beam 4 on up to 25, and leaves the longest beam searches out",
     )
+    max_batch: int = Field(
+        16,
+        ge=1,
+        description="most requests decoded together in one batch, for models that batch (the built-in ones); 1 turns "
+        "batching off",
+    )
+    batch_window: float = Field(
+        0.004,
+        ge=0,
+        description="seconds a batch may wait for more requests after its first arrived, and only while other model "
+        "calls of its lane are running: a lone request starts at once",
+    )
     max_header_bytes: int = Field(
         16 * 1024, ge=1024, description="request line plus headers; larger requests get 431 and the connection is closed"
     )

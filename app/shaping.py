@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict
 
 import torch
@@ -15,6 +16,7 @@ from app.schemas import (
     AttentionResponse,
     Contributions,
     ControlInfo,
+    EncodedWeights,
     ExplainResponse,
     FeedForwardValues,
     Head,
@@ -38,6 +40,7 @@ from backends.interface import (
     KIND_AXES,
     METHOD_LABELS,
     SALIENCY_ALGORITHMS,
+    AttentionQuery,
     AttentionResult,
     ModelDescription,
     StopCheck,
@@ -221,7 +224,6 @@ def alignment(description: ModelDescription, result: AttentionResult, call: Atte
 
 
 def attention(model: TranslationModel, name: str, call: AttentionCall, stop: StopCheck) -> AttentionResponse:
-    description = model.describe()
     result = model.attention(
         call.source,
         call.target,
@@ -233,6 +235,64 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         stop=stop,
         ablate=frozenset(call.ablate),
     )
+    return _attention_response(model.describe(), name, call, result)
+
+
+def attention_batch(
+    model: TranslationModel, name: str, calls: list[AttentionCall], stops: list[StopCheck]
+) -> list[AttentionResponse | Exception]:
+    """attention() of several calls in one model call (TranslationModel.attention_batch); a call that was stopped
+    or refused gets its exception in its place. A batch of one is attention() alone."""
+    if len(calls) == 1:
+        try:
+            return [attention(model, name, calls[0], stops[0])]
+        except Exception as exc:
+            return [exc]
+    queries = [
+        AttentionQuery(
+            call.source,
+            call.target,
+            call.beam_size,
+            call.max_length,
+            call.control_values,
+            call.method,
+            call.saliency or DEFAULT_SALIENCY,
+            frozenset(call.ablate),
+        )
+        for call in calls
+    ]
+    description = model.describe()
+    responses: list[AttentionResponse | Exception] = []
+    for call, result in zip(calls, model.attention_batch(queries, stops), strict=True):
+        try:
+            responses.append(result if isinstance(result, Exception) else _attention_response(description, name, call, result))
+        except Exception as exc:  # this call's own failure; the rest of the batch is answered
+            responses.append(exc)
+    return responses
+
+
+def packed(weights: torch.Tensor, precision: int) -> EncodedWeights:
+    """The numbers _rounded() gives, as integers: round(w · 10^p), which torch's round(decimals=p) divides by 10^p, so
+    a reader's integer / 10^p is the same double the JSON list holds. The narrowest type that holds every integer:
+    weights in [0, 1] fit uint16 to 4 decimals and uint32 to 8; norms, which are not bounded by 1, may need float64
+    (which holds integers exactly up to 2^53)."""
+    scale = 10**precision
+    integers = (weights.double() * scale).round()
+    low, high = (float(integers.min()), float(integers.max())) if integers.numel() else (0.0, 0.0)
+    if low >= 0 and high < 2**16:
+        dtype, wire = "uint16", "<u2"
+    elif low >= 0 and high < 2**32:
+        dtype, wire = "uint32", "<u4"
+    else:
+        dtype, wire = "float64", "<f8"
+    integers = integers.numpy() if dtype == "float64" else integers.to(torch.int64).numpy()
+    data = base64.b64encode(integers.astype(wire).tobytes()).decode("ascii")
+    return EncodedWeights(dtype=dtype, scale=scale, shape=list(weights.shape), data=data)
+
+
+def _attention_response(
+    description: ModelDescription, name: str, call: AttentionCall, result: AttentionResult
+) -> AttentionResponse:
     warnings = source_warnings(description, result.source_tokens)
     if result.forced:
         warnings += target_warnings(description, result.target_tokens)
@@ -244,11 +304,13 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         "decoder_input_tokens": result.decoder_input_tokens,
     }
     maps = {}
+    lists = call.encoding == "lists"
     for kind, layers, heads in zip(call.kinds, call.layers, call.heads, strict=True):
         if kind not in result.maps and kind not in result.layer_maps:
             continue  # saliency has no per-layer maps
         query_axis, key_axis, causal = KIND_AXES[kind]
         per_head = kind in result.maps
+        weights = result.maps[kind][list(layers)][:, list(heads)] if per_head else None
         layer_map = result.layer_maps.get(kind)
         residual = result.residual_shares.get(kind)
         maps[kind] = AttentionMap(
@@ -259,9 +321,8 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
             heads=list(heads) if per_head else [],
-            weights=_rounded(result.maps[kind][list(layers)][:, list(heads)], call.precision)
-            if per_head
-            else [[] for _ in layers],
+            weights=[[] for _ in layers] if not per_head else _rounded(weights, call.precision) if lists else None,
+            encoded=packed(weights, call.precision) if per_head and not lists else None,
             method=result.method,
             rows_sum_to_one=result.method != "norms",
             layer_weights=None if layer_map is None else _rounded(layer_map[list(layers)], call.precision),

@@ -17,6 +17,7 @@ from backends.discovery import read_head_importance
 from backends.interface import (
     DEFAULT_SALIENCY,
     AttentionKind,
+    AttentionQuery,
     AttentionResult,
     Control,
     HeadExplanation,
@@ -32,6 +33,7 @@ from backends.interface import (
     Token,
     TokenConventions,
     Translation,
+    TranslationModel,
     check_ablation,
     language,
     never_stop,
@@ -46,7 +48,7 @@ from model.vocab import SPECIALS
 FAMILIES = {"transformer": "attnscope-transformer", "rnn": "attnscope-rnn"}  # by model.checkpoint architecture
 
 
-class BuiltinModel:
+class BuiltinModel(TranslationModel):
     """One NAME.pt served through backends.interface.TranslationModel."""
 
     def __init__(
@@ -120,6 +122,7 @@ class BuiltinModel:
             layer_norm="pre" if architecture(network) == "transformer" else None,
             ablation=True,
             head_importance=self.head_importance,
+            batching=True,
         )
 
     def describe(self) -> ModelDescription:
@@ -169,12 +172,24 @@ class BuiltinModel:
         ablate: frozenset[HeadRef] = frozenset(),
     ) -> AttentionResult:
         off = frozenset(check_ablation(self._description, ablate))
-        result = self.translator.attention(
-            source, target, beam_size, max_length, self._politeness(controls), stop, method=method, saliency=saliency, ablate=off
+        return self._labelled(
+            self.translator.attention(
+                source,
+                target,
+                beam_size,
+                max_length,
+                self._politeness(controls),
+                stop,
+                method=method,
+                saliency=saliency,
+                ablate=off,
+            )
         )
-        result.target_tokens = self._with_readings(result.target_tokens)
-        result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
-        return result
+
+    def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
+        # the service checked each query's ablate (app.checks); a head the network lacks is that call's ValueError
+        results = self.translator.attention_batch(queries, stops)
+        return [result if isinstance(result, Exception) else self._labelled(result) for result in results]
 
     def explain(
         self,
@@ -194,9 +209,13 @@ class BuiltinModel:
         if not self._description.explains:
             raise InputError(f"model {self.name} cannot explain its attention step by step: it has no queries and keys")
         off = frozenset(check_ablation(self._description, ablate))
-        result = self.translator.explain(
-            source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop, off
+        return self._labelled(
+            self.translator.explain(
+                source, target, kind, layer, head, query, beam_size, max_length, self._politeness(controls), stop, off
+            )
         )
+
+    def _labelled(self, result: AttentionResult | HeadExplanation) -> AttentionResult | HeadExplanation:
         result.target_tokens = self._with_readings(result.target_tokens)
         result.decoder_input_tokens = self._with_readings(result.decoder_input_tokens)
         return result

@@ -59,6 +59,7 @@ from backends.interface import (
     Token,
     TokenConventions,
     Translation,
+    TranslationModel,
     check_ablation,
     language,
     never_stop,
@@ -246,7 +247,7 @@ def _subword_marker(tokenizer) -> str | None:
     return marker if counts[marker] else None
 
 
-class HuggingFaceModel:
+class HuggingFaceModel(TranslationModel):
     """One AutoModelForSeq2SeqLM checkpoint and its tokenizer, as a `TranslationModel`."""
 
     def __init__(self, model, tokenizer, name: str, card: dict, source: str, directory: Path | None = None):

@@ -72,7 +72,8 @@ DEFAULT_SALIENCY = SaliencyOptions()
 
 
 # Called by an implementation once per decoding step (and between passes); it raises to stop the
-# call (the runner's client went away, or its deadline passed). Implementations never catch it.
+# call (the runner's client went away, or its deadline passed). Implementations never catch it, except
+# in attention_batch, where it ends only the call it belongs to.
 StopCheck = Callable[[], None]
 
 
@@ -187,6 +188,9 @@ class ModelDescription:
     ablation: bool = False
     # the corpus head-importance table (`attnscope heads`, NAME.heads.json beside the model), when there is one
     head_importance: dict | None = None
+    # attention_batch decodes its calls together (one padded batch), not one by one: the runner gathers
+    # concurrent requests for it
+    batching: bool = False
 
 
 # --- what a model computes ----------------------------------------------------------------------
@@ -305,6 +309,20 @@ class HeadExplanation:
     activation: str = "ReLU"  # the feed-forward block's, between W₁ and W₂ (GELU for BART, Swish for Marian …)
 
 
+@dataclass(frozen=True)
+class AttentionQuery:
+    """One attention() call, as attention_batch takes it."""
+
+    source: str
+    target: str | None = None
+    beam_size: int = 1
+    max_length: int | None = None
+    controls: dict[str, str] | None = None
+    method: Method = "weights"
+    saliency: SaliencyOptions = DEFAULT_SALIENCY
+    ablate: frozenset[HeadRef] = frozenset()
+
+
 @runtime_checkable
 class TranslationModel(Protocol):
     """Every servable model implements this; the service, CLI and page rely on nothing else."""
@@ -380,6 +398,33 @@ class TranslationModel(Protocol):
         under teacher forcing and ξ_h a gate of 1 on head h's output before the output projection (Michel
         et al. 2019's head importance, before the mean over pairs). Only where describe().ablation."""
         ...
+
+    def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
+        """Several attention() calls at once, each with its own stop check. A call whose check raises, or whose
+        input the model refuses, gets that exception in its place; the others go on. Each result is what
+        attention() gives that call alone.
+
+        This default runs them one by one; a model that decodes them together overrides it and says so in
+        ModelDescription.batching."""
+        results: list[AttentionResult | Exception] = []
+        for query, stop in zip(queries, stops, strict=True):
+            try:
+                results.append(
+                    self.attention(
+                        query.source,
+                        query.target,
+                        beam_size=query.beam_size,
+                        max_length=query.max_length,
+                        controls=query.controls,
+                        method=query.method,
+                        saliency=query.saliency,
+                        stop=stop,
+                        ablate=query.ablate,
+                    )
+                )
+            except Exception as exc:  # this call's own: stopped, or input the model refuses
+                results.append(exc)
+        return results
 
 
 def _count(n: int, noun: str) -> str:

@@ -1,12 +1,15 @@
 """Latency and throughput of POST /api/v1/attention over real HTTP, against the model alone.
 
-    python bench/api_latency.py [--model-dir model/checkpoints] [--requests 48]
+    python bench/api_latency.py [--model-dir model/checkpoints] [--requests 48] [--encoding lists]
 
 Starts `attnscope serve` on a free port with the response cache disabled, then prints:
-- p50/p99 latency and requests/s at concurrency 1, 8 and 32, each request a distinct 10-word sentence;
+- p50/p99 latency and requests/s at concurrency 1, 8 and 32, each request a distinct 10-word sentence
+  (maps as --encoding asks: lists, the API's default, or base64, the page's; --max-batch 1 serves them
+  without batching, for comparison);
 - the in-process time of the same sentences through the model alone (Translator.attention, with the
-  server's torch thread count) and the ratio HTTP p50 / in-process p50 (target <= 1.3);
-- response bytes, raw and gzip, for sources of 10, 40 and 128 tokens;
+  server's torch thread count) and the ratio HTTP p50 / in-process p50 (target <= 1.1);
+- response bytes, raw and gzip, and gzip bytes per weight, of both encodings, for sources of 10, 40 and
+  128 tokens;
 - the error count (target 0).
 """
 
@@ -55,7 +58,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def load(base: str, sentences: list[str], concurrency: int) -> tuple[list[float], float, int]:
+async def load(base: str, sentences: list[str], concurrency: int, encoding: str) -> tuple[list[float], float, int]:
     """Send every sentence once with `concurrency` clients; returns (latencies s, wall s, errors)."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for s in sentences:
@@ -71,7 +74,7 @@ async def load(base: str, sentences: list[str], concurrency: int) -> tuple[list[
                 source = queue.get_nowait()
                 start = time.perf_counter()
                 try:
-                    response = await client.post("/api/v1/attention", json={"source": source})
+                    response = await client.post("/api/v1/attention", json={"source": source, "encoding": encoding})
                     await response.aread()
                     ok = response.status_code == 200
                 except httpx.HTTPError:
@@ -89,6 +92,8 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--model", default=None, help="checkpoint name in the folder (default: en-ja, else the first)")
     parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
+    parser.add_argument("--encoding", choices=("lists", "base64"), default="lists", help="how the maps are asked for")
+    parser.add_argument("--max-batch", type=int, default=Settings().max_batch, help="the server's ATTNSCOPE_MAX_BATCH")
     args = parser.parse_args()
 
     checkpoint = next(
@@ -104,14 +109,14 @@ def main() -> None:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(served_dir, port, env={"ATTNSCOPE_CACHE_SIZE": "0"})
+    server = start_server(served_dir, port, env={"ATTNSCOPE_CACHE_SIZE": "0", "ATTNSCOPE_MAX_BATCH": str(args.max_batch)})
     errors = 0
     try:
         info = httpx.get(f"{base}/api/v1/models/{checkpoint.stem}").json()
         limits = info["limits"]
         print(
             f"model {info['name']} ({info['parameters'] / 1e6:.2f} M parameters), {os.cpu_count()} CPUs, "
-            f"load average {os.getloadavg()[0]:.1f} before the run, cache disabled"
+            f"load average {os.getloadavg()[0]:.1f} before the run, cache disabled, max batch {args.max_batch}"
         )
         httpx.post(f"{base}/api/v1/attention", json={"source": "warm up ."}, timeout=120)
 
@@ -126,12 +131,12 @@ def main() -> None:
             in_process.append(time.perf_counter() - start)
         model_p50 = percentile(in_process, 50)
 
-        print("\nHTTP POST /api/v1/attention, distinct 10-word sentences")
+        print(f"\nHTTP POST /api/v1/attention, distinct 10-word sentences, encoding {args.encoding}")
         print(f"{'concurrency':>11} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}")
         http_p50 = {}
         for level, concurrency in enumerate(CONCURRENCY):
             sentences = distinct_sentences(args.requests, 10, seed=level)  # level 0 = the in-process sentences
-            latencies, wall, failed = asyncio.run(load(base, sentences, concurrency))
+            latencies, wall, failed = asyncio.run(load(base, sentences, concurrency, args.encoding))
             errors += failed
             http_p50[concurrency] = percentile(latencies, 50)
             print(
@@ -141,21 +146,27 @@ def main() -> None:
 
         threads = torch.get_num_threads()
         print(f"\nin-process Translator.attention p50 {model_p50 * 1e3:.1f} ms (torch threads {threads}), same sentences")
-        print(f"ratio HTTP p50 (concurrency 1) / in-process p50 = {http_p50[1] / model_p50:.2f} (target <= 1.3)")
+        print(f"ratio HTTP p50 (concurrency 1) / in-process p50 = {http_p50[1] / model_p50:.2f} (target <= 1.1)")
 
         print("\nresponse size of /api/v1/attention (all maps, 4 decimals)")
-        print(f"{'source tokens':>13} {'raw bytes':>10} {'gzip bytes':>10} {'ratio':>6}")
+        print(f"{'source tokens':>13} {'encoding':>8} {'weights':>8} {'raw bytes':>10} {'gzip bytes':>10} {'gzip B/weight':>13}")
         for tokens in (10, 40, 128):
             if tokens > limits["max_source_tokens"]:
                 print(f"{tokens:>13}  over this model's limit of {limits['max_source_tokens']} tokens")
                 continue
             source = distinct_sentences(1, tokens, seed=100 + tokens)[0]
-            url, body = f"{base}/api/v1/attention", {"source": source}
-            raw = httpx.post(url, json=body, headers={"accept-encoding": "identity"}, timeout=300)
-            zipped = httpx.post(url, json=body, headers={"accept-encoding": "gzip"}, timeout=300)
-            errors += (raw.status_code != 200) + (zipped.status_code != 200) + (zipped.headers.get("content-encoding") != "gzip")
-            wire = int(zipped.headers["content-length"])
-            print(f"{tokens:>13} {len(raw.content):>10} {wire:>10} {len(raw.content) / wire:>6.1f}")
+            for encoding in ("lists", "base64"):
+                url, body = f"{base}/api/v1/attention", {"source": source, "encoding": encoding}
+                raw = httpx.post(url, json=body, headers={"accept-encoding": "identity"}, timeout=300)
+                zipped = httpx.post(url, json=body, headers={"accept-encoding": "gzip"}, timeout=300)
+                bad = (raw.status_code != 200) + (zipped.status_code != 200) + (zipped.headers.get("content-encoding") != "gzip")
+                errors += bad
+                if bad:
+                    continue
+                wire = int(zipped.headers["content-length"])
+                weights = sum(len(m["layers"]) * len(m["heads"]) * len(m["query_tokens"]) * len(m["key_tokens"])
+                              for m in raw.json()["attention"].values())  # fmt: skip
+                print(f"{tokens:>13} {encoding:>8} {weights:>8} {len(raw.content):>10} {wire:>10} {wire / weights:>13.3f}")
     finally:
         server.terminate()
         server.wait(timeout=30)

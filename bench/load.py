@@ -184,7 +184,7 @@ def overlaps(span: tuple[float, float], others: list[tuple[float, float]]) -> bo
 
 @contextmanager
 def served(model_dir: Path) -> Iterator[tuple[str, subprocess.Popen, dict]]:
-    """`attnscope serve` on a copy of the model folder; yields its URL, its process and its first model."""
+    """`attnscope serve` on a copy of the model folder; yields its URL, its process and its default model."""
     with tempfile.TemporaryDirectory() as tmp:
         for path in model_dir.glob("*"):
             if path.suffix in (".pt", ".json"):
@@ -193,7 +193,8 @@ def served(model_dir: Path) -> Iterator[tuple[str, subprocess.Popen, dict]]:
         server = start_server(tmp, port)
         base = f"http://127.0.0.1:{port}"
         try:
-            yield base, server, httpx.get(f"{base}/api/v1/models").json()[0]
+            # the model a request without "model" gets (en-ja-rnn lists before en-ja)
+            yield base, server, next(m for m in httpx.get(f"{base}/api/v1/models").json() if m["default"])
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -14,7 +14,10 @@ transformer (model/transformer.py) and the RNN (model/rnn.py) both provide it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Protocol
 
 import torch
@@ -63,6 +66,16 @@ Encoded = tuple[Tensor, list[Tensor]]
 class Hypothesis:
     ids: list[int]  # produced target ids, ending with </s> unless cut by the length limit
     score: float  # length-penalised log-probability (beam) or plain log-probability (greedy)
+    # The closest call decoding made: the smallest gap, in log-probability, between a choice and the runner-up
+    # (greedy: the chosen token and the next best; beam: neighbouring candidates among those ranked each step and
+    # the hypotheses ranked at the end). A batch computes logits a little differently from a sentence alone
+    # (padding, other matrix shapes), so only a margin wider than that difference makes the same choices.
+    margin: float = math.inf
+
+
+# What decoding is given as stop checks: one for the whole call (it raises, and the call ends), or one per sentence
+# (a sentence whose check raises is dropped, and that exception stands in its result; the others go on).
+Stops = StopCheck | Sequence[StopCheck]
 
 
 def next_token_logprobs(logits: Tensor) -> Tensor:
@@ -83,44 +96,88 @@ def max_target_length(src_len: int, limit: int | None) -> int:
     return natural if limit is None else min(natural, limit)
 
 
-@torch.no_grad()
+def _limits(src: Tensor, max_length: int | None | Sequence[int | None]) -> list[int]:
+    """Each sentence's step limit, from its own length (not the padded one), so a sentence decodes alike in any batch."""
+    lengths = (src != Vocab.pad_id).sum(1).tolist()
+    per_row = max_length if isinstance(max_length, Sequence) else [max_length] * len(lengths)
+    return [max_target_length(n, limit) for n, limit in zip(lengths, per_row, strict=True)]
+
+
+class _RowStops:
+    """The stop checks of a batch: check() calls the whole-call check, or each live sentence's own, and returns
+    the sentences it dropped; their exceptions are kept in `errors`."""
+
+    def __init__(self, stop: Stops, b: int):
+        self.whole = None if isinstance(stop, Sequence) else stop
+        self.rows = None if self.whole else list(stop)
+        if self.rows is not None and len(self.rows) != b:
+            raise ValueError(f"{len(self.rows)} stop checks for {b} sentences")
+        self.errors: dict[int, Exception] = {}
+
+    def check(self, live: Sequence[int]) -> list[int]:
+        if self.whole is not None:
+            self.whole()
+            return []
+        dropped = []
+        for i in live:
+            try:
+                self.rows[i]()
+            except Exception as exc:  # this sentence's client went or its time is up: the others go on
+                self.errors[i] = exc
+                dropped.append(i)
+        return dropped
+
+
+@torch.inference_mode()
 def greedy_decode(
     model: EncoderDecoder,
     src: Tensor,
-    max_length: int | None = None,
+    max_length: int | None | Sequence[int | None] = None,
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
-    stop: StopCheck = never_stop,
+    stop: Stops = never_stop,
     gates: HeadGates | None = None,
-) -> list[Hypothesis]:
-    """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control; encoded: model.encode(src, gates), where the caller has already run it; stop is called before
-    every step and raises to end the call; gates: heads switched off (model.gates). Returns one hypothesis
-    per sentence."""
+) -> list[Hypothesis | Exception]:
+    """src: (B, S) ids ending with </s> (padded); max_length: one limit, or one per sentence; politeness: (B,) ids
+    for a model with politeness control; encoded: model.encode(src, gates), where the caller has already run it; stop
+    is called before every step (Stops); gates: heads switched off (model.gates). Returns one hypothesis per
+    sentence, or the exception that dropped it.
+
+    Each sentence stops at its own </s> or length limit and then leaves the batch, so a batch costs what its
+    unfinished sentences need."""
     model.eval()
     b = src.size(0)
     memory, _ = encoded or model.encode(src, gates)
-    steps = max_target_length(src.size(1), max_length)
+    limits = _limits(src, max_length)
+    stops = _RowStops(stop, b)
     state = model.start_decoding(memory, src, gates)
-    ys = torch.full((b, 1), Vocab.bos_id, dtype=torch.long, device=src.device)
+    live = list(range(b))  # the sentence of each batch row
+    last = torch.full((b,), Vocab.bos_id, dtype=torch.long, device=src.device)
     scores = torch.zeros(b, device=src.device)
-    finished = torch.zeros(b, dtype=torch.bool, device=src.device)
-    for _ in range(steps):
-        stop()
-        logp = next_token_logprobs(model.decode_step(ys[:, -1], state, politeness))
-        next_id = logp.argmax(-1)
-        scores += torch.where(finished, 0.0, logp.gather(1, next_id[:, None]).squeeze(1))
-        next_id = torch.where(finished, Vocab.pad_id, next_id)
-        ys = torch.cat([ys, next_id[:, None]], dim=1)
-        finished |= next_id == Vocab.eos_id
-        if finished.all():
+    produced: list[list[int]] = [[] for _ in range(b)]
+    margins = [math.inf] * b
+    out: list[Hypothesis | Exception | None] = [None] * b
+    while True:
+        alive = [i for i in live if out[i] is None]  # without the sentences that ended at the last step
+        for i in stops.check(alive) if alive else ():
+            out[i] = stops.errors[i]
+        keep = [row for row, i in enumerate(live) if out[i] is None]
+        if not keep:
             break
-    out = []
-    for row, score in zip(ys[:, 1:].tolist(), scores.tolist(), strict=True):
-        ids = [i for i in row if i != Vocab.pad_id]
-        if Vocab.eos_id in ids:
-            ids = ids[: ids.index(Vocab.eos_id) + 1]
-        out.append(Hypothesis(ids, score))
+        if len(keep) < len(live):  # ended or dropped sentences leave the batch
+            rows = torch.tensor(keep, device=src.device)
+            state, last = state.select(rows), last[rows]
+            politeness = None if politeness is None else politeness[rows]
+            live = [live[row] for row in keep]
+        logp = next_token_logprobs(model.decode_step(last, state, politeness))  # (b', V)
+        last = logp.argmax(-1)  # (b',)
+        best_two = logp.topk(2, -1).values  # (b', 2)
+        scores[torch.tensor(live, device=src.device)] += logp.gather(1, last[:, None]).squeeze(1)
+        for i, token, gap in zip(live, last.tolist(), (best_two[:, 0] - best_two[:, 1]).tolist(), strict=True):
+            produced[i].append(token)
+            margins[i] = min(margins[i], gap)
+            if token == Vocab.eos_id or len(produced[i]) == limits[i]:
+                out[i] = Hypothesis(produced[i], float(scores[i]), margins[i])
     return out
 
 
@@ -129,49 +186,83 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
-@torch.no_grad()
+def _closest(ranked: list[float]) -> float:
+    """The smallest gap between neighbours of descending finite values (inf when fewer than two)."""
+    finite = [value for value in ranked if value != float("-inf")]
+    return min((a - b for a, b in pairwise(finite)), default=math.inf)
+
+
+def _beam_margin(values: list[float], flat: list[int], k: int, vocab_size: int) -> float:
+    """How close one sentence's beam step came to another outcome: values (descending) and flat indices of its top
+    2K + 1 candidates. A step keeps the first K candidates that are not </s>, and takes a </s> ranked above K: only
+    the gaps across those two boundaries decide it, not the order within them."""
+    ranked = [(v, f % vocab_size == Vocab.eos_id) for v, f in zip(values, flat, strict=True) if v != float("-inf")]
+    margin = math.inf
+    kept = [v for v, eos in ranked if not eos]
+    if len(kept) > k:
+        margin = kept[k - 1] - kept[k]
+    if len(ranked) > k:
+        above, below = ranked[k - 1][0], ranked[k][0]
+        for rank, (v, eos) in enumerate(ranked):
+            if eos:
+                margin = min(margin, v - below if rank < k else above - v)
+        if len(ranked) == 2 * k + 1:  # a </s> further down could only come up past every candidate listed
+            margin = min(margin, above - ranked[-1][0])
+    return margin
+
+
+@torch.inference_mode()
 def beam_search(
     model: EncoderDecoder,
     src: Tensor,
     beam_size: int,
-    max_length: int | None = None,
+    max_length: int | None | Sequence[int | None] = None,
     alpha: float = 0.6,
     n_best: int = 1,
     politeness: Tensor | None = None,
     encoded: Encoded | None = None,
-    stop: StopCheck = never_stop,
+    stop: Stops = never_stop,
     gates: HeadGates | None = None,
-) -> list[list[Hypothesis]]:
-    """src: (B, S) ids ending with </s> (padded); politeness: (B,) ids for a model with politeness
-    control; encoded: model.encode(src, gates), where the caller has already run it; stop is called before
-    every step and raises to end the call; gates: heads switched off, shared by the batch. Returns, per
-    sentence, up to `n_best` hypotheses, best first, scored by log p / length_penalty. The
-    sentences' beams are decoded together, K = beam_size rows each."""
+) -> list[list[Hypothesis] | Exception]:
+    """src: (B, S) ids ending with </s> (padded); max_length: one limit, or one per sentence; politeness: (B,) ids
+    for a model with politeness control; encoded: model.encode(src, gates), where the caller has already run it; stop
+    is called before every step (Stops); gates: heads switched off, shared by the batch. Returns, per
+    sentence, up to `n_best` hypotheses, best first, scored by
+    log p / length_penalty, or the exception that dropped it. The sentences' beams are decoded together,
+    K = beam_size rows each."""
     model.eval()
     b, k = src.size(0), beam_size
     memory, _ = encoded or model.encode(src, gates)
     rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B·K,) the sentence of each beam row
     state = model.start_decoding(memory[rows], src[rows], gates)
     politeness_rows = None if politeness is None else politeness[rows]
-    limits = [max_target_length(int(n), max_length) for n in (src != Vocab.pad_id).sum(1).tolist()]
+    limits = _limits(src, max_length)
+    stops = _RowStops(stop, b)
     beams = torch.full((b * k, 1), Vocab.bos_id, dtype=torch.long, device=src.device)  # (B·K, t)
     # Every sentence starts from one live beam: the other K - 1 rows wait at -inf until step 1 fills them.
     beam_logp = torch.full((b, k), float("-inf"), device=src.device)  # (B, K)
     beam_logp[:, 0] = 0.0
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    margins = [math.inf] * b
     done = [False] * b
     for step in range(1, max(limits) + 1):
-        stop()
+        for i in stops.check([i for i in range(b) if not done[i]]):
+            done[i] = True
+        if all(done):
+            break
         logp = next_token_logprobs(model.decode_step(beams[:, -1], state, politeness_rows))  # (B·K, V)
         vocab_size = logp.size(-1)
         cand = (beam_logp[:, :, None] + logp.view(b, k, vocab_size)).view(b, -1)  # (B, K·V)
         top_logp, top = cand.topk(min(2 * k, cand.size(1)))  # (B, 2K)
+        ranked = cand.topk(min(2 * k + 1, cand.size(1)))  # (B, 2K + 1): how close each step came to another outcome
+        ranked_logp, ranked_flat = ranked.values.tolist(), ranked.indices.tolist()
         next_tokens = torch.full((b * k,), Vocab.pad_id, device=src.device)
         next_origin = torch.arange(b * k, device=src.device)
         next_logp = torch.full((b, k), float("-inf"), device=src.device)
         for i in range(b):
             if done[i]:
                 continue
+            margins[i] = min(margins[i], _beam_margin(ranked_logp[i], ranked_flat[i], k, vocab_size))
             kept = 0
             for rank, (logp, flat) in enumerate(zip(top_logp[i].tolist(), top[i].tolist(), strict=True)):
                 if logp == float("-inf"):
@@ -197,7 +288,15 @@ def beam_search(
         beams = torch.cat([beams[next_origin], next_tokens[:, None]], dim=1)
         state = state.select(next_origin)
         beam_logp = next_logp
-    return [sorted(hyps, key=lambda h: h.score, reverse=True)[:n_best] for hyps in finished]
+    out: list[list[Hypothesis] | Exception] = []
+    for i, hyps in enumerate(finished):
+        if i in stops.errors:
+            out.append(stops.errors[i])
+            continue
+        best = sorted(hyps, key=lambda h: h.score, reverse=True)
+        margin = min(margins[i], _closest([h.score for h in best[: n_best + 1]]))
+        out.append([Hypothesis(h.ids, h.score, margin) for h in best[:n_best]])
+    return out
 
 
 def decoder_inputs(target_ids: list[int], device: torch.device | str = "cpu") -> Tensor:
@@ -205,7 +304,7 @@ def decoder_inputs(target_ids: list[int], device: torch.device | str = "cpu") ->
     return torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=device)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def forced_attention(
     model: EncoderDecoder,
     src: Tensor,

@@ -248,28 +248,59 @@ class DecoderLayer(nn.Module):
         cached earlier positions; appends this position's keys and values to the cache. Inference
         only, so no dropout. self_gates, cross_gates: (H,) or (B, H)."""
         h = self.self_attn_norm(y)
-        k, v = self.self_attn.keys_values(h)
-        cache.self_k = torch.cat([cache.self_k, k], dim=2)  # (B, H, t, d_k)
-        cache.self_v = torch.cat([cache.self_v, v], dim=2)
+        cache.append(*self.self_attn.keys_values(h))
         y = y + self.self_attn(h, (cache.self_k, cache.self_v), None, self_gates).attn_out
         y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask, cross_gates).attn_out
         return y + self.ff(self.ff_norm(y))
 
 
+# Positions a new cache has room for before it grows (twofold): most sentences of the corpus end within 32 tokens.
+CACHE_POSITIONS = 32
+
+
 @dataclass
 class LayerCache:
     """What incremental decoding keeps per decoder layer: the self-attention keys and values of
-    the positions so far, and the cross-attention keys and values of the source, projected once."""
+    the positions so far, and the cross-attention keys and values of the source, projected once.
 
-    self_k: Tensor  # (B, H, t, d_k)
-    self_v: Tensor
+    Keys and values live in buffers with room for more positions, so a step writes one position
+    in place instead of copying the whole cache (torch.cat); a full buffer doubles.
+    """
+
+    keys: Tensor  # (B, H, capacity, d_k): positions 0 … length - 1 written
+    values: Tensor
+    length: int
     cross_k: Tensor  # (B, H, S, d_k)
     cross_v: Tensor
-    src_mask: Tensor  # (B, 1, 1, S)
+    src_mask: Tensor | None  # (B, 1, 1, S); None when no source in the batch has padding (nothing to mask)
+
+    @classmethod
+    def empty(cls, cross_k: Tensor, cross_v: Tensor, src_mask: Tensor | None) -> LayerCache:
+        b, h, _, d_k = cross_k.shape
+        buffer = cross_k.new_empty(b, h, CACHE_POSITIONS, d_k)
+        return cls(buffer, torch.empty_like(buffer), 0, cross_k, cross_v, src_mask)
+
+    @property
+    def self_k(self) -> Tensor:
+        return self.keys[:, :, : self.length]  # (B, H, t, d_k)
+
+    @property
+    def self_v(self) -> Tensor:
+        return self.values[:, :, : self.length]
+
+    def append(self, k: Tensor, v: Tensor) -> None:
+        """k, v: (B, H, 1, d_k) of the newest position."""
+        if self.length == self.keys.size(2):
+            self.keys = torch.cat([self.keys, torch.empty_like(self.keys)], dim=2)
+            self.values = torch.cat([self.values, torch.empty_like(self.values)], dim=2)
+        self.keys[:, :, self.length] = k[:, :, 0]
+        self.values[:, :, self.length] = v[:, :, 0]
+        self.length += 1
 
     def select(self, rows: Tensor) -> LayerCache:
         """The cache of the batch rows `rows` (B',), e.g. the beams that survive a step."""
-        return LayerCache(*(t[rows] for t in (self.self_k, self.self_v, self.cross_k, self.cross_v, self.src_mask)))
+        mask = None if self.src_mask is None else self.src_mask[rows]
+        return LayerCache(self.keys[rows], self.values[rows], self.length, self.cross_k[rows], self.cross_v[rows], mask)
 
 
 @dataclass
@@ -281,7 +312,7 @@ class TransformerState:
 
     @property
     def position(self) -> int:
-        return self.layers[0].self_k.size(2)
+        return self.layers[0].length
 
     def select(self, rows: Tensor) -> TransformerState:
         gates = None if self.gates is None else self.gates.select(rows)
@@ -503,11 +534,12 @@ class Seq2SeqTransformer(nn.Module):
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S); decoding
         runs under `gates` (their decoder and cross parts)."""
         src_mask = self.source_mask(src)
+        if bool(src_mask.all()):
+            src_mask = None  # no padding: every step skips the masking
         caches = []
         for layer in self.decoder_layers:
             cross_k, cross_v = layer.cross_attn.keys_values(memory)
-            empty = cross_k[:, :, :0]  # (B, H, 0, d_k)
-            caches.append(LayerCache(empty, empty, cross_k, cross_v, src_mask))
+            caches.append(LayerCache.empty(cross_k, cross_v, src_mask))
         return TransformerState(caches, gates)
 
     def decode_step(self, last_ids: Tensor, state: TransformerState, politeness: Tensor | None = None) -> Tensor:

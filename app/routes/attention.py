@@ -5,9 +5,14 @@ from fastapi import APIRouter, Request, Response
 from app import checks, shaping
 from app.dependencies import ClientGoneDep, JsonBody, RegistryDep, RunnerDep, SettingsDep
 from app.routes import POST_ERRORS, gzipped_json_response
+from app.runner import Batchable
 from app.schemas import AttentionRequest, AttentionResponse
 
 router = APIRouter(prefix="/api/v1/attention", tags=["attention"])
+
+# Methods whose own pass dwarfs the decoding a batch would share (saliency: a backward pass per produced token and
+# integration step), so that in a batch it would hold every other member's answer back: they run alone.
+ALONE_METHODS = frozenset({"saliency"})
 
 
 @router.post(
@@ -37,10 +42,16 @@ async def attention(
     """
     name, model = registry.get(body.model)
     call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
-    content = await runner.gzipped_json(
-        ("attention", name, call),
-        lambda stop: shaping.attention(model, name, call, stop),
-        client_gone,
-        cost=checks.cost(call),
-    )
+    if model.describe().batching and call.target is None and call.method not in ALONE_METHODS:
+        # Free translations of one beam size and one set of heads switched off (the batch's gates) decode
+        # together, whatever their method, alignment, encoding or selection: each call's maps come from its own
+        # forced pass and are shaped for it alone. A forced target is one pass, nothing to share.
+        work = Batchable(
+            ("attention", name, call.beam_size, call.ablate),
+            call,
+            lambda calls, stops: shaping.attention_batch(model, name, calls, stops),
+        )
+    else:
+        work = lambda stop: shaping.attention(model, name, call, stop)  # noqa: E731 (one expression, like the batch's)
+    content = await runner.gzipped_json(("attention", name, call), work, client_gone, cost=checks.cost(call))
     return gzipped_json_response(request, content)

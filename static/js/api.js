@@ -1,6 +1,8 @@
 // Talking to /api/v1. Every failure becomes an ApiError whose message can be shown as is, with the
 // request field it is about when the API names one.
 
+import { WIRE_ENCODING, unpackAttention } from "./wire.js";
+
 export class ApiError extends Error {
   constructor(message, field = null) {
     super(message);
@@ -9,10 +11,11 @@ export class ApiError extends Error {
 }
 
 // `controls` holds only values the reader chose (the model's defaults are left to the model);
-// `kinds`, where given, the only kinds of attention wanted; `ablate`, the heads to switch off.
+// `kinds`, where given, the only kinds of attention wanted; `ablate`, the heads to switch off. Maps come packed
+// and are unpacked here.
 // `method` other than weights, and for saliency its `saliency` algorithm ("": the model's default), are sent.
 export async function fetchAttention({ model, source, target, beam, controls, granularity, kinds, method = "weights", saliency = "", ablate = [] }) {
-  const body = { source, beam_size: beam, granularity };
+  const body = { source, beam_size: beam, granularity, encoding: WIRE_ENCODING };
   if (method !== "weights") body.method = method;
   if (method === "saliency" && saliency) body.saliency = { algorithm: saliency };
   if (kinds) body.kinds = kinds;
@@ -20,7 +23,12 @@ export async function fetchAttention({ model, source, target, beam, controls, gr
   if (ablate.length) body.ablate = ablate;
   if (model) body.model = model;
   if (target.trim()) body.target = target;
-  return request("/api/v1/attention", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const response = await request("/api/v1/attention", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return unpackAttention(response);
 }
 
 // `body`: a POST /api/v1/explain request (learn/explain.js explainRequest makes it).

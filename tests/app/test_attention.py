@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import math
+import struct
 
 import pytest
 import torch
 
 from app.runner import InferenceRunner
+from app.shaping import _rounded, packed
 from tests.app.conftest import attention, make_client
 
 EXAMPLE = "This is an example."
@@ -158,3 +162,54 @@ def test_gzip_body_decodes_to_the_same_json(client):
     assert "content-encoding" not in raw.headers
     assert raw.content == response.content
     assert len(gzip.compress(raw.content)) < len(raw.content)
+
+
+def unpacked(encoded: dict) -> list:
+    """EncodedWeights as a reader unpacks it: little-endian integers over scale, nested by shape."""
+    raw = base64.b64decode(encoded["data"])
+    code = {"uint16": "H", "uint32": "I", "float64": "d"}[encoded["dtype"]]
+    flat = [number / encoded["scale"] for number in struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw)]
+    assert len(flat) == math.prod(encoded["shape"])
+    for size in reversed(encoded["shape"][1:]):
+        flat = [flat[i : i + size] for i in range(0, len(flat), size)]
+    return flat
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": "This is an example."},
+        {"source": "i like tea !", "target": "私 は お 茶 が 好き", "precision": 8},
+        {"source": "the cat and the dog", "beam_size": 3, "kinds": ["cross", "decoder"], "heads": [1, 3], "precision": 2},
+        {"source": "the cat and the dog", "method": "norms"},
+        {"source": "the cat and the dog", "method": "norms", "precision": 8},
+        {"source": "the cat and the dog", "method": "alti"},
+    ],
+)
+def test_packed_maps_unpack_to_the_very_numbers_of_the_lists(client, body):
+    lists = attention(client, **body)
+    packed = attention(client, **body, encoding="base64")
+    assert packed.keys() == lists.keys()
+    for kind, listed in lists["attention"].items():
+        encoded = packed["attention"][kind].pop("encoded")
+        assert listed.pop("encoded") is None
+        if not listed["heads"]:  # alti has no per-head maps: nothing to pack, the same empty lists
+            assert encoded is None and packed["attention"][kind] == listed
+            continue
+        assert packed["attention"][kind].pop("weights") is None
+        weights = listed.pop("weights")
+        assert unpacked(encoded) == weights  # equal as floats, not merely within the precision
+        largest = max(w for layer in weights for head in layer for row in head for w in row) * 10 ** body.get("precision", 4)
+        narrowest = "uint16" if largest < 2**16 else "uint32" if largest < 2**32 else "float64"
+        assert encoded["dtype"] == narrowest
+        axes = ("layers", "heads", "query_tokens", "key_tokens")
+        assert encoded["shape"] == [len(listed[axis]) for axis in axes]
+        assert packed["attention"][kind] == listed  # tokens, axes and indices as the lists answer has them
+
+
+def test_values_too_large_for_uint32_pack_as_float64_holding_the_same_numbers():
+    norms = torch.tensor([[[[0.0, 1.5, 42.94967296], [123456.12345678, 7.0, 0.00000001]]]])  # (1, 1, 2, 3)
+    encoded = packed(norms, 8).model_dump()
+    assert encoded["dtype"] == "float64"
+    assert unpacked(encoded) == _rounded(norms, 8)
+    assert packed(norms, 2).dtype == "uint32" and unpacked(packed(norms, 2).model_dump()) == _rounded(norms, 2)

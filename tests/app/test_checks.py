@@ -82,6 +82,15 @@ def test_methods_and_saliency_options_are_part_of_the_key_with_defaults_filled_i
     assert len(client.app.state.runner.cache) == 4
 
 
+def test_the_encoding_is_part_of_the_key_with_its_default_filled_in(client):
+    source = "this is an example"
+    post(client, "/api/v1/attention", {"source": source})
+    post(client, "/api/v1/attention", {"source": source, "encoding": "lists"})
+    assert len(client.app.state.runner.cache) == 1
+    post(client, "/api/v1/attention", {"source": source, "encoding": "base64"})
+    assert len(client.app.state.runner.cache) == 2
+
+
 def test_saliency_costs_a_pass_per_produced_token_and_step(client):
     _, model = client.app.state.registry.get(None)
     settings = Settings()

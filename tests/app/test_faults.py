@@ -301,8 +301,9 @@ class SlowSteps:
 def test_hang_ups_of_heavy_requests_free_every_slot_within_half_a_second(tiny_model_dir, monkeypatch):
     slow = SlowSteps()
     monkeypatch.setattr(BuiltinModel, "attention", slow)
-    # every request in the costly lane, which has half of 4 slots: 2 run, the other 4 wait
-    settings = Settings(model_dir=tiny_model_dir, concurrency=4, cheap_cost=0, deadline=60, cache_size=0)
+    # every request in the costly lane, which has half of 4 slots: 2 run, the other 4 wait (one model call a
+    # request, as this test counts them: batching off; the batched case is the next test)
+    settings = Settings(model_dir=tiny_model_dir, concurrency=4, cheap_cost=0, deadline=60, cache_size=0, max_batch=1)
     with live_server(settings) as base:
         port = int(base.rsplit(":", 1)[1])
         sockets = []
@@ -331,3 +332,60 @@ def test_hang_ups_of_heavy_requests_free_every_slot_within_half_a_second(tiny_mo
         started = time.monotonic()
         assert httpx.post(f"{base}/api/v1/attention", json={"source": "i like tea"}, timeout=10).status_code == 200
         assert time.monotonic() - started < 2
+
+
+class SlowBatch(SlowSteps):
+    """Stands in for the built-in model's attention_batch(): decoding steps that call each live member's stop."""
+
+    def __call__(self, queries, stops):  # set on the class, it is called unbound: no model argument
+        with self.lock:
+            self.active += 1
+            self.started += 1
+        answers: list = [None] * len(queries)
+        try:
+            for _ in range(3000):
+                for i, stop in enumerate(stops):
+                    if answers[i] is None:
+                        try:
+                            stop()
+                        except Exception as exc:
+                            answers[i] = exc
+                if all(answer is not None for answer in answers):
+                    return answers
+                self.last_step = time.monotonic()
+                time.sleep(0.01)
+            raise AssertionError("nobody stopped the call")
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_hang_ups_of_a_whole_batch_free_its_slot_within_half_a_second(tiny_model_dir, monkeypatch):
+    slow, batch = SlowSteps(), SlowBatch()
+    monkeypatch.setattr(BuiltinModel, "attention", slow)  # the first request runs alone: the lane was idle
+    monkeypatch.setattr(BuiltinModel, "attention_batch", batch)  # the 5 that come while it runs: one batch
+    settings = Settings(model_dir=tiny_model_dir, concurrency=1, deadline=60, cache_size=0)
+    with live_server(settings) as base:
+        port = int(base.rsplit(":", 1)[1])
+        sockets = []
+        for i in range(6):
+            body = json.dumps({"source": f"this is an example {i}"}).encode()
+            sock = socket.create_connection(("127.0.0.1", port))
+            head = (
+                "POST /api/v1/attention HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            sockets.append(sock)
+            if i == 0:
+                wait_until(lambda: slow.active == 1)
+        time.sleep(0.3)
+        sockets.pop(0).close()  # the lone one hangs up: its slot goes to the batch of the other five
+        wait_until(lambda: batch.active == 1)
+        hung_up = time.monotonic()
+        for sock in sockets:
+            sock.close()
+        wait_until(lambda: batch.active == 0, timeout=5)
+        freed = time.monotonic() - hung_up
+        assert freed < 0.5, f"the batch took {freed:.2f} s to free its slot"
+        assert (slow.started, batch.started) == (1, 1)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from functools import partial
@@ -7,7 +8,7 @@ from functools import partial
 import anyio
 import pytest
 
-from app.runner import DeadlineExceeded, InferenceRunner, ResponseCache
+from app.runner import Batchable, DeadlineExceeded, InferenceRunner, RequestCancelled, ResponseCache, ServerBusy
 from app.settings import Settings
 
 
@@ -176,3 +177,214 @@ def test_costly_calls_give_way_while_a_cheap_one_runs():
     # 20 ms steps alone; while the cheap call ran, a pause as long as each step: about half as many
     assert 0.3 * before < during < 0.75 * before, (before, during)
     assert runner.cheap.idle.is_set() and runner.costly.idle.is_set()
+
+
+# --- batching -------------------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """A run_many that decodes for `seconds` in steps, calling every live member's stop each step as the models do,
+    and records the batches it was given and each member's steps."""
+
+    def __init__(self, seconds: float = 0.2, step: float = 0.01, per_item: float = 0.0):
+        self.seconds, self.step, self.per_item = seconds, step, per_item
+        self.batches: list[list[str]] = []
+        self.steps: dict[str, int] = {}
+
+    def __call__(self, items, stops):
+        self.batches.append(list(items))
+        answers: list = [None] * len(items)
+        end = time.monotonic() + self.seconds + self.per_item * len(items)
+        while time.monotonic() < end and any(a is None for a in answers):
+            for i, (item, stop) in enumerate(zip(items, stops, strict=True)):
+                if answers[i] is None:
+                    try:
+                        stop()
+                        self.steps[item] = self.steps.get(item, 0) + 1
+                    except Exception as exc:
+                        answers[i] = exc
+            time.sleep(self.step)
+        return [Settings(host=item) if a is None else a for item, a in zip(items, answers, strict=True)]
+
+
+def batchable(item: str, run_many, group="g"):
+    return Batchable(group, item, run_many)
+
+
+def test_concurrent_requests_of_a_group_share_one_model_call():
+    runner = InferenceRunner(concurrency=1, cache_size=0, max_batch=4, batch_window=0.05)
+    run_many = Recorder(0.2)
+    bodies = {}
+
+    async def call(item):
+        bodies[item] = await runner.gzipped_json(item, batchable(item, run_many), cost=0)
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call, "first")
+            await anyio.sleep(0.05)  # the first runs alone; six more arrive while it runs
+            for i in range(6):
+                tasks.start_soon(call, f"r{i}")
+            tasks.start_soon(call, "other group")
+
+    anyio.run(main)
+    assert run_many.batches[0] == ["first"]
+    assert run_many.batches[1] == ["r0", "r1", "r2", "r3"]  # the cap
+    assert sorted(sum(run_many.batches[2:], [])) == ["other group", "r4", "r5"]
+    for item, body in bodies.items():
+        assert Settings.model_validate_json(gzip.decompress(body)).host == item  # each request got its own answer
+
+
+def test_a_lone_request_does_not_wait_for_the_window():
+    runner = InferenceRunner(concurrency=2, cache_size=0, batch_window=5.0)
+    run_many = Recorder(0.0)
+    started = time.monotonic()
+    anyio.run(partial(runner.gzipped_json, "alone", batchable("alone", run_many), cost=0))
+    assert time.monotonic() - started < 1.0  # not the 5 s window
+    assert run_many.batches == [["alone"]]
+
+
+def test_while_the_lane_is_busy_a_batch_waits_the_window_for_company():
+    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=8, batch_window=0.3)
+    run_many = Recorder(0.05)
+    holder, _ = steps(1.0)
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))  # the other slot is busy
+            await anyio.sleep(0.05)
+            tasks.start_soon(partial(runner.gzipped_json, "a", batchable("a", run_many), cost=0))
+            await anyio.sleep(0.1)  # well inside the window
+            tasks.start_soon(partial(runner.gzipped_json, "b", batchable("b", run_many), cost=0))
+
+    anyio.run(main)
+    assert run_many.batches == [["a", "b"]]
+
+
+def test_a_member_that_leaves_mid_batch_stops_alone_and_its_slot_follows_the_batch():
+    runner = InferenceRunner(concurrency=1, cache_size=0, max_batch=4, batch_window=0.1)
+    run_many = Recorder(0.5, step=0.01)
+    gone = anyio.Event()
+    outcomes = {}
+
+    async def client_gone():
+        await gone.wait()
+
+    async def call(item, watcher=None):
+        try:
+            await runner.gzipped_json(item, batchable(item, run_many), watcher, cost=0)
+            outcomes[item] = "ok"
+        except RequestCancelled:
+            outcomes[item] = "cancelled"
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            holder, _ = steps(0.1)
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))
+            await anyio.sleep(0.02)
+            tasks.start_soon(call, "stays")
+            tasks.start_soon(call, "leaves", client_gone)
+            await anyio.sleep(0.25)  # both run in one batch by now
+            assert runner.cheap.running == 1
+            gone.set()
+
+    anyio.run(main)
+    assert run_many.batches == [["stays", "leaves"]]
+    assert outcomes == {"stays": "ok", "leaves": "cancelled"}
+    assert run_many.steps["leaves"] < run_many.steps["stays"] * 0.8  # it stopped at its next step, the other went on
+    assert (runner.cheap.running, runner.cheap.waiting) == (0, 0)
+
+
+def test_waiting_members_count_against_the_queue_and_leave_it_at_their_deadline():
+    runner = InferenceRunner(concurrency=1, cache_size=0, max_batch=4, deadline=0.4, max_queue=2)
+    run_many = Recorder(0.0)
+    outcomes = {}
+
+    def holder(stop):  # never checks stop: keeps the only slot for 0.8 s
+        time.sleep(0.8)
+        return Settings()
+
+    async def call(item):
+        try:
+            await runner.gzipped_json(item, batchable(item, run_many), cost=0)
+            outcomes[item] = "ok"
+        except ServerBusy as exc:  # DeadlineExceeded included
+            outcomes[item] = str(exc)
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))
+            await anyio.sleep(0.05)
+            for item in ("waits 1", "waits 2", "turned away"):
+                tasks.start_soon(call, item)
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.1)
+            assert runner.cheap.waiting == 2
+
+    anyio.run(main)
+    assert "requests are already waiting" in outcomes["turned away"]
+    assert "waiting for a model slot" in outcomes["waits 1"] and "waiting for a model slot" in outcomes["waits 2"]
+    assert run_many.batches == []  # they never ran
+    assert (runner.cheap.running, runner.cheap.waiting) == (0, 0)
+
+
+def test_each_member_of_a_batch_is_answered_at_its_own_deadline_while_the_batch_goes_on():
+    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=4, batch_window=2.0, deadline=2.5)
+    run_many = Recorder(4.0)
+    holder, _ = steps(2.2)
+    answered = {}
+
+    async def call(item):
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded, match="computing the answer"):
+            await runner.gzipped_json(item, batchable(item, run_many), cost=0)
+        answered[item] = time.monotonic() - started
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))  # the lane is busy: a window
+            await anyio.sleep(0.05)
+            tasks.start_soon(call, "early")
+            await anyio.sleep(0.5)
+            tasks.start_soon(call, "late")  # joins within the window, 0.5 s later: its deadline is 0.5 s later
+        # the batch's slot is free once its last row has stopped (the event loop must still run to hear it)
+        with anyio.fail_after(2):
+            while runner.cheap.running:
+                await anyio.sleep(0.01)
+
+    anyio.run(main)
+    assert run_many.batches == [["early", "late"]]
+    assert 2.4 < answered["early"] < 3.2 and 2.4 < answered["late"] < 3.2, answered  # each at its own 2.5 s
+    assert run_many.steps["early"] < run_many.steps["late"]  # the late one's row ran on after the early one's stopped
+    assert runner.cheap.waiting == 0
+
+
+def test_a_batch_takes_no_more_requests_than_it_can_answer_before_their_deadline():
+    """A batch of 12 at 0.2 s a request would run 2.4 s against a 2 s deadline, and every row would die computing;
+    once a batch has been measured, batches are cut to what fits in half the time their requests have left, and
+    they share the lane's two slots, so all 12 are answered."""
+    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=16, batch_window=0.05, deadline=2.0)
+    run_many = Recorder(0.0, per_item=0.2)
+    outcomes = {}
+
+    async def call(item):
+        try:
+            await runner.gzipped_json(item, batchable(item, run_many), cost=1)
+            outcomes[item] = "ok"
+        except DeadlineExceeded as exc:
+            outcomes[item] = str(exc)
+
+    async def main():
+        await call("measured")  # alone: 0.2 s for a cost of 1
+        holder, _ = steps(0.3)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))  # one slot busy: they gather
+            await anyio.sleep(0.02)
+            for i in range(12):
+                tasks.start_soon(call, f"r{i}")
+
+    anyio.run(main)
+    assert outcomes == {item: "ok" for item in ["measured", *(f"r{i}" for i in range(12))]}
+    assert 0.15 < runner.seconds_per_cost["g"] < 0.4
+    assert len(run_many.batches) > 3 and max(len(batch) for batch in run_many.batches[1:]) <= 5, run_many.batches
+    assert sorted(sum(run_many.batches[1:], [])) == sorted(f"r{i}" for i in range(12))

@@ -9,7 +9,15 @@ import sys
 import pytest
 import torch
 
-from backends.interface import ATTENTION_KINDS, InputError, KindShape, TranslationModel, resolve_controls
+from backends.interface import (
+    ATTENTION_KINDS,
+    AttentionQuery,
+    InputError,
+    KindShape,
+    TranslationModel,
+    never_stop,
+    resolve_controls,
+)
 from backends.words import merge_words
 from tests.backends.conftest import FAMILIES
 
@@ -366,6 +374,26 @@ def test_refuses_a_model_without_tokenizer(tmp_path, tiny_hf_dirs):
 def test_refuses_without_the_hf_extra(monkeypatch, tiny_hf_dirs):
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers now raises ImportError
     assert_refused(tiny_hf_dirs["marian"], r"pip install 'attnscope\[hf\]'")
+
+
+def test_a_model_that_does_not_batch_answers_a_batch_one_call_at_a_time(models):
+    model = models["marian"]
+    assert not model.describe().batching  # the service never batches its requests; the interface's loop still works
+    queries = [
+        AttentionQuery("a small house", max_length=6),
+        AttentionQuery("the old man"),
+        AttentionQuery("a dog", target="ein Hund"),
+    ]
+
+    def hangs_up():
+        raise RuntimeError("client gone")
+
+    results = model.attention_batch(queries, [never_stop, hangs_up, never_stop])
+    assert isinstance(results[1], RuntimeError)
+    for query, result in zip([queries[0], queries[2]], [results[0], results[2]], strict=True):
+        single = model.attention(query.source, query.target, max_length=query.max_length)
+        assert (result.translation, result.score) == (single.translation, single.score)
+        assert all(torch.equal(result.maps[kind], single.maps[kind]) for kind in single.maps)
 
 
 NORMS_FAMILIES = ("marian", "bart", "m2m_100", "nllb", "mbart50")

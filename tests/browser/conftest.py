@@ -8,7 +8,9 @@ since these tests are about the page, not the weights.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -193,3 +195,18 @@ def serious_violations(page):
     results = AXE.run(page)
     serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     return [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in serious]
+
+
+def as_lists(response: dict) -> dict:
+    """An attention answer as `"encoding": "lists"` writes it: each packed map's `encoded` unpacked into `weights`,
+    as static/js/wire.js does for the page (which asks for base64)."""
+    for answer_map in response.get("attention", {}).values():
+        encoded = answer_map.get("encoded")
+        if encoded:
+            raw = base64.b64decode(encoded["data"])
+            code = {"uint16": "H", "uint32": "I", "float64": "d"}[encoded["dtype"]]
+            flat = [n / encoded["scale"] for n in struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw)]
+            for size in reversed(encoded["shape"][1:]):
+                flat = [flat[i : i + size] for i in range(0, len(flat), size)]
+            answer_map["weights"], answer_map["encoded"] = flat, None
+    return response

@@ -13,6 +13,7 @@ from tests.browser.conftest import (
     DEEP_MODEL,
     HF_MODEL,
     POLITE_MODEL,
+    as_lists,
     download,
     head_title,
     open_page,
@@ -443,7 +444,7 @@ def test_switching_to_a_hugging_face_model_draws_every_view_with_its_words(page)
     assert page.is_enabled("#granularity")  # a subword model: pieces can be merged into words
     with page.expect_response("**/api/v1/attention") as answer:
         submit(page, "This is an example.")
-    kinds = answer.value.json()["attention"]
+    kinds = as_lists(answer.value.json())["attention"]
     models = page.evaluate("() => JSON.parse(document.getElementById('models-data').textContent)")
     info = next(m for m in models if m["name"] == HF_MODEL)
     assert {kind: (len(m["weights"]), len(m["weights"][0])) for kind, m in kinds.items()} == {

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model.transformer import sinusoidal_table
-from tests.browser.conftest import CLASSIC_TARGET, serious_violations, submit
+from tests.browser.conftest import CLASSIC_TARGET, as_lists, serious_violations, submit
 
 MODULES = """const A = await import('/static/js/learn/attention.js');
     const E = await import('/static/js/learn/example.js');
@@ -277,7 +277,7 @@ def test_clicking_a_row_of_the_head_view_explains_that_row_with_the_maps_numbers
     page.goto("/")
     with page.expect_response("**/api/v1/attention") as answer:
         submit(page, "This is an example.", CLASSIC_TARGET)
-    response = answer.value.json()
+    response = as_lists(answer.value.json())
     if kind != "cross":
         page.check(f'input[name="kind"][value="{kind}"]', force=True)
         title = "(k) => document.getElementById('head-figure').layout.title.text.startsWith(k)"

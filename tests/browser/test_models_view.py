@@ -15,6 +15,7 @@ from app.settings import Settings
 from tests.app.conftest import live_server
 from tests.browser.conftest import (
     CLASSIC_TARGET,
+    as_lists,
     axis_labels,
     download,
     head_title,
@@ -129,14 +130,14 @@ def test_the_compare_view_sets_the_rnn_beside_the_transformer_on_the_same_axes_w
     page.goto("/?layer=0")
     with page.expect_response("**/api/v1/attention") as answer:
         submit(page, SENTENCE, CLASSIC_TARGET)  # (a random model's free translation may be all one token)
-    first = answer.value.json()
+    first = as_lists(answer.value.json())
     assert options(page, "#other-model") == [RNN_MODEL]  # every other model with cross-attention
     with page.expect_response("**/api/v1/attention") as other_answer:
         open_tab(page, "models")
     body = json.loads(other_answer.value.request.post_data)
     produced = [t["text"] for t in first["target_tokens"] if not t["special"]]
     assert body["model"] == RNN_MODEL and body["kinds"] == ["cross"] and body["target"] == " ".join(produced)
-    second = other_answer.value.json()
+    second = as_lists(other_answer.value.json())
     assert list(second["attention"]) == ["cross"]
     assert options(page, "#other-model") == [RNN_MODEL]
     page.wait_for_function("() => document.getElementById('models-caption').textContent.startsWith('Argmax agreement')")

@@ -7,11 +7,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import torch
 
+from app.shaping import _rounded, packed
 from tests.browser.conftest import (
     CLASSIC_TARGET,
     POLITE_MODEL,
     STRICT_CSP,
+    as_lists,
     axis_labels,
     head_title,
     open_page,
@@ -138,7 +141,7 @@ def test_aggregates_match_the_definitions(page):
     page.goto("/?kind=encoder")
     with page.expect_response("**/api/v1/attention") as answer:
         submit(page, "This is an example.", CLASSIC_TARGET)
-    layers = answer.value.json()["attention"]["encoder"]["weights"]
+    layers = as_lists(answer.value.json())["attention"]["encoder"]["weights"]
     matrices = page.evaluate(
         """async (weights) => {
             const m = await import('/static/js/matrices.js');
@@ -276,11 +279,11 @@ def test_svg_json_and_csv_exports(page, tmp_path):
         files[fmt] = tmp_path / download.value.suggested_filename
         download.value.save_as(files[fmt])
     assert files["svg"].read_text().lstrip().startswith("<svg")
-    assert json.loads(files["json"].read_text()) == answer.value.json()
+    assert json.loads(files["json"].read_text()) == as_lists(answer.value.json())  # the page unpacked it
     lines = files["csv"].read_text(encoding="utf-8").splitlines()
     assert lines[0] == "query \\ key,this,is,an,example,."
     assert [line.split(",")[0] for line in lines[1:]] == ["これ", "は", "例", "で", "す", "。"]
-    cross = answer.value.json()["attention"]["cross"]["weights"][0][0]
+    cross = as_lists(answer.value.json())["attention"]["cross"]["weights"][0][0]
     assert float(lines[3].split(",")[4]) == pytest.approx(cross[2][3], abs=1e-6)
 
 
@@ -367,3 +370,50 @@ def test_controls_come_from_the_models_description_and_survive_a_reload(page):
     with page.expect_request("**/api/v1/attention") as asked:
         submit(page, "This is an example.")
     assert "controls" not in json.loads(asked.value.post_data)
+
+
+def test_the_page_draws_the_same_from_packed_and_listed_maps(browser, base_url):
+    """The page asks for packed maps; answered with nested lists instead, it draws exactly the same matrices."""
+    weights = "() => JSON.stringify(document.getElementById('head-figure').data.map((t) => t.z))"
+    asked, drawn = [], {}
+    for encoding in ("base64", "lists"):
+        page = open_page(browser, base_url)
+
+        def answered_as(encoding):
+            def rewrite(route):
+                body = json.loads(route.request.post_data)
+                asked.append(body.get("encoding"))
+                route.continue_(post_data=json.dumps({**body, "encoding": encoding}))
+
+            return rewrite
+
+        page.route("**/api/v1/attention", answered_as(encoding))
+        page.goto("/?layer=0&head=0")
+        submit(page, "the cat and the dog .")
+        drawn[encoding] = [page.evaluate(weights)]
+        for control, value in [("kind", "encoder"), ("#head", "3"), ("kind", "decoder"), ("#layer", "1"), ("#head", "mean")]:
+            before = page.evaluate(weights)
+            if control == "kind":
+                page.check(f'input[name="kind"][value="{value}"]', force=True)
+            else:
+                page.select_option(control, value)
+            page.wait_for_function(f"(before) => ({weights})() !== before", arg=before)
+            drawn[encoding].append(page.evaluate(weights))
+        assert page.watch.errors == []
+        page.context.close()
+    assert asked == ["base64", "base64"]
+    assert drawn["base64"] == drawn["lists"]
+
+
+def test_the_page_unpacks_every_dtype_to_the_numbers_of_the_lists(page):
+    """uint16 (weights to 4 decimals), uint32 (to 8, or norms above 6.5535) and float64 (norms too large for uint32)."""
+    page.goto("/")
+    weights = torch.tensor([[[[0.0, 0.25, 0.75], [0.33333, 0.66667, 1.0]]]])  # (1, 1, 2, 3)
+    norms = torch.tensor([[[[0.0, 1.5, 42.94967296], [123456.12345678, 7.0, 1e-08]]]])
+    unpack = "async (encoded) => (await import('/static/js/wire.js')).unpackWeights(encoded)"
+    seen = set()
+    for values, precision in [(weights, 4), (weights, 8), (norms, 2), (norms, 8)]:
+        encoded = packed(values, precision).model_dump()
+        seen.add(encoded["dtype"])
+        assert page.evaluate(unpack, encoded) == _rounded(values, precision)
+    assert seen == {"uint16", "uint32", "float64"}

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from model.data import pad_batch
-from model.decoding import beam_search, forced_attention, greedy_decode, next_token_logprobs
+from model.decoding import _beam_margin, beam_search, forced_attention, greedy_decode, next_token_logprobs
 from model.vocab import Vocab
 from tests.conftest import make_tiny_model
 
@@ -98,3 +98,26 @@ def test_padding_unknown_and_bos_are_never_produced():
     logprobs = next_token_logprobs(logits)
     assert set(logprobs.argmax(-1).tolist()) <= {Vocab.eos_id, 4, 5}
     torch.testing.assert_close(logprobs.exp().sum(-1), torch.ones(2))
+
+
+def test_a_greedy_margin_is_the_closest_gap_between_the_pick_and_the_runner_up(tiny_model):
+    model = tiny_model.model
+    src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id]])
+    hyp = greedy_decode(model, src, max_length=8)[0]
+    with torch.inference_mode():
+        memory, _ = model.encode(src)
+        logits, _, _ = model.decode(torch.tensor([[Vocab.bos_id, *hyp.ids[:-1]]]), memory, src)
+    best_two = next_token_logprobs(logits[0]).topk(2, -1).values  # (T, 2) at every step of the hypothesis
+    assert hyp.margin == pytest.approx(float((best_two[:, 0] - best_two[:, 1]).min()), abs=1e-5)
+
+
+def test_a_beam_margin_counts_only_the_gaps_that_decide_a_step():
+    eos, k, vocab = Vocab.eos_id, 2, 100
+    token = [10, 11, 12, 13, 14]  # flat indices of candidates that are not </s>
+    # Kept: the first two non-</s> candidates; their own order does not matter, the gap to the third does.
+    assert _beam_margin([-1.0, -1.0, -2.0, -3.0, -4.0], token, k, vocab) == pytest.approx(1.0)
+    # A </s> ranked within the top K is taken: its gap to the candidate ranked K decides, here 0.01.
+    ranked = [-1.0, -1.5, -1.51, -3.0, -4.0]
+    assert _beam_margin(ranked, [10, eos, 11, 12, 13], k, vocab) == pytest.approx(0.01)
+    # The same </s> ranked K is not taken; it comes up past the candidate above it by 0.01.
+    assert _beam_margin([-1.0, -1.5, -1.51, -3.0, -4.0], [10, 11, eos, 12, 13], k, vocab) == pytest.approx(0.01)

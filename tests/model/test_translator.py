@@ -1,8 +1,12 @@
+import math
+
 import pytest
 import torch
 
+import model.translator as translator_module
+from backends.interface import AttentionQuery, never_stop
 from model.translator import InputError, Translator
-from tests.conftest import make_tiny_model
+from tests.conftest import make_tiny_model, make_tiny_rnn
 
 POLITENESS_LEVELS = ("plain", "polite")
 
@@ -120,3 +124,114 @@ def test_auto_scores_a_forced_target_under_its_own_politeness(politeness_transla
     asked = politeness_translator.attention("this is an example .", target=target, politeness=level)
     assert auto.controls == {"politeness": level}
     assert auto.score == asked.score
+
+
+# --- attention_batch: a batch answers each call as attention() answers it alone ------------------------------------
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models lose more to handing work between threads than they gain (as in tests/backends/conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+BATCH_SOURCES = ["this is an example .", "i like tea !", "the cat and the dog", "do n't go ?", "he 's the cat . the dog"]
+
+
+def batch_queries(beam_size: int, politeness: bool) -> list[AttentionQuery]:
+    """Mixed lengths and limits, one forced target among them, and (with politeness control) mixed registers."""
+    levels = ["auto", "plain", "polite"]
+    queries = [
+        AttentionQuery(
+            source, beam_size=beam_size, max_length=5 + 3 * i, controls={"politeness": levels[i % 3] if politeness else "auto"}
+        )
+        for i, source in enumerate(BATCH_SOURCES)
+    ]
+    return queries + [AttentionQuery("i like tea !", target="私 は お 茶 が 好き", beam_size=beam_size)]
+
+
+def alone(translator: Translator, query: AttentionQuery, stop=never_stop):
+    politeness = (query.controls or {}).get("politeness", "auto")
+    return translator.attention(query.source, query.target, query.beam_size, query.max_length, politeness, stop)
+
+
+def assert_same(batched, single) -> None:
+    assert (batched.translation, batched.score, batched.forced) == (single.translation, single.score, single.forced)
+    assert [t.id for t in batched.target_tokens] == [t.id for t in single.target_tokens]
+    assert (batched.controls, batched.predictions) == (single.controls, single.predictions)
+    assert batched.maps.keys() == single.maps.keys()
+    for kind in single.maps:  # the same bytes, not merely close: each map comes from the call's own forced pass
+        assert torch.equal(batched.maps[kind], single.maps[kind]), kind
+
+
+def counting_alone_decodes(translator: Translator, monkeypatch) -> list:
+    decoded_alone = []
+    real = translator._decode_alone
+
+    def spy(call):
+        decoded_alone.append(call)
+        return real(call)
+
+    monkeypatch.setattr(translator, "_decode_alone", spy)
+    return decoded_alone
+
+
+@pytest.mark.parametrize("arch", ["transformer", "politeness", "rnn"])
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_batch_answers_every_call_as_it_is_answered_alone(arch, beam_size, monkeypatch):
+    loaded = {"transformer": make_tiny_model, "rnn": make_tiny_rnn}.get(arch)
+    translator = Translator(loaded() if loaded else make_tiny_model(1, politeness_levels=POLITENESS_LEVELS), "cpu")
+    queries = batch_queries(beam_size, politeness=arch == "politeness")
+    decoded_alone = counting_alone_decodes(translator, monkeypatch)
+    results = translator.attention_batch(queries, [never_stop] * len(queries))
+    free = len(BATCH_SOURCES)
+    assert len(decoded_alone) < free  # most were decoded in the batch, not again alone
+    for query, result in zip(queries, results, strict=True):
+        assert_same(result, alone(translator, query))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_call_stopped_mid_batch_gets_its_exception_and_the_others_go_on(tiny_translator):
+    queries = batch_queries(1, politeness=False)
+    calls = [0] * len(queries)
+
+    def stop_of(i):
+        def stop():
+            calls[i] += 1
+            if i == 1 and calls[i] > 3:  # its client hangs up at its third decoding step
+                raise RuntimeError("client gone")
+
+        return stop
+
+    results = tiny_translator.attention_batch(queries, [stop_of(i) for i in range(len(queries))])
+    assert isinstance(results[1], RuntimeError) and calls[1] == 4  # never called again once it raised
+    assert calls[4] > 6  # the longest went on decoding after it left
+    for i, (query, result) in enumerate(zip(queries, results, strict=True)):
+        if i != 1:
+            assert_same(result, alone(tiny_translator, query))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_refused_input_in_a_batch_is_that_call_s_answer(tiny_translator):
+    queries = [AttentionQuery("this is an example ."), AttentionQuery("   "), AttentionQuery("i like tea !")]
+    results = tiny_translator.attention_batch(queries, [never_stop] * 3)
+    assert isinstance(results[1], InputError) and "source is empty" in str(results[1])
+    assert_same(results[0], alone(tiny_translator, queries[0]))
+    assert_same(results[2], alone(tiny_translator, queries[2]))
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_close_call_in_the_batch_is_decoded_again_alone(tiny_translator, monkeypatch, beam_size):
+    # Every choice counts as close when NEAR_TIE is infinite: each free call is then decoded again alone.
+    monkeypatch.setattr(translator_module, "NEAR_TIE", math.inf)
+    decoded_alone = counting_alone_decodes(tiny_translator, monkeypatch)
+    queries = batch_queries(beam_size, politeness=False)
+    results = tiny_translator.attention_batch(queries, [never_stop] * len(queries))
+    assert sorted(call.source_tokens[0].text for call in decoded_alone) == sorted(s.split()[0] for s in BATCH_SOURCES)
+    for query, result in zip(queries, results, strict=True):
+        assert_same(result, alone(tiny_translator, query))
