@@ -249,7 +249,7 @@ def test_a_shared_url_restores_the_view(page, browser, base_url):
     assert other.is_checked("#show-special")
     assert other.locator("#view-panels").is_visible() and other.get_attribute("#tab-panels", "aria-selected") == "true"
     other.wait_for_selector("#panels-figure .heatmaplayer")
-    other.context.close()
+    other.close()
 
 
 @pytest.mark.parametrize("view", ["head", "grid", "panels", "stats", "steps"])
