@@ -140,7 +140,7 @@ def test_every_view_is_usable_on_a_phone(browser, base_url):
         "() => [...document.querySelectorAll('#stats-figure .annotation')].map((a) => a.getBoundingClientRect().toJSON())"
     )
     assert len(titles) == 2 and (titles[0]["bottom"] <= titles[1]["top"] or titles[1]["bottom"] <= titles[0]["top"])
-    page.context.close()
+    page.close()
 
 
 # ---- 6: laptop -------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_after_enter_the_head_view_is_whole_in_view_and_takes_the_width(browser,
     assert page.locator(".toolbar").bounding_box()["height"] < 56  # one line
     assert page.locator("#translation").bounding_box()["y"] >= 0  # the translation still in view above
     assert box["width"] >= 0.4 * page.locator("#head-figure").bounding_box()["width"]
-    page.context.close()
+    page.close()
 
 
 # ---- 7: controls that do nothing -------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_a_pinned_result_is_compared_with_the_next_in_every_view_with_a_differen
     wait_for_figure(other)
     other.wait_for_function("() => document.getElementById('compare-difference').data?.length > 0")
     assert json.dumps(other.evaluate("() => document.getElementById('compare-pinned').data.at(-2).z")) == json.dumps(pinned)
-    other.context.close()
+    other.close()
     open_view(page, "steps")  # other tokens: no row to set beside, and the page says why
     submit(page, "I like tea.")
     page.wait_for_function("() => document.getElementById('steps-compare-note').textContent.includes('do not line up')")

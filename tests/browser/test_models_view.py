@@ -43,7 +43,7 @@ def rnn_base_url(tmp_path_factory) -> Iterator[str]:
 def page(browser, rnn_base_url):
     page = open_page(browser, rnn_base_url)
     yield page
-    page.context.close()
+    page.close()
 
 
 def open_tab(page, view):

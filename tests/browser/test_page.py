@@ -252,7 +252,7 @@ def test_a_shared_url_restores_the_view(page, browser, base_url):
     assert other.is_checked("#show-special")
     assert other.locator("#view-panels").is_visible() and other.get_attribute("#tab-panels", "aria-selected") == "true"
     other.wait_for_selector("#panels-figure .heatmaplayer")
-    other.context.close()
+    other.close()
 
 
 @pytest.mark.parametrize("view", ["head", "grid", "panels", "stats", "steps"])
@@ -400,7 +400,7 @@ def test_the_page_draws_the_same_from_packed_and_listed_maps(browser, base_url):
             page.wait_for_function(f"(before) => ({weights})() !== before", arg=before)
             drawn[encoding].append(page.evaluate(weights))
         assert page.watch.errors == []
-        page.context.close()
+        page.close()
     assert asked == ["base64", "base64"]
     assert drawn["base64"] == drawn["lists"]
 
