@@ -16,7 +16,7 @@ from torch import Tensor
 
 from backends.interface import DEFAULT_SALIENCY, AttentionKind, Contributions, Method, SaliencyOptions, StopCheck, never_stop
 from model.alti import alti
-from model.decoding import Encoded, EncoderDecoder, forced_attention
+from model.decoding import Encoded, EncoderDecoder, evaluating, forced_attention
 from model.gates import HeadGates, layer_gates
 from model.norms import additive_norms, norm_maps
 from model.rnn import AttentionRNN
@@ -119,7 +119,7 @@ def method_maps(
     with the heads of `gates` switched off."""
     if method not in methods_of(model):
         raise ValueError(f"{type(model).__name__} has no method {method!r}")
-    model.eval()
+    evaluating(model)
     tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
     if method == "weights":
         maps, logp = forced_attention(model, src, target_ids, politeness, encoded, gates)

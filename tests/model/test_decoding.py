@@ -121,3 +121,18 @@ def test_a_beam_margin_counts_only_the_gaps_that_decide_a_step():
     assert _beam_margin(ranked, [10, eos, 11, 12, 13], k, vocab) == pytest.approx(0.01)
     # The same </s> ranked K is not taken; it comes up past the candidate above it by 0.01.
     assert _beam_margin([-1.0, -1.5, -1.51, -3.0, -4.0], [10, 11, eos, 12, 13], k, vocab) == pytest.approx(0.01)
+
+
+def test_decoding_a_model_left_in_training_mode_runs_it_without_dropout():
+    """Decoding switches a model in training mode to eval (dropout off), as it always did; one already in eval
+    mode is left as it is rather than walked again."""
+    model = make_tiny_model(dropout=0.5).model
+    src = torch.tensor([[4, 5, 6, 7, Vocab.eos_id]])
+    model.eval()
+    expected = greedy_decode(model, src, max_length=10)[0]
+    model.train()
+    again = greedy_decode(model, src, max_length=10)[0]
+    assert not model.training and (again.ids, again.score) == (expected.ids, expected.score)
+    model.train()
+    maps, _ = forced_attention(model, src, expected.ids)
+    assert not model.training and maps["cross"].shape[2] == len(expected.ids)
