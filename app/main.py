@@ -14,7 +14,7 @@ from app.errors import install_error_handlers
 from app.middleware import BodyReadTimeout, BodySizeLimit, SecurityHeaders, UnexpectedErrors
 from app.registry import ModelRegistry
 from app.routes import attention, docs, explain, health, models, pages, translate, vendor
-from app.runner import InferenceRunner, configure_torch
+from app.runner import InferenceRunner, configure_torch, limit_malloc_arenas
 from app.settings import REPO_ROOT, Settings, get_settings
 
 DESCRIPTION = """
@@ -30,6 +30,7 @@ for each layer and head; `POST /api/v1/translate` translates. Errors are JSON `{
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_torch(settings)
+    limit_malloc_arenas(settings.malloc_arenas)
     app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
     app.state.runner = InferenceRunner(
         settings.concurrency,

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list, description='JSON list, e.g. ["https://example.org"]; none by default')
     cache_size: int = Field(256, ge=0, description="responses kept in the LRU cache; 0 disables it")
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        description="glibc malloc arenas the server may use (M_ARENA_MAX); 0 leaves glibc's default of 8 a core. Model "
+        "calls of every shape in many threads grow every arena: two keep the memory flat under load",
+    )
     cache_max_bytes: int = Field(
         16 * 1024 * 1024, ge=0, description="gzipped bytes the LRU cache may hold in all (16 MiB, about 64 MiB of JSON)"
     )

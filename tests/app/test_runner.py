@@ -388,3 +388,15 @@ def test_a_batch_takes_no_more_requests_than_it_can_answer_before_their_deadline
     assert 0.15 < runner.seconds_per_cost["g"] < 0.4
     assert len(run_many.batches) > 3 and max(len(batch) for batch in run_many.batches[1:]) <= 5, run_many.batches
     assert sorted(sum(run_many.batches[1:], [])) == sorted(f"r{i}" for i in range(12))
+
+
+def test_malloc_arenas_are_capped_unless_the_environment_says_otherwise(monkeypatch):
+    import platform
+
+    from app.runner import limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas(0) is False  # 0: glibc's default stands
+    assert limit_malloc_arenas(2) is (platform.libc_ver()[0] == "glibc")  # mallopt took it
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas(2) is False  # the operator's setting, which glibc has read, stands
