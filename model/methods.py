@@ -76,7 +76,9 @@ def encode_for(
         return model.encode(src, gates), None
 
 
-def _transformer_norms(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder, gates):
+def _transformer_norms(
+    model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder: EncoderTrace | None, gates: HeadGates | None
+):
     trace = model.trace(src, tgt_in, politeness, encoder, gates)
     sides = {"encoder": trace.encoder, "decoder": trace.decoder, "cross": trace.decoder}
     maps, layer_maps = {}, {}
@@ -89,7 +91,9 @@ def _transformer_norms(model: Seq2SeqTransformer, src, tgt_in, politeness, targe
     return MethodMaps(_token_logp(trace.logits, target_ids), maps, layer_maps)
 
 
-def _transformer_alti(model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder, gates):
+def _transformer_alti(
+    model: Seq2SeqTransformer, src, tgt_in, politeness, target_ids, encoder: EncoderTrace | None, gates: HeadGates | None
+):
     trace = model.trace(src, tgt_in, politeness, encoder, gates)
     with torch.no_grad():
         result = alti(model, trace)
