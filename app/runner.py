@@ -192,7 +192,9 @@ class InferenceRunner:
     Batchable work of one group is gathered: the request heading its group's queue waits for a slot, then
     takes every request of its group waiting by then (at most `max_batch`) into one model call. A batch
     that gets a slot while no other call of its lane runs starts at once, so a lone request never waits;
-    while others run it waits up to `batch_window` seconds from its oldest request's arrival for more. A batch
+    while others run it waits up to `batch_window` seconds from taking its slot for more (under load, the clients
+    of the batch that just ended are sending their next requests: a batch started at once would run nearly alone
+    and hold its slot as long as a full one). A batch
     takes no more requests than it can answer in time: its estimated time (the summed cost of its requests at
     the seconds per cost its group's recent batches took) stays within BATCH_TIME_SHARE of the time its
     tightest request has left; the requests it leaves head the next batch, in the lane's other slots. Each
@@ -334,7 +336,7 @@ class InferenceRunner:
         borrower = object()
         await lane.acquire(borrower)
         try:
-            opened = queue[0].arrived
+            opened = time.monotonic()
             while len(queue) < self.max_batch and lane.running > 1:
                 left = opened + self.batch_window - time.monotonic()
                 if left <= 0:

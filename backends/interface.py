@@ -188,8 +188,8 @@ class ModelDescription:
     ablation: bool = False
     # the corpus head-importance table (`attnscope heads`, NAME.heads.json beside the model), when there is one
     head_importance: dict | None = None
-    # attention_batch decodes its calls together (one padded batch), not one by one: the runner gathers
-    # concurrent requests for it
+    # attention_batch runs its calls together (decoding in one padded batch, and where the model can, its encoder
+    # and forced passes), not one by one: the runner gathers concurrent requests for it
     batching: bool = False
 
 

@@ -330,11 +330,41 @@ def forced_attention(
     inputs <s>, target[:-1]; decoder entries above the diagonal exactly 0), and the per-position
     log-probabilities of target_ids (T,).
     """
+    return forced_attention_batch(model, src, [target_ids], politeness, encoded, gates)[0]
+
+
+@torch.inference_mode()
+def forced_attention_batch(
+    model: EncoderDecoder,
+    src: Tensor,
+    targets: list[list[int]],
+    politeness: Tensor | None = None,
+    encoded: Encoded | None = None,
+    gates: HeadGates | None = None,
+    target_length: int | None = None,
+) -> list[tuple[dict[str, Tensor], Tensor]]:
+    """forced_attention() of B pairs in one pass: src (B, S) padded, one target per row; the decoder inputs are
+    padded to `target_length` positions (at least the longest target's; default that). Each row's maps are cut
+    to its own source and target lengths, so padding never shows; what padding changes is only the shapes the
+    pass runs at (model.translator.Translator.batches_exactly says when that changes no bytes)."""
     evaluating(model)
-    tgt_in = decoder_inputs(target_ids, src.device)  # (1, T)
+    length = max(len(ids) for ids in targets) if target_length is None else target_length
+    tgt_in = torch.full((len(targets), length), Vocab.pad_id, dtype=torch.long)  # (B, T)
+    for row, ids in enumerate(targets):
+        tgt_in[row, : len(ids)] = torch.tensor([Vocab.bos_id, *ids[:-1]])
+    tgt_in = tgt_in.to(src.device)
     memory, enc = encoded or model.encode(src, gates)
-    logits, dec, cross = model.decode(tgt_in, memory, src, politeness, gates)
-    logp = logits[0].log_softmax(-1).gather(1, torch.tensor(target_ids, device=src.device)[:, None]).squeeze(1)
+    logits, dec, cross = model.decode(tgt_in, memory, src, politeness, gates)  # logits (B, T, V)
     layers = {"encoder": enc, "decoder": dec, "cross": cross}  # (B, H, Tq, Tk) a layer; a kind the network lacks has none
-    maps = {kind: torch.stack(weights, 1)[0].cpu() for kind, weights in layers.items() if weights}  # (L, H, Tq, Tk)
-    return maps, logp.cpu()
+    stacked = {kind: torch.stack(weights, 1) for kind, weights in layers.items() if weights}  # (B, L, H, Tq, Tk)
+    source_lengths = (src != Vocab.pad_id).sum(1).tolist()
+    out = []
+    for row, (ids, s) in enumerate(zip(targets, source_lengths, strict=True)):
+        t = len(ids)
+        rows = {"encoder": s, "decoder": t, "cross": t}
+        columns = {"encoder": s, "decoder": t, "cross": s}
+        maps = {kind: w[row, :, :, : rows[kind], : columns[kind]].contiguous().cpu() for kind, w in stacked.items()}
+        produced = torch.tensor(ids, device=src.device)[:, None]
+        logp = logits[row, :t].log_softmax(-1).gather(1, produced).squeeze(1)  # (T,)
+        out.append((maps, logp.cpu()))
+    return out

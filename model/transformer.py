@@ -142,7 +142,9 @@ class MultiHeadAttention(nn.Module):
 
     def _split_heads(self, x: Tensor) -> Tensor:
         b, t, d = x.shape
-        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)  # (B, H, T, d_k)
+        # contiguous: MKL multiplies strided heads of a short sequence differently as the batch grows, contiguous ones
+        # the same way (model.translator.Translator.batches_exactly counts on it)
+        return x.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2).contiguous()  # (B, H, T, d_k)
 
     def keys_values(self, key_value: Tensor) -> tuple[Tensor, Tensor]:
         """key_value: (B, Tk, D) -> keys and values, each (B, H, Tk, d_k)."""

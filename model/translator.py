@@ -6,7 +6,7 @@ through that interface, and the model CLIs (translate, evaluate, train) call it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,10 +30,10 @@ from backends.interface import (
 from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, greedy_decode
+from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, forced_attention_batch, greedy_decode
 from model.explanation import explain_head
 from model.gates import HeadGates
-from model.methods import encode_for, method_maps, methods_of
+from model.methods import MethodMaps, encode_for, method_maps, methods_of
 from model.politeness import target_politeness
 from model.tokenize import segment_japanese, tokenize_english
 from model.transformer import EncoderTrace, Seq2SeqTransformer
@@ -48,6 +48,19 @@ GRADIENT_BATCH = 32  # pairs per backward pass of gate_gradients
 # decoded again alone (there: 1 in 320 greedy, 5 in 320 at beam 4).
 NEAR_TIE = 1e-3
 
+# Where batches are exact (Translator.batches_exactly), a source and a forced pass's decoder inputs are padded to a
+# multiple of this many positions: a sentence runs at the same shapes alone as in any batch of its length class,
+# and every matrix product has at least this many rows (MKL computes a row differently below 4).
+PAD_MULTIPLE = 8
+
+# The methods whose encoder and forced passes a batch shares where batches are exact: their maps are the weights the
+# passes return. The others read traces or gradients of one sentence, and run alone at the sentence's own length.
+SHARED_PASS_METHODS = frozenset({"weights"})
+
+
+def padded_length(length: int) -> int:
+    return -(-length // PAD_MULTIPLE) * PAD_MULTIPLE
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -61,22 +74,24 @@ def join_japanese(tokens: list[str]) -> str:
 
 @dataclass
 class _Prepared:
-    """One attention call made ready to decode: its tokens, its source encoded alone, its politeness."""
+    """One attention call made ready to decode: its tokens and settings (_parse), then its encoding (_prepare_all)."""
 
     source_tokens: list[Token]
-    src: torch.Tensor  # (1, S)
+    src: torch.Tensor  # (1, S), padded to PAD_MULTIPLE where the call shares passes
     forced_tokens: list[Token] | None
     beam_size: int
     max_length: int | None
-    encoded: Encoded
-    encoder: EncoderTrace | None  # the encoder's trace, where the method reads one (model.methods.encode_for)
-    politeness_ids: torch.Tensor | None  # (1,), or None without politeness control
-    probabilities: dict[str, float]
+    politeness_name: str  # "auto" or a level: what _politeness_ids makes the ids of
     stop: StopCheck
     method: Method
     saliency: SaliencyOptions
     ablate: frozenset[HeadRef]  # the heads switched off: calls batch together only with the same set
     gates: HeadGates | None  # their gates (model.gates); None: every head on
+    shares_passes: bool  # padded (PAD_MULTIPLE): its encoder and forced passes may run in a batch, exactly
+    encoded: Encoded | None = None  # its source encoded (alone, or in a batch of its padded length)
+    encoder: EncoderTrace | None = None  # the encoder's trace, where the method reads one (model.methods.encode_for)
+    politeness_ids: torch.Tensor | None = None  # (1,), or None without politeness control
+    probabilities: dict[str, float] = field(default_factory=dict)
 
 
 def _batch_order(key: tuple[int, frozenset[HeadRef]]) -> tuple:
@@ -99,6 +114,7 @@ class TranslationPair:
     encoder: EncoderTrace | None  # the encoder's trace, where the method reads one (model.methods.encode_for)
     gates: HeadGates | None  # the heads switched off for both passes; None: none
     forced: bool
+    shares_passes: bool  # padded (PAD_MULTIPLE): its forced pass may run in a batch, exactly
 
 
 class Translator:
@@ -141,8 +157,21 @@ class Translator:
             raise InputError(f"the {what} has {len(tokens) - 1} tokens; the limit is {limit}: shorten it")
         return tokens
 
-    def _src_tensor(self, tokens: list[Token]) -> torch.Tensor:
-        return torch.tensor([[t.id for t in tokens]], device=self.device)
+    def _src_tensor(self, tokens: list[Token], padded: bool = False) -> torch.Tensor:
+        """(1, S) ids; padded: S rounded up to PAD_MULTIPLE with pad ids."""
+        ids = [t.id for t in tokens]
+        if padded:
+            ids += [Vocab.pad_id] * (padded_length(len(ids)) - len(ids))
+        return torch.tensor([ids], device=self.device)
+
+    @property
+    def batches_exactly(self) -> bool:
+        """Whether a batch's encoder and forced passes give each of its sentences the bytes it gets alone, when every
+        sentence runs padded to PAD_MULTIPLE: on the CPU with one torch thread (the server's default: one per model
+        call) MKL computes each row of a matrix product of 4 or more rows the same way whatever their number, and
+        the transformer's other operations work row by row or on masked, equal-length rows. The RNN's bidirectional
+        encoder reads padding, and several threads split a product by its shape, so there each sentence runs alone."""
+        return isinstance(self.model, Seq2SeqTransformer) and self.device.type == "cpu" and torch.get_num_threads() == 1
 
     def check_politeness(self, politeness: str) -> None:
         """'auto' lets the model predict the politeness from the source; a name asks for that one."""
@@ -281,20 +310,21 @@ class Translator:
 
     def attention_batch(self, queries: list[AttentionQuery], stops: list[StopCheck]) -> list[AttentionResult | Exception]:
         """attention() of several calls, each with its own stop check; a call that is stopped or refused gets its
-        exception in its place.
+        exception in its place. Every call gets the bytes attention() gives it alone.
 
-        Each source is encoded alone and each map comes from the call's own teacher-forced pass (its own method
-        and saliency options), so they are the bytes attention() gives it alone. Free translations of one beam
-        size are decoded together, each sentence leaving the batch at its own end; a sentence whose decoding made
-        a call closer than NEAR_TIE is decoded again alone, so its tokens are those it gets alone too.
+        Free translations of one beam size are decoded together, each sentence leaving the batch at its own end; a
+        sentence whose decoding made a call closer than NEAR_TIE is decoded again alone, so its tokens are those it
+        gets alone too. Where batches are exact (batches_exactly), the calls of a method in SHARED_PASS_METHODS
+        also share their encoder passes (by padded source length) and forced passes (by padded source and target
+        lengths); any other call runs its own.
         """
         results: list[AttentionResult | Exception | None] = [None] * len(queries)
         prepared: dict[int, _Prepared] = {}
-        for i, (query, stop) in enumerate(zip(queries, stops, strict=True)):
-            try:
-                prepared[i] = self._prepare(query, stop)
-            except Exception as exc:  # refused input, or stopped before its encoder pass
-                results[i] = exc
+        for i, outcome in enumerate(self._prepare_all(queries, stops, self.batches_exactly)):
+            if isinstance(outcome, Exception):  # refused input, or stopped before its encoder pass
+                results[i] = outcome
+            else:
+                prepared[i] = outcome
         decoded: dict[int, list[int]] = {}
         free = [i for i, call in prepared.items() if call.forced_tokens is None]
         # one batch per beam size and set of heads switched off (the gates are the batch's)
@@ -305,44 +335,88 @@ class Translator:
                     results[i] = outcome
                 else:
                     decoded[i] = outcome
+        pairs: dict[int, TranslationPair] = {}
         for i, call in prepared.items():
             if results[i] is None:
                 try:
-                    results[i] = self._maps(self._paired(call, decoded.get(i)), call.method, call.saliency, call.stop)
-                except Exception as exc:  # stopped before or during its forced pass
+                    pairs[i] = self._paired(call, decoded.get(i))
+                except Exception as exc:  # stopped before its forced pass
                     results[i] = exc
+        shapes: dict[tuple, list[int]] = {}  # the calls whose forced passes share a batch, by shape and heads off
+        for i, pair in pairs.items():
+            if pair.shares_passes:
+                shapes.setdefault((pair.src.size(1), padded_length(len(pair.target_ids)), prepared[i].ablate), []).append(i)
+            else:
+                try:
+                    results[i] = self._maps(pair, prepared[i].method, prepared[i].saliency, prepared[i].stop)
+                except Exception as exc:  # stopped during its forced pass
+                    results[i] = exc
+        for (_, target_length, _), group in shapes.items():
+            together = self._weights_together([pairs[i] for i in group], target_length)
+            for i, result in zip(group, together, strict=True):
+                results[i] = result
         return results
 
-    def _prepare(self, query: AttentionQuery, stop: StopCheck) -> _Prepared:
+    def _prepare_all(self, queries: list[AttentionQuery], stops: list[StopCheck], exact: bool) -> list[_Prepared | Exception]:
+        """Each call made ready to decode, or the exception that refused or stopped it. With `exact` (batches_exactly),
+        the calls of SHARED_PASS_METHODS are padded and encoded together by padded source length and heads switched
+        off (each sentence's encoding is then the bytes it gets alone); any other call is encoded alone."""
+        parsed: list[_Prepared | Exception] = []
+        for query, stop in zip(queries, stops, strict=True):
+            try:
+                parsed.append(self._parse(query, stop, exact and query.method in SHARED_PASS_METHODS))
+            except Exception as exc:
+                parsed.append(exc)
+        groups: dict[tuple, list[int]] = {}
+        for i, call in enumerate(parsed):
+            if not isinstance(call, Exception):
+                groups.setdefault((call.src.size(1), call.ablate) if call.shares_passes else ("alone", i), []).append(i)
+        for members in groups.values():
+            live = []
+            for i in members:
+                try:
+                    parsed[i].stop()
+                    live.append(i)
+                except Exception as exc:  # stopped before its encoder pass
+                    parsed[i] = exc
+            if not live:
+                continue
+            calls = [parsed[i] for i in live]
+            if calls[0].shares_passes:
+                memory, weights = self._encode(torch.cat([call.src for call in calls]), calls[0].gates)
+                encodings = [((memory[r : r + 1], [w[r : r + 1] for w in weights]), None) for r in range(len(calls))]
+            else:
+                encodings = [encode_for(self.model, calls[0].src, calls[0].method, calls[0].gates)]
+            for i, call, (encoded, encoder) in zip(live, calls, encodings, strict=True):
+                # one row at a time: the politeness head's product of one row is what it computes alone
+                ids, probs = self._politeness_ids(encoded, call.src, call.politeness_name)
+                parsed[i] = replace(call, encoded=encoded, encoder=encoder, politeness_ids=ids, probabilities=probs[0])
+        return parsed
+
+    def _parse(self, query: AttentionQuery, stop: StopCheck, shares_passes: bool) -> _Prepared:
+        """The call's tokens and settings, checked, not yet encoded."""
         if query.method not in methods_of(self.model):
             methods = ", ".join(methods_of(self.model))
             raise InputError(f"this model has no method {query.method!r}; its methods are {methods}")
         politeness = (query.controls or {}).get(POLITENESS, "auto")
         self.check_politeness(politeness)
         src_tokens = self._fitting(self.source_tokens(query.source), "source")
-        src = self._src_tensor(src_tokens)
         forced_tokens = None if query.target is None else self._fitting(self.target_tokens(query.target), "target")
         if forced_tokens is not None and politeness == "auto" and self.config.politeness_levels:
             politeness = target_politeness([t.text for t in forced_tokens])
-        stop()
-        gates = self._gates(query.ablate)
-        encoded, encoder = encode_for(self.model, src, query.method, gates)
-        ids, probs = self._politeness_ids(encoded, src, politeness)
         return _Prepared(
             src_tokens,
-            src,
+            self._src_tensor(src_tokens, shares_passes),
             forced_tokens,
             query.beam_size,
             query.max_length,
-            encoded,
-            encoder,
-            ids,
-            probs[0],
+            politeness,
             stop,
             query.method,
             query.saliency,
             frozenset(query.ablate),
-            gates,
+            self._gates(query.ablate),
+            shares_passes,
         )
 
     def _decode_alone(self, call: _Prepared) -> list[int] | Exception:
@@ -402,7 +476,9 @@ class Translator:
         a forced target is scored under its own (これは例です。 is polite whatever the prediction).
         """
         query = AttentionQuery(source, target, beam_size, max_length, {POLITENESS: politeness}, method, ablate=ablate)
-        call = self._prepare(query, stop)
+        call = self._prepare_all([query], [stop], exact=False)[0]
+        if isinstance(call, Exception):
+            raise call
         decoded = None
         if call.forced_tokens is None:
             decoded = self._decode_alone(call)
@@ -429,6 +505,7 @@ class Translator:
             call.encoder,
             call.gates,
             call.forced_tokens is not None,
+            call.shares_passes,
         )
 
     def _decoder_inputs(self, pair: TranslationPair) -> list[Token]:
@@ -448,6 +525,27 @@ class Translator:
             pair.encoder,
             pair.gates,
         )
+        return self._result(pair, method, computed)
+
+    def _weights_together(self, pairs: list[TranslationPair], target_length: int) -> list[AttentionResult]:
+        """The weights of pairs of one padded source length, in one forced pass with decoder inputs of
+        `target_length` (PAD_MULTIPLE) positions: a pair's rows are the bytes its own pass at these shapes gives."""
+        first = pairs[0]
+        memory = torch.cat([pair.encoded[0] for pair in pairs])  # (B, S, D)
+        encoder_weights = [torch.cat(layer) for layer in zip(*(pair.encoded[1] for pair in pairs), strict=True)]
+        politeness = None if first.politeness is None else torch.cat([pair.politeness for pair in pairs])
+        passes = forced_attention_batch(
+            self.model,
+            torch.cat([pair.src for pair in pairs]),
+            [pair.target_ids for pair in pairs],
+            politeness,
+            (memory, encoder_weights),
+            first.gates,
+            target_length,
+        )
+        return [self._result(pair, "weights", MethodMaps(logp, maps)) for pair, (maps, logp) in zip(pairs, passes, strict=True)]
+
+    def _result(self, pair: TranslationPair, method: Method, computed: MethodMaps) -> AttentionResult:
         return AttentionResult(
             source_tokens=pair.source_tokens,
             target_tokens=pair.target_tokens,

@@ -42,10 +42,11 @@ async def attention(
     """
     name, model = registry.get(body.model)
     call = checks.check_attention(model, body, settings)  # before queueing: bad input is answered at once
-    if model.describe().batching and call.target is None and call.method not in ALONE_METHODS:
-        # Free translations of one beam size and one set of heads switched off (the batch's gates) decode
-        # together, whatever their method, alignment, encoding or selection: each call's maps come from its own
-        # forced pass and are shaped for it alone. A forced target is one pass, nothing to share.
+    if model.describe().batching and call.method not in ALONE_METHODS:
+        # Calls of one beam size and one set of heads switched off (the batch's gates) share a model call, whatever
+        # their method, alignment, encoding or selection: free translations decode together, and a model may share
+        # the encoder and forced passes too (TranslationModel.attention_batch: each call gets what it gets alone);
+        # each call's answer is shaped for it alone.
         work = Batchable(
             ("attention", name, call.beam_size, call.ablate),
             call,

@@ -10,7 +10,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+import torch
+
+import model.translator as translator_module
 from app import shaping
+from app.settings import Settings
 from backends.builtin import BuiltinModel
 from tests.app.conftest import make_client
 from tests.conftest import REPO
@@ -96,12 +101,33 @@ def batched_and_alone(model_dir, monkeypatch, bodies, gathered) -> tuple[list[by
     return alone, together, batch_sizes
 
 
-def test_requests_batched_together_get_the_bytes_they_get_alone(tiny_model_dir, monkeypatch):
+@pytest.fixture
+def torch_threads_kept():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("torch_threads", [1, 2])
+@pytest.mark.usefixtures("torch_threads_kept")
+def test_requests_batched_together_get_the_bytes_they_get_alone(tiny_model_dir, monkeypatch, torch_threads):
+    # One torch thread a model call (the server's default): the batch shares its encoder and forced passes
+    # (model.translator.Translator.batches_exactly); two: each call runs its own, and only decoding is shared.
+    monkeypatch.setattr(Settings, "torch_threads", property(lambda self: torch_threads))
+    forced_rows = []
+    real_forced = translator_module.forced_attention_batch
+
+    def counted_forced(model, src, *args, **kwargs):
+        forced_rows.append(src.size(0))
+        return real_forced(model, src, *args, **kwargs)
+
+    monkeypatch.setattr(translator_module, "forced_attention_batch", counted_forced)
     alone, together, batch_sizes = batched_and_alone(
         tiny_model_dir, monkeypatch, BATCHED, lambda runner: runner.cheap.waiting >= len(BATCHED) - 1
     )
     assert together == alone
-    assert sorted(batch_sizes) == [2, 3]  # the greedy ones and the beam ones decoded together; the forced one alone
+    assert sorted(batch_sizes) == [2, 4]  # the greedy ones with the forced one, and the beam ones
+    assert any(rows > 1 for rows in forced_rows) == (torch_threads == 1)  # a forced pass of several calls
 
 
 # Every method but saliency batches, and so do alignment, encoding and granularity: each call's maps come from its

@@ -261,6 +261,27 @@ def test_while_the_lane_is_busy_a_batch_waits_the_window_for_company():
     assert run_many.batches == [["a", "b"]]
 
 
+def test_a_request_that_waited_for_a_slot_still_waits_the_window_from_taking_it():
+    # Under load the clients of a batch that just ended send their next requests a moment later: a request that
+    # waited its turn would otherwise start nearly alone and hold the slot as long as a full batch.
+    runner = InferenceRunner(concurrency=2, cache_size=0, max_batch=8, batch_window=0.3)
+    run_many = Recorder(0.05)
+    holder, _ = steps(1.5)
+    first = Recorder(0.5)
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(partial(runner.gzipped_json, "holder", holder, cost=0))  # one slot, throughout
+            tasks.start_soon(partial(runner.gzipped_json, "x", batchable("x", first, group="other"), cost=0))
+            await anyio.sleep(0.1)
+            tasks.start_soon(partial(runner.gzipped_json, "a", batchable("a", run_many), cost=0))  # waits for x's slot
+            await anyio.sleep(0.5)  # x has ended and "a" has its slot, 0.5 s after it arrived
+            tasks.start_soon(partial(runner.gzipped_json, "b", batchable("b", run_many), cost=0))
+
+    anyio.run(main)
+    assert run_many.batches == [["a", "b"]]
+
+
 def test_a_member_that_leaves_mid_batch_stops_alone_and_its_slot_follows_the_batch():
     runner = InferenceRunner(concurrency=1, cache_size=0, max_batch=4, batch_window=0.1)
     run_many = Recorder(0.5, step=0.01)

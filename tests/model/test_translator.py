@@ -194,6 +194,65 @@ def test_a_batch_answers_every_call_as_it_is_answered_alone(arch, beam_size, mon
         assert_same(result, alone(translator, query))
 
 
+def counting_passes(translator: Translator, monkeypatch) -> tuple[list[int], list[tuple[int, int]]]:
+    """The rows of every encoder pass, and (rows, decoder positions) of every forced pass of several calls."""
+    encoder_rows, forced_shapes = [], []
+    real_encode, real_forced = translator.model.encode, translator_module.forced_attention_batch
+
+    def encode(src, gates=None):
+        encoder_rows.append(src.size(0))
+        return real_encode(src, gates)
+
+    def forced(model, src, targets, *args):
+        forced_shapes.append((src.size(0), args[-1]))
+        return real_forced(model, src, targets, *args)
+
+    monkeypatch.setattr(translator.model, "encode", encode)
+    monkeypatch.setattr(translator_module, "forced_attention_batch", forced)
+    return encoder_rows, forced_shapes
+
+
+# Sources of two padded length classes (up to 8 tokens with </s>, and 9 to 16), free and forced, greedy and beam.
+LENGTH_CLASSES = [
+    AttentionQuery("the cat"),
+    AttentionQuery("i like tea ! the dog and the cat ."),
+    AttentionQuery("do n't go ?"),
+    AttentionQuery("he 's the cat . the dog and the cat", beam_size=3),
+    AttentionQuery("i like tea !", target="私 は お 茶 が 好き"),
+    AttentionQuery("the dog and the cat . i like tea !", target="私 は お 茶 が 好き"),
+]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_batch_shares_its_encoder_and_forced_passes_by_padded_length(tiny_translator, monkeypatch):
+    assert tiny_translator.batches_exactly
+    encoder_rows, forced_shapes = counting_passes(tiny_translator, monkeypatch)
+    results = tiny_translator.attention_batch(LENGTH_CLASSES, [never_stop] * len(LENGTH_CLASSES))
+    assert sorted(encoder_rows) == [3, 3]  # one pass per class of padded source length
+    assert sum(rows for rows, _ in forced_shapes) == len(LENGTH_CLASSES) > len(forced_shapes)
+    assert all(positions % translator_module.PAD_MULTIPLE == 0 for _, positions in forced_shapes)
+    for query, result in zip(LENGTH_CLASSES, results, strict=True):
+        single = alone(tiny_translator, query)
+        assert_same(result, single)
+        assert [len(t) for t in (single.target_tokens, single.source_tokens)] == list(single.maps["cross"].shape[2:])
+        for kind, weights in single.maps.items():  # the padding never shows: each row sums to 1 over the tokens
+            assert torch.allclose(weights.sum(-1), torch.ones(()), atol=1e-5), kind
+
+
+def test_with_several_torch_threads_each_call_runs_its_own_passes(tiny_translator, monkeypatch):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert not tiny_translator.batches_exactly  # several threads split a product by its shape
+        encoder_rows, forced_shapes = counting_passes(tiny_translator, monkeypatch)
+        results = tiny_translator.attention_batch(LENGTH_CLASSES, [never_stop] * len(LENGTH_CLASSES))
+        assert encoder_rows == [1] * len(LENGTH_CLASSES) and forced_shapes == []
+        for query, result in zip(LENGTH_CLASSES, results, strict=True):
+            assert_same(result, alone(tiny_translator, query))
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.usefixtures("one_torch_thread")
 def test_a_call_stopped_mid_batch_gets_its_exception_and_the_others_go_on(tiny_translator):
     queries = batch_queries(1, politeness=False)
