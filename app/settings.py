@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     batch_window: float = Field(
         0.004,
         ge=0,
-        description="seconds a batch may wait for more requests after its first arrived, and only while other model "
+        description="seconds a batch may wait for more requests once it has its model slot, and only while other model "
         "calls of its lane are running: a lone request starts at once",
     )
     max_header_bytes: int = Field(

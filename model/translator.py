@@ -433,7 +433,7 @@ class Translator:
         if len(calls) == 1:
             return [self._decode_alone(calls[0])]
         src = pad_batch([call.src[0].tolist() for call in calls], Vocab.pad_id).to(self.device)  # (B, S)
-        memories = [call.encoded[0][0] for call in calls]  # (S_i, D) each, encoded alone
+        memories = [call.encoded[0][0] for call in calls]  # (S_i, D) each, as encoded alone
         memory = memories[0].new_zeros(len(calls), src.size(1), memories[0].size(-1))  # (B, S, D)
         for row, encoded in enumerate(memories):
             memory[row, : encoded.size(0)] = encoded

@@ -130,8 +130,8 @@ def test_requests_batched_together_get_the_bytes_they_get_alone(tiny_model_dir, 
     assert any(rows > 1 for rows in forced_rows) == (torch_threads == 1)  # a forced pass of several calls
 
 
-# Every method but saliency batches, and so do alignment, encoding and granularity: each call's maps come from its
-# own forced pass and are shaped for it alone. Saliency runs alone (app.routes.attention.ALONE_METHODS).
+# Every method but saliency batches, and so do alignment, encoding and granularity: each call's maps are those of its
+# pass alone, and are shaped for it alone. Saliency runs alone (app.routes.attention.ALONE_METHODS).
 MIXED_METHODS = [
     {"source": "the cat"},
     {"source": "This is an example.", "method": "norms"},
