@@ -20,7 +20,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     # Worker processes build their own app from the environment, so options travel as ATTNSCOPE_* variables.
-    overrides = {"ATTNSCOPE_HOST": args.host, "ATTNSCOPE_PORT": args.port, "ATTNSCOPE_MODEL_DIR": args.model_dir}
+    overrides = {
+        "ATTNSCOPE_HOST": args.host,
+        "ATTNSCOPE_PORT": args.port,
+        "ATTNSCOPE_MODEL_DIR": args.model_dir,
+        "ATTNSCOPE_WORKERS": args.workers,
+    }
     if args.model:
         overrides["ATTNSCOPE_MODELS"] = json.dumps(args.model)
     if args.workers > 1 and "ATTNSCOPE_CONCURRENCY" not in os.environ:

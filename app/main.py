@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
+import anyio
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
@@ -14,8 +17,9 @@ from app.errors import install_error_handlers
 from app.middleware import BodyReadTimeout, BodySizeLimit, SecurityHeaders, UnexpectedErrors
 from app.registry import ModelRegistry
 from app.routes import attention, docs, explain, health, models, pages, translate, vendor
-from app.runner import InferenceRunner, configure_torch, limit_malloc_arenas
+from app.runner import GIVE_WAY_SECONDS, InferenceRunner, configure_torch, limit_malloc_arenas
 from app.settings import REPO_ROOT, Settings, get_settings
+from app.workers import ModelProcesses
 
 DESCRIPTION = """
 [← Back to the attnscope page](/)
@@ -31,7 +35,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_torch(settings)
     limit_malloc_arenas(settings.malloc_arenas)
-    app.state.registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
+    load = partial(ModelRegistry.load, settings.model_dir, settings.device, settings.default_model, settings.models)
+    registry = load()
+    processes = None
+    if settings.model_processes and _on_cpu(settings.device) and any(m.describe().batching for m in registry.models.values()):
+        processes = await anyio.to_thread.run_sync(
+            partial(ModelProcesses, InferenceRunner.slots(settings.concurrency), load, settings.torch_threads, GIVE_WAY_SECONDS)
+        )
     app.state.runner = InferenceRunner(
         settings.concurrency,
         settings.cache_size,
@@ -41,8 +51,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.cheap_cost,
         settings.max_batch,
         settings.batch_window,
+        context=registry,
+        processes=processes,
     )
-    yield
+    app.state.registry = registry
+    try:
+        yield
+    finally:
+        app.state.runner.close()
+
+
+def _on_cpu(device: str) -> bool:
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch
 from pydantic import BaseModel
 
 from app.settings import Settings
+from app.workers import ModelProcesses, WorkerFailed
 from backends.interface import StopCheck
 
 
@@ -53,12 +55,14 @@ Compute = Callable[[StopCheck], BaseModel]
 @dataclass(frozen=True)
 class Batchable:
     """Work that may share one model call with other requests of its `group` (the same model, the same kind of
-    call): run_many(items, stops) computes the answer of each item, each with its own stop check, and returns
-    them in order, an exception standing in for an answer that could not be had (stopped, refused)."""
+    call): run_many(context, items, stops) computes the answer of each item on the runner's `context` (the models),
+    each with its own stop check, and returns them in order, an exception standing in for an answer that could not
+    be had (stopped, refused). In model processes (app.workers) the context is each process's own and run_many
+    travels by pickle: a module-level function, or a partial of one."""
 
     group: Hashable
     item: Any
-    run_many: Callable[[list[Any], list[StopCheck]], list[BaseModel | Exception]]
+    run_many: Callable[[Any, list[Any], list[StopCheck]], list[BaseModel | Exception]]
 
 
 class _Member:
@@ -122,14 +126,16 @@ GIVE_WAY_SECONDS = 0.05
 class Lane:
     """`concurrency` model slots and a queue of at most `max_queue` requests waiting for one."""
 
-    def __init__(self, concurrency: int, max_queue: int):
+    def __init__(self, concurrency: int, max_queue: int, busy_flag: Any = None):
         self.limiter = anyio.CapacityLimiter(concurrency)
+        self.busy_flag = busy_flag  # a shared-memory copy of `not idle` for model processes (app.workers), if any
         self.max_queue = max_queue
         self.waiting = 0
         self.idle = threading.Event()  # no call of this lane is running; read by the worker threads
         self.idle.set()
         self.batches: dict[Hashable, list[_Member]] = {}  # requests waiting to be batched, by group, oldest first
         self._grown: dict[Hashable, anyio.Event] = {}  # set when a group's queue gains a request
+        self._answered: dict[Hashable, tuple[float, int]] = {}  # per group: when its last batch ended, and its answers
 
     @property
     def running(self) -> int:
@@ -141,6 +147,8 @@ class Lane:
         else:  # a batch: its slot is released by whichever task hears that it has ended
             await self.limiter.acquire_on_behalf_of(borrower)
         self.idle.clear()
+        if self.busy_flag is not None:
+            self.busy_flag.value = True
 
     def release(self, borrower: object | None = None) -> None:
         if borrower is None:
@@ -149,6 +157,8 @@ class Lane:
             self.limiter.release_on_behalf_of(borrower)
         if self.running == 0:
             self.idle.set()
+            if self.busy_flag is not None:
+                self.busy_flag.value = False
 
     def join(self, group: Hashable, member: _Member) -> list[_Member]:
         queue = self.batches.setdefault(group, [])
@@ -171,6 +181,18 @@ class Lane:
             queue[0].promoted.set()
         if not queue and self.batches.get(group) is queue:
             del self.batches[group]
+
+    def answered(self, group: Hashable, count: int) -> None:
+        self._answered[group] = (time.monotonic(), count)
+
+    def returning(self, group: Hashable, queue: list[_Member], now: float, within: float) -> int:
+        """How many more requests of the group are likely on their way: closed-loop clients send their next request
+        as soon as they have an answer, so if the group's last batch ended less than `within` seconds ago, its
+        answers less those that have come back already (arrived in the queue since)."""
+        ended, count = self._answered.get(group, (-math.inf, 0))
+        if now - ended >= within:
+            return 0
+        return max(0, count - sum(member.arrived >= ended for member in queue))
 
     async def grown(self, group: Hashable) -> None:
         await self._grown.setdefault(group, anyio.Event()).wait()
@@ -216,16 +238,38 @@ class InferenceRunner:
         deadline: float = 15.0,
         cheap_cost: float = 16384,
         max_batch: int = 16,
-        batch_window: float = 0.004,
+        batch_window: float = 0.02,
+        context: Any = None,
+        processes: ModelProcesses | None = None,
     ):
         self.cache = ResponseCache(cache_size, cache_max_bytes)
-        self.cheap = Lane(concurrency, max_queue)
-        self.costly = Lane(max(1, concurrency // 2), max_queue)
+        self.context = context  # what Batchable.run_many runs on in this process
+        self.processes = processes
+        busy_flag = processes.cheap_busy if processes is not None else None
+        self.cheap = Lane(concurrency, max_queue, busy_flag)
+        self.costly = Lane(self.costly_slots(concurrency), max_queue)
+        # One thread a slot, kept: starting a thread a batch made the event loop wait for it (0.7 ms a request at
+        # concurrency 1, py-spy). A batch's thread runs it, or waits for its model process, and outlives no slot.
+        self._batch_threads = ThreadPoolExecutor(self.slots(concurrency), thread_name_prefix="attnscope-batch")
         self.deadline = deadline
         self.cheap_cost = cheap_cost
         self.max_batch = max_batch
         self.batch_window = batch_window
         self.seconds_per_cost: dict[Hashable, float] = {}  # per group, a running mean over its recent batches
+
+    @staticmethod
+    def costly_slots(concurrency: int) -> int:
+        return max(1, concurrency // 2)
+
+    @classmethod
+    def slots(cls, concurrency: int) -> int:
+        """Model calls that may run at once, both lanes together: the model processes one runner needs."""
+        return concurrency + cls.costly_slots(concurrency)
+
+    def close(self) -> None:
+        if self.processes is not None:
+            self.processes.close()
+        self._batch_threads.shutdown(wait=False)
 
     @property
     def retry_after(self) -> int:
@@ -337,7 +381,8 @@ class InferenceRunner:
         await lane.acquire(borrower)
         try:
             opened = time.monotonic()
-            while len(queue) < self.max_batch and lane.running > 1:
+            expected = min(self.max_batch, len(queue) + lane.returning(work.group, queue, opened, self.batch_window))
+            while len(queue) < self.max_batch and (lane.running > 1 or len(queue) < expected):
                 left = opened + self.batch_window - time.monotonic()
                 if left <= 0:
                     break
@@ -352,16 +397,10 @@ class InferenceRunner:
             member.taken = True
             member.promoted.set()
         token = anyio.lowlevel.current_token()
-        thread = threading.Thread(
-            target=self._run_batch,
-            args=(lane, borrower, work.group, work.run_many, members, token),
-            name="attnscope-batch",
-            daemon=True,
-        )
         try:
-            thread.start()
+            self._batch_threads.submit(self._run_batch, lane, borrower, work.group, work.run_many, members, token)
         except RuntimeError as exc:  # no thread to be had: the batch's requests hear it rather than wait for nothing
-            self._end_batch(lane, borrower, members, [exc] * len(members))
+            self._end_batch(lane, borrower, work.group, members, [exc] * len(members))
 
     def _plan(self, group: Hashable, queue: list[_Member]) -> list[_Member]:
         """The requests of the group's queue that go into its next batch: oldest first, at most max_batch, each
@@ -419,20 +458,34 @@ class InferenceRunner:
 
         started = time.monotonic()
         try:
-            answers = run_many([member.item for member in members], [stop_of(i) for i in range(len(members))])
-            outcomes = [answer if isinstance(answer, Exception) else gzip_json(answer) for answer in answers]
+            if self.processes is not None:
+                tagged = self.processes.run(
+                    run_many,
+                    gzip_json,
+                    [member.item for member in members],
+                    [member.deadline for member in members],
+                    [member.cancel for member in members],
+                    yields=lane is self.costly,
+                )
+                outcomes = [self._from_worker(outcome) for outcome in tagged]
+            else:
+                answers = run_many(self.context, [member.item for member in members], [stop_of(i) for i in range(len(members))])
+                outcomes = [answer if isinstance(answer, Exception) else gzip_json(answer) for answer in answers]
+        except WorkerFailed as exc:
+            outcomes = [ServerBusy(str(exc), self.retry_after)] * len(members)
         except BaseException as exc:  # a fault of the model call itself: every request of the batch hears it
             outcomes = [exc] * len(members)
         # Rows stopped early cost less than they would have: only the answered ones count (a safe side to err on).
         answered = sum(m.cost for m, outcome in zip(members, outcomes, strict=True) if not isinstance(outcome, BaseException))
         self._measured(group, answered, time.monotonic() - started)  # one dict entry, written whole
         try:
-            anyio.from_thread.run_sync(self._end_batch, lane, borrower, members, outcomes, token=token)
+            anyio.from_thread.run_sync(self._end_batch, lane, borrower, group, members, outcomes, token=token)
         except RuntimeError:  # the event loop has ended: nobody waits for these answers any more
             pass
 
     @staticmethod
-    def _end_batch(lane: Lane, borrower: object, members: list[_Member], outcomes: list) -> None:
+    def _end_batch(lane: Lane, borrower: object, group: Hashable, members: list[_Member], outcomes: list) -> None:
+        lane.answered(group, sum(not isinstance(outcome, BaseException) for outcome in outcomes))
         for member, outcome in zip(members, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 member.error = outcome
@@ -440,6 +493,16 @@ class InferenceRunner:
                 member.body = outcome
             member.done.set()
         lane.release(borrower)
+
+    def _from_worker(self, outcome: tuple) -> bytes | Exception:
+        """A model process's outcome of one row (app.workers.Outcome) as the threads' path has it."""
+        if outcome[0] == "body":
+            return outcome[1]
+        if outcome[0] == "cancelled":
+            return RequestCancelled()
+        if outcome[0] == "late":
+            return self._late("computing the answer")
+        return outcome[1]
 
     def _late(self, doing: str) -> DeadlineExceeded:
         return DeadlineExceeded(

@@ -45,7 +45,10 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=0, description="gzipped bytes the LRU cache may hold in all (16 MiB, about 64 MiB of JSON)"
     )
     max_body_bytes: int = Field(64 * 1024, ge=1)
-    concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once")
+    workers: int = Field(1, ge=1, description="server processes (attnscope serve --workers), each with its own model slots")
+    concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="model calls running at once, in each server process"
+    )
     max_queue: int = Field(64, ge=0, description="requests that may wait for a model slot; more are answered 503")
     deadline: float = Field(
         15.0,
@@ -67,10 +70,17 @@ class Settings(BaseSettings):
         "batching off",
     )
     batch_window: float = Field(
-        0.004,
+        0.02,
         ge=0,
         description="seconds a batch may wait for more requests once it has its model slot, and only while other model "
-        "calls of its lane are running: a lone request starts at once",
+        "calls of its lane are running or the answers of its group's last batch are on their way back: a lone request "
+        "starts at once",
+    )
+    model_processes: bool = Field(
+        True,
+        description="run batches (of models that batch, on the CPU) in processes of their own, one a model slot, each "
+        "with its own copy of the models: batches in threads take turns at the server process's interpreter lock. "
+        "false runs them in threads of the server process",
     )
     max_header_bytes: int = Field(
         16 * 1024, ge=1024, description="request line plus headers; larger requests get 431 and the connection is closed"
@@ -91,8 +101,8 @@ class Settings(BaseSettings):
 
     @property
     def torch_threads(self) -> int:
-        """Threads per model call, so that `concurrency` calls together use each core once."""
-        return max(1, (os.cpu_count() or 1) // self.concurrency)
+        """Threads per model call, so that `concurrency` calls in each of the `workers` together use each core once."""
+        return max(1, (os.cpu_count() or 1) // (self.concurrency * self.workers))
 
 
 @lru_cache

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from app.checks import AttentionCall, ExplainCall, TranslateCall, alignment_layer, limits, words
+from app.registry import ModelRegistry
 from app.schemas import (
     Alignment,
     AlignmentLink,
@@ -236,6 +237,14 @@ def attention(model: TranslationModel, name: str, call: AttentionCall, stop: Sto
         ablate=frozenset(call.ablate),
     )
     return _attention_response(model.describe(), name, call, result)
+
+
+def served_attention_batch(
+    name: str, registry: ModelRegistry, calls: list[AttentionCall], stops: list[StopCheck]
+) -> list[AttentionResponse | Exception]:
+    """attention_batch() of the model `name` of `registry`: a Batchable's run_many, which the runner calls on the
+    models of the process it runs in."""
+    return attention_batch(registry.get(name)[1], name, calls, stops)
 
 
 def attention_batch(

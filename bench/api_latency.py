@@ -1,13 +1,15 @@
 """Latency and throughput of POST /api/v1/attention over real HTTP, against the model alone.
 
-    python bench/api_latency.py [--model-dir model/checkpoints] [--requests 48] [--encoding lists]
+    python bench/api_latency.py [--model-dir model/checkpoints] [--requests 320] [--encoding lists]
 
-Starts `attnscope serve` on a free port with the response cache disabled, then prints:
+Starts `attnscope serve` on a free port with the response cache disabled and sends its requests through
+live_server.LeanClient (httpx would take a fifth of the 2 cores from the server), then prints:
 - p50/p99 latency and requests/s at concurrency 1, 8 and 32, each request a distinct 10-word sentence
   (maps as --encoding asks: lists, the API's default, or base64, the page's; --max-batch 1 serves them
   without batching, for comparison);
 - the in-process time of the same sentences through the model alone (Translator.attention, with the
-  server's torch thread count) and the ratio HTTP p50 / in-process p50 (target <= 1.1);
+  server's torch thread count), each right after its HTTP request at concurrency 1, and the ratio HTTP p50 /
+  in-process p50 (target <= 1.1);
 - response bytes, raw and gzip, and gzip bytes per weight, of both encodings, for sources of 10, 40 and
   128 tokens;
 - the error count (target 0).
@@ -31,7 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from live_server import free_port, start_server  # noqa: E402
+from live_server import LeanClient, free_port, start_server  # noqa: E402
 
 from app.settings import Settings  # noqa: E402
 from model.translator import Translator  # noqa: E402
@@ -58,40 +60,66 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def load(base: str, sentences: list[str], concurrency: int, encoding: str) -> tuple[list[float], float, int]:
-    """Send every sentence once with `concurrency` clients; returns (latencies s, wall s, errors)."""
+async def load(port: int, sentences: list[str], concurrency: int, encoding: str) -> tuple[list[float], float, int]:
+    """Send every sentence once with `concurrency` clients, each on its own keep-alive connection, through the lean
+    client (live_server.LeanClient: httpx's own CPU would be taken from the server); returns (latencies s, wall s,
+    errors)."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for s in sentences:
         queue.put_nowait(s)
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
 
-        async def worker() -> None:
-            nonlocal errors
+    async def worker() -> None:
+        nonlocal errors
+        client = LeanClient("127.0.0.1", port)
+        try:
             while not queue.empty():
                 source = queue.get_nowait()
                 start = time.perf_counter()
                 try:
-                    response = await client.post("/api/v1/attention", json={"source": source, "encoding": encoding})
-                    await response.aread()
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
+                    status, _, _ = await client.post_json("/api/v1/attention", {"source": source, "encoding": encoding})
+                    ok = status == 200
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                     ok = False
+                    await client.close()
                 latencies.append(time.perf_counter() - start)
                 errors += not ok
+        finally:
+            await client.close()
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, time.perf_counter() - start, errors
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - start, errors
+
+
+async def alone_and_served(
+    port: int, sentences: list[str], encoding: str, translator: Translator, limits: dict
+) -> tuple[list[float], list[float], float, int]:
+    """Each sentence over HTTP, then through the model alone in this process, one after the other, so both see the
+    machine in the same state; returns (HTTP latencies s, in-process latencies s, HTTP wall s, errors)."""
+    client = LeanClient("127.0.0.1", port)
+    served, alone, wall, errors = [], [], 0.0, 0
+    try:
+        for source in sentences:
+            start = time.perf_counter()
+            status, _, _ = await client.post_json("/api/v1/attention", {"source": source, "encoding": encoding})
+            served.append(time.perf_counter() - start)
+            wall += served[-1]
+            errors += status != 200
+            start = time.perf_counter()
+            translator.attention(source, max_length=limits["max_target_tokens"])
+            alone.append(time.perf_counter() - start)
+    finally:
+        await client.close()
+    return served, alone, wall, errors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
     parser.add_argument("--model", default=None, help="checkpoint name in the folder (default: en-ja, else the first)")
-    parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=320, help="requests per concurrency level")
     parser.add_argument("--encoding", choices=("lists", "base64"), default="lists", help="how the maps are asked for")
     parser.add_argument("--max-batch", type=int, default=Settings().max_batch, help="the server's ATTNSCOPE_MAX_BATCH")
     args = parser.parse_args()
@@ -120,23 +148,21 @@ def main() -> None:
         )
         httpx.post(f"{base}/api/v1/attention", json={"source": "warm up ."}, timeout=120)
 
-        # The model alone, with the thread count one server call gets, while the server is idle.
+        # The model alone, with the thread count one server call gets, in this process.
         torch.set_num_threads(Settings().torch_threads)
         translator = Translator.from_checkpoint(served_dir / checkpoint.name, "cpu")
         translator.attention("warm up .", max_length=limits["max_target_tokens"])
-        in_process = []
-        for source in distinct_sentences(args.requests, 10, seed=0):
-            start = time.perf_counter()
-            translator.attention(source, max_length=limits["max_target_tokens"])
-            in_process.append(time.perf_counter() - start)
-        model_p50 = percentile(in_process, 50)
 
         print(f"\nHTTP POST /api/v1/attention, distinct 10-word sentences, encoding {args.encoding}")
         print(f"{'concurrency':>11} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}")
         http_p50 = {}
         for level, concurrency in enumerate(CONCURRENCY):
-            sentences = distinct_sentences(args.requests, 10, seed=level)  # level 0 = the in-process sentences
-            latencies, wall, failed = asyncio.run(load(base, sentences, concurrency, args.encoding))
+            sentences = distinct_sentences(args.requests, 10, seed=level)
+            if concurrency == 1:  # interleaved with the model alone: each sentence over HTTP, then in this process
+                run = alone_and_served(port, sentences, args.encoding, translator, limits)
+                latencies, in_process, wall, failed = asyncio.run(run)
+            else:
+                latencies, wall, failed = asyncio.run(load(port, sentences, concurrency, args.encoding))
             errors += failed
             http_p50[concurrency] = percentile(latencies, 50)
             print(
@@ -144,8 +170,10 @@ def main() -> None:
                 f"{percentile(latencies, 99) * 1e3:>8.1f} {len(latencies) / wall:>7.1f}"
             )
 
+        model_p50 = percentile(in_process, 50)
         threads = torch.get_num_threads()
-        print(f"\nin-process Translator.attention p50 {model_p50 * 1e3:.1f} ms (torch threads {threads}), same sentences")
+        print(f"\nin-process Translator.attention p50 {model_p50 * 1e3:.1f} ms (torch threads {threads}), each sentence "
+              "right after its HTTP request at concurrency 1")  # fmt: skip
         print(f"ratio HTTP p50 (concurrency 1) / in-process p50 = {http_p50[1] / model_p50:.2f} (target <= 1.1)")
 
         print("\nresponse size of /api/v1/attention (all maps, 4 decimals)")

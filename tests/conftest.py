@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ from model.rnn import AttentionRNN, RNNConfig
 from model.transformer import ModelConfig, Seq2SeqTransformer
 from model.translator import Translator
 from model.vocab import Vocab
+
+# Model processes (app.workers) take seconds to start and hold a copy of the models each: the apps the tests make
+# run their batches in threads, but for tests/app/test_workers.py, which asks for processes.
+os.environ.setdefault("ATTNSCOPE_MODEL_PROCESSES", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CHECKPOINT = REPO / "model" / "checkpoints" / "en-ja.pt"

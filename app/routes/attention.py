@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 
 from app import checks, shaping
@@ -47,11 +49,7 @@ async def attention(
         # their method, alignment, encoding or selection: free translations decode together, and a model may share
         # the encoder and forced passes too (TranslationModel.attention_batch: each call gets what it gets alone);
         # each call's answer is shaped for it alone.
-        work = Batchable(
-            ("attention", name, call.beam_size, call.ablate),
-            call,
-            lambda calls, stops: shaping.attention_batch(model, name, calls, stops),
-        )
+        work = Batchable(("attention", name, call.beam_size, call.ablate), call, partial(shaping.served_attention_batch, name))
     else:
         work = lambda stop: shaping.attention(model, name, call, stop)  # noqa: E731 (one expression, like the batch's)
     content = await runner.gzipped_json(("attention", name, call), work, client_gone, cost=checks.cost(call))

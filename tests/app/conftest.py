@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -42,13 +43,13 @@ def served_translator(tiny_model_dir) -> Translator:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """The app under a real uvicorn server on a free loopback port, in a thread of this process
-    (so a test can still patch what the app calls); yields the base URL."""
+def live_server(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """The app (by default one made from `settings`) under a real uvicorn server on a free loopback port, in a
+    thread of this process (so a test can still patch what the app calls); yields the base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(settings)
+    app = app or create_app(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -191,7 +191,7 @@ class Recorder:
         self.batches: list[list[str]] = []
         self.steps: dict[str, int] = {}
 
-    def __call__(self, items, stops):
+    def __call__(self, context, items, stops):
         self.batches.append(list(items))
         answers: list = [None] * len(items)
         end = time.monotonic() + self.seconds + self.per_item * len(items)
@@ -280,6 +280,42 @@ def test_a_request_that_waited_for_a_slot_still_waits_the_window_from_taking_it(
 
     anyio.run(main)
     assert run_many.batches == [["a", "b"]]
+
+
+def test_a_batch_waits_for_the_clients_of_the_last_batch_to_come_back():
+    # One slot, closed-loop clients: a batch's clients send their next requests a moment after their answers. The
+    # next batch waits (up to the window) for as many as were answered, rather than start with the first one back.
+    runner = InferenceRunner(concurrency=1, cache_size=0, max_batch=8, batch_window=0.5)
+    run_many = Recorder(0.05)
+
+    async def client(name: str, rounds: int, think: float):
+        for round_ in range(rounds):
+            await runner.gzipped_json(f"{name}{round_}", batchable(f"{name}{round_}", run_many), cost=0)
+            await anyio.sleep(think)
+
+    async def main():
+        async with anyio.create_task_group() as tasks:
+            for name, think in (("a", 0.0), ("b", 0.03), ("c", 0.06)):
+                tasks.start_soon(client, name, 3, think)
+
+    anyio.run(main)
+    # The three start together; each later batch waited for the slowest of the three (60 ms), inside the window.
+    assert [sorted(batch) for batch in run_many.batches] == [["a0", "b0", "c0"], ["a1", "b1", "c1"], ["a2", "b2", "c2"]]
+
+
+def test_a_lone_client_does_not_wait_for_itself():
+    # Concurrency 1: the answer of the last batch has come back, as the request that heads the queue.
+    runner = InferenceRunner(concurrency=2, cache_size=0, batch_window=5.0)
+    run_many = Recorder(0.0)
+
+    async def main():
+        for round_ in range(3):
+            await runner.gzipped_json(round_, batchable(str(round_), run_many), cost=0)
+
+    started = time.monotonic()
+    anyio.run(main)
+    assert time.monotonic() - started < 1.0  # not a 5 s window a round
+    assert run_many.batches == [["0"], ["1"], ["2"]]
 
 
 def test_a_member_that_leaves_mid_batch_stops_alone_and_its_slot_follows_the_batch():

@@ -9,6 +9,8 @@ def test_torch_threads_share_the_cores_among_concurrent_calls(monkeypatch):
     assert Settings(concurrency=8).torch_threads == 1
     assert Settings(concurrency=16).torch_threads == 1
     assert Settings().concurrency == 8
+    assert Settings(workers=2, concurrency=2).torch_threads == 2  # two server processes share the 8 cores
+    assert Settings(workers=4, concurrency=2).torch_threads == 1
 
 
 def test_settings_come_from_attnscope_environment_variables(monkeypatch, tmp_path):

@@ -1,0 +1,155 @@
+"""Model processes (app.workers): the app's batches in processes of their own, and what a process does with a
+row that is cancelled, late, or whose process dies. The functions a worker runs live at module level: spawned
+processes import this module to find them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import httpx
+import pytest
+
+from app.main import create_app
+from app.settings import Settings
+from app.workers import ModelProcesses, WorkerFailed
+from tests.app.conftest import live_server
+
+
+def counting_context() -> dict:
+    return {"pid": os.getpid()}
+
+
+def failing_context() -> dict:
+    raise FileNotFoundError("no such checkpoint: missing.pt")
+
+
+def steps_until_stopped(context: dict, items: list, stops: list) -> list:
+    """Each item is a step count: every row steps (calling its stop) until it has done that many or is stopped."""
+    answers: list = [None] * len(items)
+    done = [0] * len(items)
+    while any(answer is None for answer in answers):
+        for i, stop in enumerate(stops):
+            if answers[i] is not None:
+                continue
+            try:
+                stop()
+            except Exception as exc:  # the row's stop: cancelled or late
+                answers[i] = exc
+                continue
+            done[i] += 1
+            if done[i] == items[i]:
+                answers[i] = {"steps": done[i], "pid": context["pid"]}
+        time.sleep(0.01)
+    return answers
+
+
+def exits(context: dict, items: list, stops: list) -> list:
+    os._exit(3)
+
+
+class Unpicklable(Exception):
+    def __init__(self, message: str, handle: threading.Lock):
+        super().__init__(message)
+        self.handle = handle
+
+
+def refuses_oddly(context: dict, items: list, stops: list) -> list:
+    return [Unpicklable(f"row {item} refused", threading.Lock()) for item in items]
+
+
+def finish(answer: dict) -> bytes:
+    return repr(answer).encode()
+
+
+@pytest.fixture(scope="module")
+def processes():
+    pool = ModelProcesses(1, counting_context, torch_threads=1, give_way_seconds=0.05)
+    yield pool
+    pool.close()
+
+
+def never() -> list[threading.Event]:
+    return [threading.Event(), threading.Event()]
+
+
+def test_rows_are_answered_in_their_order_by_the_process(processes):
+    outcomes = processes.run(steps_until_stopped, finish, [3, 1], [time.monotonic() + 30] * 2, never(), yields=False)
+    assert [outcome[0] for outcome in outcomes] == ["body", "body"]
+    first, second = (eval(outcome[1]) for outcome in outcomes)  # noqa: S307 (our own repr)
+    assert (first["steps"], second["steps"]) == (3, 1)
+    assert first["pid"] != os.getpid()  # it ran in the model process, on the context that process built
+
+
+def test_a_cancelled_row_stops_at_its_next_step_and_the_rest_go_on(processes):
+    cancels = never()
+    threading.Timer(0.2, cancels[1].set).start()
+    started = time.monotonic()
+    outcomes = processes.run(steps_until_stopped, finish, [60, 10_000], [time.monotonic() + 30] * 2, cancels, yields=False)
+    assert outcomes[0][0] == "body" and eval(outcomes[0][1])["steps"] == 60  # noqa: S307
+    assert outcomes[1] == ("cancelled",)
+    assert time.monotonic() - started < 5  # not the 10,000 steps (100 s) of the cancelled row
+
+
+def test_a_row_past_its_deadline_is_late(processes):
+    deadlines = [time.monotonic() + 30, time.monotonic() + 0.2]
+    outcomes = processes.run(steps_until_stopped, finish, [5, 10_000], deadlines, never(), yields=False)
+    assert outcomes[0][0] == "body"
+    assert outcomes[1] == ("late",)
+
+
+def test_an_exception_that_cannot_cross_the_pipe_still_says_what_it_was(processes):
+    outcomes = processes.run(refuses_oddly, finish, [7], [time.monotonic() + 30], never()[:1], yields=False)
+    kind, error = outcomes[0]
+    assert kind == "error" and isinstance(error, RuntimeError)
+    assert "Unpicklable: row 7 refused" in str(error)
+
+
+def test_a_process_that_dies_fails_its_batch_and_is_replaced(processes):
+    with pytest.raises(WorkerFailed, match="ended unexpectedly"):
+        processes.run(exits, finish, [1], [time.monotonic() + 30], never()[:1], yields=False)
+    outcomes = processes.run(steps_until_stopped, finish, [2], [time.monotonic() + 30], never()[:1], yields=False)
+    assert outcomes[0][0] == "body"  # the replacement answers
+
+
+def test_a_process_that_cannot_load_its_models_fails_the_start_with_the_reason():
+    with pytest.raises(WorkerFailed, match="could not load its models: FileNotFoundError: no such checkpoint"):
+        ModelProcesses(1, failing_context, torch_threads=1, give_way_seconds=0.05)
+
+
+def test_the_app_answers_batches_from_its_model_processes_with_the_bytes_of_threads(tiny_model_dir):
+    """Mixed lengths, free and forced, sent together (so they batch) to an app with model processes: each body is
+    byte for byte the body the same request gets alone from an app without them. The server process's own model
+    is broken meanwhile, so an answer can only come from a model process."""
+    requests = [{"source": "this is an example ."}, {"source": "i like tea !"}, {"source": "the cat ."},
+                {"source": "do n't go ?", "target": "行 く な"}, {"source": "he 's the dog ."}]  # fmt: skip
+
+    def bodies(settings: Settings, together: bool, break_own_model: bool = False) -> list[bytes]:
+        app = create_app(settings)
+        with live_server(settings, app) as base:
+            if break_own_model:
+                for model in app.state.registry.models.values():
+                    model.attention_batch = _broken
+                    model.attention = _broken
+
+            async def send() -> list[bytes]:
+                async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                    if together:
+                        answers = await asyncio.gather(*(client.post("/api/v1/attention", json=r) for r in requests))
+                    else:
+                        answers = [await client.post("/api/v1/attention", json=r) for r in requests]
+                assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+                return [a.content for a in answers]
+
+            return asyncio.run(send())
+
+    common = {"model_dir": tiny_model_dir, "device": "cpu", "cache_size": 0, "default_model": "tiny"}
+    alone = bodies(Settings(**common, model_processes=False), together=False)
+    batched = bodies(Settings(**common, model_processes=True, batch_window=0.2), together=True, break_own_model=True)
+    assert batched == alone
+
+
+def _broken(*args, **kwargs):
+    raise AssertionError("the server process's own model was called")
