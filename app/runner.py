@@ -1,5 +1,6 @@
-"""The cached, bounded runner: model calls in worker threads, a few at a time in two lanes by cost,
-each with a deadline, concurrent ones gathered into batches, their answers cached gzipped.
+"""The cached, bounded runner: model calls in worker threads (batches in model processes, app.workers, when it
+has them), a few at a time in two lanes by cost, each with a deadline, concurrent ones gathered into batches,
+their answers cached gzipped.
 
 Nothing here knows about models or FastAPI: a handler hands in a cache key, the call's estimated
 cost and either a compute(stop) callable or a Batchable; `stop` raises RequestCancelled once the
@@ -214,9 +215,10 @@ class InferenceRunner:
     Batchable work of one group is gathered: the request heading its group's queue waits for a slot, then
     takes every request of its group waiting by then (at most `max_batch`) into one model call. A batch
     that gets a slot while no other call of its lane runs starts at once, so a lone request never waits;
-    while others run it waits up to `batch_window` seconds from taking its slot for more (under load, the clients
-    of the batch that just ended are sending their next requests: a batch started at once would run nearly alone
-    and hold its slot as long as a full one). A batch
+    while others run, or while requests its group's last batch answered have not come back (Lane.returning), it
+    waits up to `batch_window` seconds from taking its slot for more (under load, the clients of the batch that
+    just ended are sending their next requests: a batch started at once would run nearly alone and hold its slot
+    as long as a full one). A batch
     takes no more requests than it can answer in time: its estimated time (the summed cost of its requests at
     the seconds per cost its group's recent batches took) stays within BATCH_TIME_SHARE of the time its
     tightest request has left; the requests it leaves head the next batch, in the lane's other slots. Each
@@ -226,7 +228,10 @@ class InferenceRunner:
 
     The model call, the serialization and the compression all run off the event loop: for a 128-token
     source the JSON of every map is 1.5 MB, and writing or compressing it there would stall every other
-    request. Bodies are kept compressed, so the cache holds four times as many in the same memory.
+    request. Bodies are kept compressed, so the cache holds four times as many in the same memory. With
+    `processes` (one a slot), a batch's thread hands the batch to a model process and waits for its bodies, so
+    the batches' Python runs under interpreter locks of their own; Batchable.run_many then runs there, on that
+    process's own `context`, and here on `context`.
     """
 
     def __init__(
