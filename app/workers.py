@@ -19,6 +19,7 @@ import ctypes
 import multiprocessing
 import pickle
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,9 @@ class _Shared:
 def _serve(conn, shared: _Shared, context_factory: Callable[[], Any], torch_threads: int, give_way_seconds: float) -> None:
     import torch
 
+    # Ctrl-C in a terminal reaches the whole process group: the server shuts its workers down itself (an end-of-file
+    # or None down the pipe), and a worker hit mid-batch would print a traceback and fail the batch's requests.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(torch_threads)
     try:
         context = context_factory()
