@@ -120,11 +120,12 @@ def test_a_process_that_cannot_load_its_models_fails_the_start_with_the_reason()
 
 
 def test_the_app_answers_batches_from_its_model_processes_with_the_bytes_of_threads(tiny_model_dir):
-    """Mixed lengths, free and forced, sent together (so they batch) to an app with model processes: each body is
+    """Mixed lengths, free and forced, greedy and beam, sent together (so they batch) to an app with model processes: each body is
     byte for byte the body the same request gets alone from an app without them. The server process's own model
     is broken meanwhile, so an answer can only come from a model process."""
     requests = [{"source": "this is an example ."}, {"source": "i like tea !"}, {"source": "the cat ."},
-                {"source": "do n't go ?", "target": "行 く な"}, {"source": "he 's the dog ."}]  # fmt: skip
+                {"source": "do n't go ?", "target": "行 く な"}, {"source": "he 's the dog ."},
+                {"source": "this is an example .", "beam_size": 3}, {"source": "i like the cat .", "beam_size": 3}]  # fmt: skip
 
     def bodies(settings: Settings, together: bool, break_own_model: bool = False) -> list[bytes]:
         app = create_app(settings)
