@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.workers import MAX_ROWS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILT_IN_MODEL_DIR = REPO_ROOT / "model" / "checkpoints"
 
@@ -66,6 +68,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(
         16,
         ge=1,
+        le=MAX_ROWS,  # the rows a model process takes
         description="most requests decoded together in one batch, for models that batch (the built-in ones); 1 turns "
         "batching off",
     )
