@@ -35,10 +35,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_torch(settings)
     limit_malloc_arenas(settings.malloc_arenas)
-    load = partial(ModelRegistry.load, settings.model_dir, settings.device, settings.default_model, settings.models)
-    registry = load()
+    registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
     processes = None
-    if settings.model_processes and _on_cpu(settings.device) and any(m.describe().batching for m in registry.models.values()):
+    # The processes load only the models whose batches they run: the rest run in threads here.
+    batching = {name: registry.sources[name] for name, model in registry.models.items() if model.describe().batching}
+    if settings.model_processes and _on_cpu(settings.device) and batching:
+        load = partial(ModelRegistry.load_sources, batching, settings.device)
         processes = await anyio.to_thread.run_sync(
             partial(ModelProcesses, InferenceRunner.slots(settings.concurrency), load, settings.torch_threads, GIVE_WAY_SECONDS)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from backends.discovery import load_folder, load_model
+from backends.discovery import folder_models, load_model
 from backends.interface import ModelLoadError, TranslationModel
 
 PREFERRED_DEFAULT = "en-ja"
@@ -21,9 +21,10 @@ class RegistryError(RuntimeError):
 
 
 class ModelRegistry:
-    def __init__(self, models: dict[str, TranslationModel], default: str):
+    def __init__(self, models: dict[str, TranslationModel], default: str, sources: dict[str, str | Path] | None = None):
         self.models = models
         self.default = default
+        self.sources = sources or {}  # where each model was loaded from: a path or a hub id
 
     @classmethod
     def load(
@@ -31,12 +32,13 @@ class ModelRegistry:
     ) -> ModelRegistry:
         """Every model in `model_dir` (None: none from a folder), then each of `extra` (paths or hub ids)."""
         try:
-            models = load_folder(model_dir, device) if model_dir is not None else {}
+            sources: dict[str, str | Path] = dict(folder_models(model_dir)) if model_dir is not None else {}
+            models = {name: load_model(path, device, name=name)[1] for name, path in sources.items()}
             for source in extra:
                 name, model = load_model(source, device)
                 if name in models:
                     raise ModelLoadError(f"two models are named {name!r}: rename one of them")
-                models[name] = model
+                models[name], sources[name] = model, source
         except ModelLoadError as exc:
             raise RegistryError(str(exc)) from None
         if not models:
@@ -45,7 +47,17 @@ class ModelRegistry:
             default = PREFERRED_DEFAULT if PREFERRED_DEFAULT in models else next(iter(models))
         elif default not in models:
             raise RegistryError(f"default model {default!r} is not among the models served: {', '.join(models)}")
-        return cls(models, default)
+        return cls(models, default, sources)
+
+    @classmethod
+    def load_sources(cls, sources: dict[str, str | Path], device: str = "auto") -> ModelRegistry:
+        """Exactly these models, each from its path or hub id under its name (a model process's share of a
+        registry: `registry.sources` of the models it runs)."""
+        try:
+            models = {name: load_model(source, device, name=name)[1] for name, source in sources.items()}
+        except ModelLoadError as exc:
+            raise RegistryError(str(exc)) from None
+        return cls(models, next(iter(models)), dict(sources))
 
     @property
     def names(self) -> list[str]:

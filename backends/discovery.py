@@ -63,8 +63,9 @@ def load_model(path_or_id: str | Path, device: str = "auto", name: str | None = 
     return model.describe().name, model
 
 
-def load_folder(model_dir: str | Path, device: str = "auto") -> dict[str, TranslationModel]:
-    """Every model in `model_dir`, by name (sorted). ModelLoadError for a folder with none, or one that fails."""
+def folder_models(model_dir: str | Path) -> dict[str, Path]:
+    """The models in `model_dir` by name (sorted), unloaded: NAME.pt checkpoints and Hugging Face directories NAME/.
+    ModelLoadError for a folder with none."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelLoadError(f"model folder {model_dir} does not exist")
@@ -73,8 +74,4 @@ def load_folder(model_dir: str | Path, device: str = "auto") -> dict[str, Transl
         raise ModelLoadError(
             f"no models in {model_dir}: it holds no NAME.pt checkpoint and no Hugging Face directory NAME/ with a config.json"
         )
-    models: dict[str, TranslationModel] = {}
-    for path in candidates:
-        name, model = load_model(path, device, name=path.stem if path.suffix == ".pt" else path.name)
-        models[name] = model
-    return models
+    return {path.stem if path.suffix == ".pt" else path.name: path for path in candidates}

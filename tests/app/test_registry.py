@@ -51,3 +51,15 @@ def test_registry_refuses_a_path_that_is_not_a_model(tmp_path):
     (tmp_path / "notes").mkdir()
     with pytest.raises(RegistryError, match="is neither a NAME.pt checkpoint nor a Hugging Face model directory"):
         ModelRegistry.load(None, extra=[str(tmp_path / "notes")])
+
+
+def test_registry_records_where_each_model_came_from_and_loads_exactly_those_again(tmp_path):
+    write_model_dir(tmp_path / "folder", "aa")
+    write_model_dir(tmp_path / "folder", "cc")
+    extra = write_model_dir(tmp_path / "elsewhere", "bb")
+    registry = ModelRegistry.load(tmp_path / "folder", extra=[str(extra)])
+    assert registry.sources == {"aa": tmp_path / "folder" / "aa.pt", "cc": tmp_path / "folder" / "cc.pt", "bb": str(extra)}
+    share = ModelRegistry.load_sources({"bb": registry.sources["bb"], "cc": registry.sources["cc"]}, "cpu")
+    assert share.names == ["bb", "cc"] and share.sources == {"bb": str(extra), "cc": tmp_path / "folder" / "cc.pt"}
+    with pytest.raises(RegistryError, match="checkpoint not found: .*missing.pt"):
+        ModelRegistry.load_sources({"gone": tmp_path / "missing.pt"}, "cpu")

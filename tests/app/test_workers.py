@@ -154,3 +154,25 @@ def test_the_app_answers_batches_from_its_model_processes_with_the_bytes_of_thre
 
 def _broken(*args, **kwargs):
     raise AssertionError("the server process's own model was called")
+
+
+def loaded_names(context, items: list, stops: list) -> list:
+    return [{"names": context.names} for _ in items]
+
+
+def test_the_model_processes_load_only_the_models_that_batch(tmp_path):
+    """A Hugging Face model is served from threads of the server process: the model processes do not load it."""
+    pytest.importorskip("transformers", reason="the hf extra is not installed")
+    from tests.backends.conftest import write_tiny_hf_model
+    from tests.conftest import write_model_dir
+
+    write_model_dir(tmp_path, "tiny")
+    write_tiny_hf_model(tmp_path / "tiny-marian", "marian")
+    app = create_app(Settings(model_dir=tmp_path, device="cpu", cache_size=0, default_model="tiny", model_processes=True))
+    with live_server(app.state.settings, app) as base:
+        processes = app.state.runner.processes
+        outcomes = processes.run(loaded_names, finish, [0], [time.monotonic() + 30], never()[:1], yields=False)
+        assert eval(outcomes[0][1]) == {"names": ["tiny"]}  # noqa: S307 (our own repr)
+        for model in ("tiny", "tiny-marian"):  # both answer, from wherever they run
+            response = httpx.post(f"{base}/api/v1/attention", json={"model": model, "source": "this is an example ."}, timeout=60)
+            assert response.status_code == 200, response.text
