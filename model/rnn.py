@@ -194,7 +194,7 @@ class AttentionRNN(nn.Module):
     def recur(self, embedded: Tensor, state: RNNState) -> tuple[Tensor, Tensor]:
         """The recurrent half of a step: embedded y_{i-1} (B, d_embed) -> (context c_i (B, 2·d_encoder),
         attention α_i (B, S)); advances state from s_{i-1} to s_i."""
-        scores = self.score(state.hidden, state.keys).masked_fill(~state.src_mask, float("-inf"))  # (B, S)
+        scores = torch.where(state.src_mask, self.score(state.hidden, state.keys), float("-inf"))  # (B, S)
         weights = scores.softmax(-1)
         context = (weights[:, None, :] @ state.memory).squeeze(1)  # (B, 2·d_encoder)
         if state.gate is not None:

@@ -58,7 +58,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> tu
     before the mask).
     """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
-    masked = scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+    # where(), not masked_fill(~mask): the same values without inverting the mask again at every call (every
+    # decoding step of every layer)
+    masked = scores if mask is None else torch.where(mask, scores, float("-inf"))
     weights = masked.softmax(dim=-1)
     return weights @ v, weights, scores
 
