@@ -230,8 +230,8 @@ class InferenceRunner:
     source the JSON of every map is 1.5 MB, and writing or compressing it there would stall every other
     request. Bodies are kept compressed, so the cache holds four times as many in the same memory. With
     `processes` (one a slot), a batch's thread hands the batch to a model process and waits for its bodies, so
-    the batches' Python runs under interpreter locks of their own; Batchable.run_many then runs there, on that
-    process's own `context`, and here on `context`.
+    the batches' Python runs under interpreter locks of their own, and Batchable.run_many runs there on that
+    process's own context; without processes it runs in the batch's thread, on `context`.
     """
 
     def __init__(
