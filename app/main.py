@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 import anyio
-import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
@@ -20,6 +19,7 @@ from app.routes import attention, docs, explain, health, models, pages, translat
 from app.runner import GIVE_WAY_SECONDS, InferenceRunner, configure_torch, limit_malloc_arenas
 from app.settings import REPO_ROOT, Settings, get_settings
 from app.workers import ModelProcesses
+from model.translator import resolve_device
 
 DESCRIPTION = """
 [← Back to the attnscope page](/)
@@ -39,7 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     processes = None
     # The processes load only the models whose batches they run: the rest run in threads here.
     batching = {name: registry.sources[name] for name, model in registry.models.items() if model.describe().batching}
-    if settings.model_processes and _on_cpu(settings.device) and batching:
+    if settings.model_processes and resolve_device(settings.device).type == "cpu" and batching:
         load = partial(ModelRegistry.load_sources, batching, settings.device)
         processes = await anyio.to_thread.run_sync(
             partial(ModelProcesses, InferenceRunner.slots(settings.concurrency), load, settings.torch_threads, GIVE_WAY_SECONDS)
@@ -61,10 +61,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.runner.close()
-
-
-def _on_cpu(device: str) -> bool:
-    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

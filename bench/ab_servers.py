@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from api_latency import distinct_sentences  # noqa: E402
+from api_latency import distinct_sentences, load  # noqa: E402
 from live_server import LeanClient, free_port, start_server  # noqa: E402
 
 from app.settings import Settings  # noqa: E402
@@ -56,27 +56,6 @@ async def one_by_one(ports: dict[str, int], sentences, count: int, encoding: str
         for client in clients.values():
             await client.close()
     return latencies
-
-
-async def phase(port: int, sentences, requests: int, clients: int, encoding: str) -> float:
-    """Requests/s of `requests` requests from `clients` closed-loop clients."""
-    answered = 0
-
-    async def client() -> None:
-        nonlocal answered
-        connection = LeanClient("127.0.0.1", port)
-        try:
-            while answered < requests:
-                answered += 1
-                status, _, _ = await connection.post_json("/api/v1/attention", {"source": next(sentences), "encoding": encoding})
-                if status != 200:
-                    sys.exit(f"the server on port {port} answered {status}")
-        finally:
-            await connection.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return requests / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -115,10 +94,18 @@ def checkout(folder_or_ref: str) -> Iterator[Path]:
         shutil.rmtree(folder.parent, ignore_errors=True)
 
 
+def phase(port: int, sentences, requests: int, clients: int, encoding: str) -> float:
+    """Requests/s of the next `requests` sentences from `clients` closed-loop clients (api_latency.load)."""
+    latencies, wall, errors = asyncio.run(load(port, [next(sentences) for _ in range(requests)], clients, encoding))
+    if errors:
+        sys.exit(f"the server on port {port} answered {errors} requests with an error")
+    return len(latencies) / wall
+
+
 def compare(servers: dict, sentences, args: argparse.Namespace) -> None:
     ports = {name: port for name, (_, port) in servers.items()}
     for port in ports.values():
-        asyncio.run(phase(port, sentences, 64, 8, args.encoding))  # warm up
+        phase(port, sentences, 64, 8, args.encoding)  # warm up
     alone = asyncio.run(one_by_one(ports, sentences, args.alone, args.encoding))
     p50 = {name: statistics.median(values) for name, values in alone.items()}
     for name in ports:
@@ -127,7 +114,7 @@ def compare(servers: dict, sentences, args: argparse.Namespace) -> None:
     rates: dict[str, list[float]] = {name: [] for name in ports}
     for turn in range(args.phases):
         for name in list(ports) if turn % 2 == 0 else list(ports)[::-1]:
-            rates[name].append(asyncio.run(phase(ports[name], sentences, 256, 32, args.encoding)))
+            rates[name].append(phase(ports[name], sentences, 256, 32, args.encoding))
     for name, values in rates.items():
         phases = " ".join(f"{v:.1f}" for v in values)
         print(f"32 clients, {name}: {phases} requests/s, mean {statistics.mean(values):.1f}")
