@@ -9,7 +9,9 @@ it prints:
   greedy tokens fed to both (teacher-forced through the incremental decoder, as decoding runs it);
 - the share of sentences whose closest call (Hypothesis.margin) is under NEAR_TIE, greedy and beam 4: those are
   decoded again alone;
-- that batched attention_batch gave every sentence the tokens, score and map bytes attention() gives it alone.
+- that batched attention_batch gave every sentence the tokens, score and map bytes attention() gives it alone;
+- what stepping in ONNX Runtime (model.step_graph, how the translator decodes on the CPU) changes against the
+  network's own PyTorch step: the largest log-probability difference, and the translations that differ.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ DEV = REPO.parent / "shared" / "data" / "small_parallel_enja" / "dev.en"
 
 
 @torch.inference_mode()
-def step_logprobs(translator: Translator, srcs: list[torch.Tensor], targets: list[list[int]], politeness) -> torch.Tensor:
-    """Feed each sentence its own tokens through the incremental decoder, all in one padded batch ->
-    log-probabilities (B, T, V) of every step (rows past a sentence's end: garbage, masked by the caller)."""
-    model = translator.model
+def step_logprobs(model, srcs: list[torch.Tensor], targets: list[list[int]], politeness) -> torch.Tensor:
+    """Feed each sentence its own tokens through the incremental decoder of `model` (an EncoderDecoder), all in one
+    padded batch -> log-probabilities (B, T, V) of every step (rows past a sentence's end: garbage, masked by the
+    caller)."""
     src = pad_batch([s[0].tolist() for s in srcs], Vocab.pad_id)
     memories = [model.encode(s)[0][0] for s in srcs]
     memory = memories[0].new_zeros(len(srcs), src.size(1), memories[0].size(-1))
@@ -62,6 +64,7 @@ def main() -> None:
     translator = Translator.from_checkpoint(args.checkpoint, "cpu")
     lines = DEV.read_text(encoding="utf-8").splitlines()[: args.sentences]
     worst, close_greedy, close_beam, differ = 0.0, 0, 0, 0
+    engines, engines_differ = 0.0, 0
     started = time.perf_counter()
     for start in range(0, len(lines), args.batch):
         chunk = lines[start : start + args.batch]
@@ -70,16 +73,23 @@ def main() -> None:
         ids = [translator._politeness_ids(e, s, "auto")[0] for e, s in zip(encoded, srcs, strict=True)]
         politeness = torch.cat(ids) if ids[0] is not None else None
         calls = list(zip(srcs, ids, encoded, strict=True))
-        alone = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in calls]
-        beams = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
+        alone = [greedy_decode(translator.decoder, s, None, p, e)[0] for s, p, e in calls]
+        beams = [beam_search(translator.decoder, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
         close_greedy += sum(h.margin < NEAR_TIE for h in alone)
         close_beam += sum(h.margin < NEAR_TIE for h in beams)
-        together = step_logprobs(translator, srcs, [h.ids for h in alone], politeness)
+        # the same sentences stepped in PyTorch, where decoding steps in ONNX Runtime (model.step_graph)
+        in_pytorch = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in calls]
+        beams_in_pytorch = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
+        engines_differ += sum(a.ids != b.ids for a, b in zip(alone, in_pytorch, strict=True))
+        engines_differ += sum(a.ids != b.ids for a, b in zip(beams, beams_in_pytorch, strict=True))
+        together = step_logprobs(translator.decoder, srcs, [h.ids for h in alone], politeness)
         for row, (s, h) in enumerate(zip(srcs, alone, strict=True)):
-            own = step_logprobs(translator, [s], [h.ids], None if politeness is None else politeness[row : row + 1])[0]
-            batched = together[row, : len(h.ids)]
+            rows = None if politeness is None else politeness[row : row + 1]
+            own = step_logprobs(translator.decoder, [s], [h.ids], rows)[0]
+            pytorch = step_logprobs(translator.model, [s], [h.ids], rows)[0]
             finite = torch.isfinite(own)
-            worst = max(worst, float((batched[finite] - own[finite]).abs().max()))
+            worst = max(worst, float((together[row, : len(h.ids)][finite] - own[finite]).abs().max()))
+            engines = max(engines, float((pytorch[finite] - own[finite]).abs().max()))
         queries = [AttentionQuery(line, beam_size=1 + 3 * (start // args.batch % 2)) for line in chunk]
         for query, result in zip(queries, translator.attention_batch(queries, [lambda: None] * len(chunk)), strict=True):
             single = translator.attention(query.source, beam_size=query.beam_size)
@@ -89,6 +99,8 @@ def main() -> None:
     print(f"largest |log p batched - log p alone| over every step and token: {worst:.2e} (NEAR_TIE {NEAR_TIE:g})")
     print(f"closest call under NEAR_TIE (decoded again alone): greedy {close_greedy}, beam 4 {close_beam} of {len(lines)}")
     print(f"attention_batch answers that differ from attention() alone: {differ} (target 0)")
+    print(f"decoding stepped in ONNX Runtime against PyTorch: largest |log p difference| {engines:.2e}, alone;")
+    print(f"  translations that differ, greedy and beam 4: {engines_differ} of {2 * len(lines)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ one teacher-forced pass that collects every map), as the service calls it, and p
 and p90 of repeated runs, then the physical-limit line of each size: the FLOPs of the call (counted by
 torch.utils.flop_counter over every matrix product it runs), the large-GEMM peak measured here
 (2048 x 2048 float32 products, best of several, with the same thread count), the floor those give
-(FLOPs / peak) and the ratio of the measured median to that floor. Last, what batching gives: 16
+(FLOPs / peak) and the ratio of the measured median to that floor. Then a decoding step at batch 1 and 16 in
+PyTorch and in ONNX Runtime (model.step_graph: what the service steps with on the CPU), interleaved. Last, what
+batching gives: 16
 distinct dev-like 10-word sentences one attention() call after another against one attention_batch call
 (as the server batches concurrent requests), interleaved, in ms per sentence.
 """
@@ -19,6 +21,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -52,10 +55,44 @@ def _timed(work) -> float:
     return time.perf_counter() - start
 
 
+@contextmanager
+def stepping_in_pytorch(translator):
+    """The translator's decoding steps in PyTorch for a while, instead of ONNX Runtime (model.step_graph)."""
+    decoder, translator.decoder = translator.decoder, translator.model
+    try:
+        yield
+    finally:
+        translator.decoder = decoder
+
+
 def flops(model, text: str, beam: int) -> int:
-    with FlopCounterMode(display=False) as counter:
+    # torch's counter sees no product ONNX Runtime runs, so it counts the call stepped in PyTorch: the same products
+    with stepping_in_pytorch(model.translator), FlopCounterMode(display=False) as counter:
         model.attention(text, beam_size=beam)
     return counter.get_total_flops()
+
+
+def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, float]:
+    """Median ms a decoding step, at `batch` rows from the start for `steps` steps, in PyTorch and in ONNX Runtime,
+    interleaved."""
+    network = translator.model
+    src = torch.tensor([[4 + (row + j) % 50 for j in range(10)] + [3] for row in range(batch)])  # (B, 11) ids
+    politeness = torch.zeros(batch, dtype=torch.long) if network.cfg.politeness_levels else None
+    memory, _ = network.encode(src)
+    tokens = torch.randint(4, network.cfg.tgt_vocab_size, (batch, steps))
+
+    def decode(decoder) -> None:
+        state = decoder.start_decoding(memory, src)
+        for t in range(steps):
+            decoder.decode_step(tokens[:, t], state, politeness)
+
+    engines = {"PyTorch": network, "ONNX Runtime": translator.decoder}
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    with torch.inference_mode():
+        for repeat in range(repeats):
+            for name in list(engines) if repeat % 2 == 0 else reversed(list(engines)):
+                times[name].append(_timed(lambda: decode(engines[name])) * 1000 / steps)  # noqa: B023
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -93,6 +130,12 @@ def main() -> None:
         work = flops(model, sentence(n), args.beam)
         floor = work / peak * 1000
         print(f"{n:>13} {work / 1e6:>8.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
+
+    print("\ndecoding step, ms (13 steps from the start, 10-word sources), interleaved:")
+    for rows in (1, 16):
+        step = step_times(model.translator, rows, 13, max(5, args.repeats))
+        print(f"  batch {rows:>2}: PyTorch {step['PyTorch']:.2f}, ONNX Runtime {step['ONNX Runtime']:.2f}"
+              f" ({step['PyTorch'] / step['ONNX Runtime']:.1f}x)")  # fmt: skip
 
     batch = [" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(9)) + " ." for i in range(16)]
     runs = {

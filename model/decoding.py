@@ -14,6 +14,7 @@ transformer (model/transformer.py) and the RNN (model/rnn.py) both provide it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,9 +88,16 @@ def next_token_logprobs(logits: Tensor) -> Tensor:
     rare words, so the model learns to reach for it whenever unsure, and it tells a reader nothing.
     Without it the model must pick a real word (`this is an example .` gives 例, not <unk>).
     """
-    logits = logits.clone()
-    logits[..., [Vocab.pad_id, Vocab.unk_id, Vocab.bos_id]] = float("-inf")
-    return logits.log_softmax(-1)
+    return (logits + _banned(logits.size(-1), logits.device)).log_softmax(-1)
+
+
+@functools.cache
+def _banned(vocab_size: int, device: torch.device) -> Tensor:
+    """(V,) -inf at the tokens a translation never holds, 0 elsewhere: adding it keeps every other logit's bits
+    (x + 0 = x), in one operation a step instead of a copy and a scatter."""
+    banned = torch.zeros(vocab_size, device=device)
+    banned[[Vocab.pad_id, Vocab.unk_id, Vocab.bos_id]] = float("-inf")
+    return banned
 
 
 def max_target_length(src_len: int, limit: int | None) -> int:
@@ -162,7 +170,7 @@ def greedy_decode(
     state = model.start_decoding(memory, src, gates)
     live = list(range(b))  # the sentence of each batch row
     last = torch.full((b,), Vocab.bos_id, dtype=torch.long, device=src.device)
-    scores = torch.zeros(b, device=src.device)
+    scores = torch.zeros(b, device=src.device)  # (b',) the log-probability so far of each batch row's sentence
     produced: list[list[int]] = [[] for _ in range(b)]
     margins = [math.inf] * b
     out: list[Hypothesis | Exception | None] = [None] * b
@@ -175,18 +183,18 @@ def greedy_decode(
             break
         if len(keep) < len(live):  # ended or dropped sentences leave the batch
             rows = torch.tensor(keep, device=src.device)
-            state, last = state.select(rows), last[rows]
+            state, last, scores = state.select(rows), last[rows], scores[rows]
             politeness = None if politeness is None else politeness[rows]
             live = [live[row] for row in keep]
         logp = next_token_logprobs(model.decode_step(last, state, politeness))  # (b', V)
         last = logp.argmax(-1)  # (b',)
-        best_two = logp.topk(2, -1).values  # (b', 2)
-        scores[torch.tensor(live, device=src.device)] += logp.gather(1, last[:, None]).squeeze(1)
-        for i, token, gap in zip(live, last.tolist(), (best_two[:, 0] - best_two[:, 1]).tolist(), strict=True):
+        best_two = logp.topk(2, -1).values  # (b', 2): the chosen token's log-probability, then the runner-up's
+        scores += best_two[:, 0]
+        for row, (i, token, (best, second)) in enumerate(zip(live, last.tolist(), best_two.tolist(), strict=True)):
             produced[i].append(token)
-            margins[i] = min(margins[i], gap)
+            margins[i] = min(margins[i], best - second)
             if token == Vocab.eos_id or len(produced[i]) == limits[i]:
-                out[i] = Hypothesis(produced[i], float(scores[i]), margins[i])
+                out[i] = Hypothesis(produced[i], float(scores[row]), margins[i])
     return out
 
 

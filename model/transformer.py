@@ -253,8 +253,26 @@ class DecoderLayer(nn.Module):
         only, so no dropout. self_gates, cross_gates: (H,) or (B, H)."""
         h = self.self_attn_norm(y)
         cache.append(*self.self_attn.keys_values(h))
-        y = y + self.self_attn(h, (cache.self_k, cache.self_v), None, self_gates).attn_out
-        y = y + self.cross_attn(self.cross_attn_norm(y), (cache.cross_k, cache.cross_v), cache.src_mask, cross_gates).attn_out
+        return self.attend_step(
+            y, h, (cache.self_k, cache.self_v), (cache.cross_k, cache.cross_v), cache.src_mask, self_gates, cross_gates
+        )
+
+    def attend_step(
+        self,
+        y: Tensor,
+        h: Tensor,
+        own: tuple[Tensor, Tensor],
+        cross: tuple[Tensor, Tensor],
+        src_mask: Tensor | None,
+        self_gates: Tensor | None,
+        cross_gates: Tensor | None,
+    ) -> Tensor:
+        """The rest of step() once the newest position's keys and values are in `own`: y (B, 1, D) and h its
+        self_attn_norm, own: the self-attention keys and values of every position so far, each (B, H, t, d_k),
+        cross: the source's (B, H, S, d_k) -> the layer's output (B, 1, D). The decoding step exported to ONNX
+        (model.step_graph) runs this same code."""
+        y = y + self.self_attn(h, own, None, self_gates).attn_out
+        y = y + self.cross_attn(self.cross_attn_norm(y), cross, src_mask, cross_gates).attn_out
         return y + self.ff(self.ff_norm(y))
 
 
@@ -300,6 +318,11 @@ class LayerCache:
         self.keys[:, :, self.length] = k[:, :, 0]
         self.values[:, :, self.length] = v[:, :, 0]
         self.length += 1
+
+    def hold(self, keys: Tensor, values: Tensor) -> None:
+        """Take `keys` and `values` (B, H, t, d_k), those of every position so far computed elsewhere (the exported
+        step, model.step_graph), as the cache's; a later append() grows it as it grows a full buffer."""
+        self.keys, self.values, self.length = keys, values, keys.size(2)
 
     def select(self, rows: Tensor) -> LayerCache:
         """The cache of the batch rows `rows` (B',), e.g. the beams that survive a step."""
@@ -349,14 +372,12 @@ class TokenEmbedding(nn.Module):
         """ids: (B, T) -> the token part of the embedding, tokens(ids)·√D (B, T, D), positions not added."""
         return self.tokens(ids) * self.scale
 
-    def forward(self, ids: Tensor, start: int = 0, token_vectors: Tensor | None = None) -> Tensor:
-        """ids: (B, T) at positions start … start + T - 1; token_vectors: (B, T, D) to use in place of
-        token_vectors(ids) (what gradient attributions differentiate)."""
-        t = ids.size(1)
-        if hasattr(self, "positions"):
-            pos = self.positions(torch.arange(start, start + t, device=ids.device))
-        else:
-            pos = self.table[start : start + t]
+    def forward(self, ids: Tensor, start: int | Tensor = 0, token_vectors: Tensor | None = None) -> Tensor:
+        """ids: (B, T) at positions start … start + T - 1 (start an int, or a 0-d tensor where the position must
+        stay an input of an exported graph); token_vectors: (B, T, D) to use in place of token_vectors(ids) (what
+        gradient attributions differentiate)."""
+        positions = torch.arange(start, start + ids.size(1), device=ids.device)  # (T,)
+        pos = self.positions(positions) if hasattr(self, "positions") else self.table[positions]
         tokens = self.token_vectors(ids) if token_vectors is None else token_vectors
         return self.dropout(tokens + pos)  # (B, T, D)
 
@@ -413,6 +434,10 @@ class Seq2SeqTransformer(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def check_politeness_ids(self, politeness: Tensor | None) -> None:
+        if (politeness is None) != (not self.cfg.politeness_levels):
+            raise ValueError("pass politeness ids exactly when the model has politeness control")
+
     def source_mask(self, src: Tensor) -> Tensor:
         return (src != self.cfg.pad_id)[:, None, None, :]  # (B, 1, 1, S)
 
@@ -460,8 +485,7 @@ class Seq2SeqTransformer(nn.Module):
         arguments as decode(), token_vectors as TokenEmbedding takes them."""
         tgt_mask = self.target_mask(tgt_in)
         src_mask = self.source_mask(src)
-        if (politeness is None) != (not self.cfg.politeness_levels):
-            raise ValueError("pass politeness ids exactly when the model has politeness control")
+        self.check_politeness_ids(politeness)
         y = self.tgt_embed(tgt_in, token_vectors=token_vectors)
         if politeness is not None:
             y = y + self.politeness_embedding(politeness)[:, None, :]  # (B, T, D)
@@ -473,7 +497,7 @@ class Seq2SeqTransformer(nn.Module):
             y = trace.out
         return embedded, layers, y
 
-    def _logits(self, y: Tensor) -> Tensor:
+    def logits(self, y: Tensor) -> Tensor:
         """The last decoder layer's output (…, D) -> logits (…, V)."""
         return self.generator(self.decoder_norm(y))
 
@@ -490,7 +514,7 @@ class Seq2SeqTransformer(nn.Module):
         source tokens.
         """
         _, layers, y = self._decoder_pass(tgt_in, memory, src, politeness, gates=gates)
-        logits = self._logits(y)
+        logits = self.logits(y)
         self_weights = [layer.blocks["decoder"].weights.detach() for layer in layers]
         cross_weights = [layer.blocks["cross"].weights.detach() for layer in layers]
         return logits, self_weights, cross_weights
@@ -509,7 +533,7 @@ class Seq2SeqTransformer(nn.Module):
         same gates) where the caller has it. Run it in eval mode for what inference does."""
         encoder = self._encoder_pass(src, gates=gates) if encoder is None else encoder
         target_embeddings, decoder, y = self._decoder_pass(tgt_in, encoder.memory, src, politeness, gates=gates)
-        return ForwardTrace(encoder.embeddings, target_embeddings, encoder.layers, decoder, encoder.memory, self._logits(y))
+        return ForwardTrace(encoder.embeddings, target_embeddings, encoder.layers, decoder, encoder.memory, self.logits(y))
 
     def token_vectors(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
         """The token part of the source (B, S, D) and decoder-input (B, T, D) embeddings, before positions."""
@@ -532,7 +556,7 @@ class Seq2SeqTransformer(nn.Module):
         y = self._decoder_pass(tgt_in, memory, src, politeness, target_vectors, gates)[2]
         if positions is not None:
             y = y[torch.arange(y.size(0), device=y.device), positions]  # (B, D)
-        return self._logits(y)
+        return self.logits(y)
 
     def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> TransformerState:
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S); decoding
@@ -553,14 +577,17 @@ class Seq2SeqTransformer(nn.Module):
         Equal to the last row of decode() on the whole prefix, in O(1) decoder positions a step
         instead of O(t); it returns no attention weights, which the teacher-forced pass collects.
         """
-        if (politeness is None) != (not self.cfg.politeness_levels):
-            raise ValueError("pass politeness ids exactly when the model has politeness control")
-        y = self.tgt_embed(last_ids[:, None], start=state.position)  # (B, 1, D)
-        if politeness is not None:
-            y = y + self.politeness_embedding(politeness)[:, None, :]
+        y = self.step_input(last_ids, state.position, politeness)
         for i, (layer, cache) in enumerate(zip(self.decoder_layers, state.layers, strict=True)):
             y = layer.step(y, cache, layer_gates(state.gates, "decoder", i), layer_gates(state.gates, "cross", i))
-        return self.generator(self.decoder_norm(y))[:, 0]  # (B, V)
+        return self.logits(y)[:, 0]  # (B, V)
+
+    def step_input(self, last_ids: Tensor, position: int | Tensor, politeness: Tensor | None) -> Tensor:
+        """The decoder input of one step: last_ids (B,) at `position` (an int, or a 0-d tensor in an exported
+        graph), politeness (B,) ids exactly when the model has politeness control -> (B, 1, D)."""
+        self.check_politeness_ids(politeness)
+        y = self.tgt_embed(last_ids[:, None], start=position)  # (B, 1, D)
+        return y if politeness is None else y + self.politeness_embedding(politeness)[:, None, :]
 
     def forward(self, src: Tensor, tgt_in: Tensor, politeness: Tensor | None = None) -> Tensor:
         memory, _ = self.encode(src)

@@ -30,11 +30,12 @@ from backends.interface import (
 from backends.interface import Hypothesis as NBestEntry
 from model.checkpoint import LoadedModel, load_checkpoint
 from model.data import pad_batch
-from model.decoding import Encoded, Hypothesis, beam_search, decoder_inputs, forced_attention_batch, greedy_decode
+from model.decoding import Encoded, EncoderDecoder, Hypothesis, beam_search, decoder_inputs, forced_attention_batch, greedy_decode
 from model.explanation import explain_head
 from model.gates import HeadGates
 from model.methods import MethodMaps, encode_for, method_maps, methods_of
 from model.politeness import target_politeness
+from model.step_graph import StepGraph
 from model.tokenize import segment_japanese, tokenize_english
 from model.transformer import EncoderTrace, Seq2SeqTransformer
 from model.vocab import BOS, EOS, Vocab
@@ -121,6 +122,10 @@ class Translator:
     def __init__(self, loaded: LoadedModel, device: torch.device | str = "cpu"):
         self.device = resolve_device(str(device))
         self.model = loaded.model.to(self.device).eval()
+        # What decoding runs: on the CPU the transformer's step goes through ONNX Runtime (model.step_graph), with
+        # the threads torch has now (the server sets them first); anything else steps in PyTorch.
+        on_cpu_transformer = isinstance(self.model, Seq2SeqTransformer) and self.device.type == "cpu"
+        self.decoder: EncoderDecoder = StepGraph(self.model, torch.get_num_threads()) if on_cpu_transformer else self.model
         self.src_vocab = loaded.src_vocab
         self.tgt_vocab = loaded.tgt_vocab
         self.metadata = loaded.metadata
@@ -228,10 +233,10 @@ class Translator:
         """src: (B, S) -> per sentence, its best hypotheses, best first (one for greedy), or, with a stop check per
         sentence, the exception that dropped it."""
         if beam_size <= 1:
-            greedy = greedy_decode(self.model, src, max_length, politeness, encoded, stop, gates)
+            greedy = greedy_decode(self.decoder, src, max_length, politeness, encoded, stop, gates)
             return [h if isinstance(h, Exception) else [h] for h in greedy]
         return beam_search(
-            self.model, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop,
+            self.decoder, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop,
             gates=gates,
         )  # fmt: skip
 
