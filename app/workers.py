@@ -176,7 +176,9 @@ class ModelProcesses:
         self._start = (context_factory, torch_threads, give_way_seconds)
         self.load_timeout = load_timeout
         self.cheap_busy = self._mp.RawValue(ctypes.c_bool, False)
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        # Last in, first out: a batch goes to the process that ran the last one, whose weights the CPU's caches still
+        # hold (three processes' copies do not fit in them), so a lone client is served by a warm process every time.
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         workers = [self._spawn() for _ in range(count)]
         try:
             for worker in workers:
