@@ -19,6 +19,7 @@ from app.routes import attention, docs, explain, health, models, pages, translat
 from app.runner import GIVE_WAY_SECONDS, InferenceRunner, configure_torch, limit_malloc_arenas
 from app.settings import REPO_ROOT, Settings, get_settings
 from app.workers import ModelProcesses
+from model.step_graph import exported_graphs
 from model.translator import resolve_device
 
 DESCRIPTION = """
@@ -40,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The processes load only the models whose batches they run: the rest run in threads here.
     batching = {name: registry.sources[name] for name, model in registry.models.items() if model.describe().batching}
     if settings.model_processes and resolve_device(settings.device).type == "cpu" and batching:
-        load = partial(ModelRegistry.load_sources, batching, settings.device)
+        load = partial(ModelRegistry.load_sources, batching, settings.device, exported_graphs())
         processes = await anyio.to_thread.run_sync(
             partial(ModelProcesses, InferenceRunner.slots(settings.concurrency), load, settings.torch_threads, GIVE_WAY_SECONDS)
         )

@@ -36,6 +36,21 @@ _EXPORTS: OrderedDict[str, bytes] = OrderedDict()
 _EXPORTS_LOCK = threading.Lock()
 
 
+def exported_graphs() -> dict[str, bytes]:
+    """The graphs this process has exported or been given, by digest: for a process that will load the same networks
+    (app.workers' model processes), so that it need not export them again."""
+    with _EXPORTS_LOCK:
+        return dict(_EXPORTS)
+
+
+def reuse_graphs(graphs: dict[str, bytes]) -> None:
+    """Take `graphs` (exported_graphs() of another process) as this process's own exports."""
+    with _EXPORTS_LOCK:
+        _EXPORTS.update(graphs)
+        while len(_EXPORTS) > EXPORTS_KEPT:
+            _EXPORTS.popitem(last=False)
+
+
 class _Step(nn.Module):
     """What the export traces: one decoding step with the state as plain inputs and the new keys and values as
     outputs (the caller appends them to its cache)."""
