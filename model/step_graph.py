@@ -1,17 +1,17 @@
-"""The transformer's decoding step run by ONNX Runtime: the same network, a third of the time a step on the CPU.
+"""The transformer's decoding step run by ONNX Runtime: the same network, less than half the time a step on the CPU.
 
-A step at batch 1 is a few hundred thousand multiply-adds spread over ~150 small operations, so eager PyTorch
-spends it dispatching (about 16 µs an operation): 2.5 ms a step for the shipped model, where ONNX Runtime runs
-the same graph in about 0.5 ms. Decoding is most of what a request costs (the maps come from one teacher-forced
-pass afterwards, which stays in PyTorch), so this is where the time goes.
+A step at batch 1 is about 4 M multiply-adds spread over ~150 small operations, so eager PyTorch spends it
+dispatching (about 16 µs an operation): 2.05 ms a step for the shipped model in bench/model_speed.py, 0.88 ms
+here. Decoding was most of what a request cost (the maps come from one teacher-forced pass afterwards, which
+stays in PyTorch), so this is where the time went.
 
 StepGraph exports Seq2SeqTransformer's step (step_input, then each DecoderLayer.attend_step: the code
 decode_step runs) once, when it is made, and is an EncoderDecoder (model.decoding) whose decode_step runs the
 export; everything else is the network's own. The keys and values stay in the network's TransformerState, so
 beam search selects rows and the cache grows exactly as it does in PyTorch. ONNX Runtime multiplies in its own
-order, so a step's logits differ from PyTorch's by a few 1e-6, within 1e-5 (tests/model/
-test_step_graph.py); a sentence decodes to the same tokens unless two candidates were that close, the near-ties
-the README's determinism section describes.
+order, so a step's logits differ from PyTorch's by a few 1e-6, within 1e-5 (tests/model/test_step_graph.py); a
+sentence decodes to the same tokens unless two candidates were that close (docs/reliability.md, "Startup and
+determinism": 0 of 640 dev translations differ).
 """
 
 from __future__ import annotations
