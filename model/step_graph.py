@@ -52,8 +52,8 @@ def reuse_graphs(graphs: dict[str, bytes]) -> None:
 
 
 class _Step(nn.Module):
-    """What the export traces: one decoding step with the state as plain inputs and the new keys and values as
-    outputs (the caller appends them to its cache)."""
+    """What the export traces: one decoding step with the state as plain inputs, and the keys and values of every
+    position so far as outputs (the caller's cache holds them)."""
 
     def __init__(self, network: Seq2SeqTransformer):
         super().__init__()
