@@ -30,7 +30,7 @@ import torch
 from pydantic import BaseModel
 
 from app.settings import Settings
-from app.workers import ModelProcesses, WorkerFailed
+from app.workers import ModelProcesses, WorkerFailed, row_stops
 from backends.interface import StopCheck
 
 
@@ -437,29 +437,15 @@ class InferenceRunner:
     def _run_batch(
         self, lane: Lane, borrower: object, group: Hashable, run_many: Callable, members: list[_Member], token
     ) -> None:
-        live = set(range(len(members)))
-        step_started = time.monotonic()
+        def stopped(i: int) -> None:
+            if members[i].cancel.is_set():
+                raise RequestCancelled
+            if time.monotonic() >= members[i].deadline:
+                raise self._late("computing the answer")
 
-        def stop_of(i: int) -> StopCheck:
-            member = members[i]
-
-            def stop() -> None:
-                nonlocal step_started
-                try:
-                    if member.cancel.is_set():
-                        raise RequestCancelled
-                    if time.monotonic() >= member.deadline:
-                        raise self._late("computing the answer")
-                except Exception:
-                    live.discard(i)
-                    raise
-                if i == min(live):  # once a step: a costly batch gives way as a costly call does
-                    now = time.monotonic()
-                    if lane is self.costly and not self.cheap.idle.is_set():
-                        self.cheap.idle.wait(min(GIVE_WAY_SECONDS, now - step_started))
-                    step_started = time.monotonic()
-
-            return stop
+        def give_way(seconds: float) -> None:  # a costly batch gives way as a costly call does
+            if not self.cheap.idle.is_set():
+                self.cheap.idle.wait(seconds)
 
         started = time.monotonic()
         try:
@@ -474,7 +460,8 @@ class InferenceRunner:
                 )
                 outcomes = [self._from_worker(outcome) for outcome in tagged]
             else:
-                answers = run_many(self.context, [member.item for member in members], [stop_of(i) for i in range(len(members))])
+                stops = row_stops(len(members), stopped, give_way if lane is self.costly else None, GIVE_WAY_SECONDS)
+                answers = run_many(self.context, [member.item for member in members], stops)
                 outcomes = [answer if isinstance(answer, Exception) else gzip_json(answer) for answer in answers]
         except WorkerFailed as exc:
             outcomes = [ServerBusy(str(exc), self.retry_after)] * len(members)

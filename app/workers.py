@@ -78,31 +78,47 @@ def _serve(conn, shared: _Shared, context_factory: Callable[[], Any], torch_thre
         conn.send(_run(context, shared, run_many, finish, items, deadlines, yields, give_way_seconds))
 
 
-def _run(context, shared: _Shared, run_many, finish, items, deadlines, yields: bool, give_way_seconds: float) -> list[Outcome]:
-    live = set(range(len(items)))
+def row_stops(
+    count: int, stopped: Callable[[int], None], give_way: Callable[[float], None] | None, at_most: float
+) -> list[Callable[[], None]]:
+    """The stop checks of a batch's `count` rows, in the server's threads and in model processes alike: row i's
+    check calls `stopped(i)`, which raises when that row is cancelled or late (the row then leaves the batch);
+    once a step (at the lowest row still running) it calls `give_way(seconds)`, where given, to pause a costly
+    batch while cheap calls run, for at most the step's own time and `at_most` seconds."""
+    live = set(range(count))
     step_started = time.monotonic()
 
     def stop_of(i: int) -> Callable[[], None]:
         def stop() -> None:
             nonlocal step_started
             try:
-                if shared.cancelled[i]:
-                    raise _Cancelled
-                if time.monotonic() >= deadlines[i]:
-                    raise _Late
+                stopped(i)
             except Exception:
                 live.discard(i)
                 raise
-            if yields and i == min(live):  # once a step, as the server's threads give way
-                pause_until = time.monotonic() + min(give_way_seconds, time.monotonic() - step_started)
-                while shared.cheap_busy.value and time.monotonic() < pause_until:
-                    time.sleep(0.001)
+            if give_way is not None and i == min(live):
+                give_way(min(at_most, time.monotonic() - step_started))
                 step_started = time.monotonic()
 
         return stop
 
+    return [stop_of(i) for i in range(count)]
+
+
+def _run(context, shared: _Shared, run_many, finish, items, deadlines, yields: bool, give_way_seconds: float) -> list[Outcome]:
+    def stopped(i: int) -> None:
+        if shared.cancelled[i]:
+            raise _Cancelled
+        if time.monotonic() >= deadlines[i]:
+            raise _Late
+
+    def give_way(seconds: float) -> None:  # as the server's threads give way, polling the shared flag
+        pause_until = time.monotonic() + seconds
+        while shared.cheap_busy.value and time.monotonic() < pause_until:
+            time.sleep(0.001)
+
     try:
-        answers = run_many(context, items, [stop_of(i) for i in range(len(items))])
+        answers = run_many(context, items, row_stops(len(items), stopped, give_way if yields else None, give_way_seconds))
     except Exception as exc:  # a fault of the call itself: every row hears it
         answers = [exc] * len(items)
     return [_outcome(answer, finish) for answer in answers]
