@@ -359,7 +359,7 @@ def forced_attention_batch(
     length = max(len(ids) for ids in targets) if target_length is None else target_length
     tgt_in = torch.full((len(targets), length), Vocab.pad_id, dtype=torch.long)  # (B, T)
     for row, ids in enumerate(targets):
-        tgt_in[row, : len(ids)] = torch.tensor([Vocab.bos_id, *ids[:-1]])
+        tgt_in[row, : len(ids)] = decoder_inputs(ids)[0]
     tgt_in = tgt_in.to(src.device)
     memory, enc = encoded or model.encode(src, gates)
     logits, dec, cross = model.decode(tgt_in, memory, src, politeness, gates)  # logits (B, T, V)

@@ -16,13 +16,12 @@ from torch import Tensor
 
 from backends.interface import DEFAULT_SALIENCY, AttentionKind, Contributions, Method, SaliencyOptions, StopCheck, never_stop
 from model.alti import alti
-from model.decoding import Encoded, EncoderDecoder, evaluating, forced_attention
+from model.decoding import Encoded, EncoderDecoder, decoder_inputs, evaluating, forced_attention
 from model.gates import HeadGates, layer_gates
 from model.norms import additive_norms, norm_maps
 from model.rnn import AttentionRNN
 from model.saliency import saliency
 from model.transformer import EncoderTrace, Seq2SeqTransformer
-from model.vocab import Vocab
 
 
 def methods_of(model: EncoderDecoder) -> tuple[Method, ...]:
@@ -124,7 +123,7 @@ def method_maps(
     if method not in methods_of(model):
         raise ValueError(f"{type(model).__name__} has no method {method!r}")
     evaluating(model)
-    tgt_in = torch.tensor([[Vocab.bos_id, *target_ids[:-1]]], device=src.device)  # (1, T)
+    tgt_in = decoder_inputs(target_ids, src.device)  # (1, T)
     if method == "weights":
         maps, logp = forced_attention(model, src, target_ids, politeness, encoded, gates)
         return MethodMaps(logp, maps)
