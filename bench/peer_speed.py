@@ -6,7 +6,7 @@ On a random Marian checkpoint of the built-in model's size (bench/hf_speed.py's)
 tokens from test.en:
 - peer: what a notebook user does with transformers and BertViz: `generate`, one forward with
   output_attentions=True, then BertViz's model_view(..., html_action="return"), whose HTML (every map and BertViz's
-  script) is the payload; its bytes raw and gzipped (level 1, as attnscope sends);
+  script) is the payload; its bytes raw and gzipped (libdeflate level 1, as attnscope sends);
 - attnscope: the body the service sends for the same checkpoint and sentence (HuggingFaceModel.attention, then
   app.shaping.attention and the runner's gzip_json), with "encoding" lists and base64;
 - for reference, the built-in en-ja model (the same size, its own weights and vocabulary), base64.
@@ -27,6 +27,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import deflate
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -110,7 +111,7 @@ def main() -> None:
         peer_name = next(iter(runs))
         peer_ms = statistics.median(times[peer_name])
         peer_raw = payloads[peer_name]
-        peer_gzip = len(gzip.compress(peer_raw, compresslevel=1, mtime=0))
+        peer_gzip = len(deflate.gzip_compress(peer_raw, 1))  # the compressor attnscope's gzip_json uses
         for name, payload in payloads.items():
             ms = statistics.median(times[name])
             if name == peer_name:

@@ -15,7 +15,7 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from app.workers import ModelProcesses, WorkerFailed
+from app.workers import CancelFlag, ModelProcesses, WorkerFailed
 from tests.app.conftest import live_server
 
 
@@ -72,8 +72,8 @@ def processes():
     pool.close()
 
 
-def never() -> list[threading.Event]:
-    return [threading.Event(), threading.Event()]
+def never() -> list[CancelFlag]:
+    return [CancelFlag(), CancelFlag()]
 
 
 def test_rows_are_answered_in_their_order_by_the_process(processes):
@@ -92,6 +92,26 @@ def test_a_cancelled_row_stops_at_its_next_step_and_the_rest_go_on(processes):
     assert outcomes[0][0] == "body" and eval(outcomes[0][1])["steps"] == 60  # noqa: S307
     assert outcomes[1] == ("cancelled",)
     assert time.monotonic() - started < 5  # not the 10,000 steps (100 s) of the cancelled row
+
+
+def test_a_row_cancelled_before_its_batch_starts_never_runs(processes):
+    cancels = never()
+    cancels[0].set()
+    outcomes = processes.run(steps_until_stopped, finish, [10_000, 2], [time.monotonic() + 30] * 2, cancels, yields=False)
+    assert outcomes[0] == ("cancelled",) and outcomes[1][0] == "body"
+
+
+def test_a_cancel_flag_writes_the_row_it_is_bound_to_only_while_bound():
+    flags = [False, False]
+    first, second = CancelFlag(), CancelFlag()
+    first.bind(flags, 1)
+    first.set()
+    assert flags == [False, True] and first.is_set()
+    first.unbind()
+    second.bind(flags, 1)  # the next batch's row 1
+    assert flags == [False, False]
+    first.set()  # a late second set of the old row's flag leaves the new row alone
+    assert flags == [False, False] and not second.is_set()
 
 
 def test_a_row_past_its_deadline_is_late(processes):
