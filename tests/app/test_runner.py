@@ -8,7 +8,8 @@ from functools import partial
 import anyio
 import pytest
 
-from app.runner import Batchable, DeadlineExceeded, InferenceRunner, RequestCancelled, ResponseCache, ServerBusy
+from app.runner import Batchable, DeadlineExceeded, InferenceRunner, RequestCancelled, ResponseCache, ServerBusy, gzip_json
+from app.schemas import ErrorResponse
 from app.settings import Settings
 
 
@@ -20,6 +21,15 @@ def test_cache_evicts_the_least_recently_used():
     cache.put("c", b"3")
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"1", None, b"3")
     assert len(cache) == 2
+
+
+def test_gzip_json_is_plain_gzip_with_no_time_stamp():
+    answer = ErrorResponse(detail="the same words again " * 200)
+    body = gzip_json(answer)
+    assert gzip.decompress(body) == answer.model_dump_json().encode()
+    assert body[:3] == b"\x1f\x8b\x08" and body[4:8] == bytes(4)  # gzip, deflate, mtime 0
+    assert len(body) < len(answer.model_dump_json()) / 10
+    assert gzip_json(answer) == body  # the same answer is the same bytes, whenever it is made
 
 
 def test_runner_bounds_the_model_calls_running_at_once():
