@@ -9,8 +9,9 @@ A worker gets (run_many, finish, items, deadlines, yields) down its pipe, runs `
 on the context its factory built (the server's: a ModelRegistry), turns each answer into bytes with `finish`
 (pickled by reference, so both must be module-level functions or partials of them), and sends one outcome a row
 back. Each row has its own stop check: a cancelled flag in shared memory, which the server's CancelFlag sets the
-moment the row's client goes (nothing polls for it), its deadline on the machine's monotonic clock, and, for a costly batch, a pause before each step while the shared "cheap calls are
-running" flag is up. Nothing here knows about models or HTTP.
+moment the row's client goes (nothing polls for it), its deadline on the machine's monotonic clock, and, for a
+costly batch, a pause before each step while the shared "cheap calls are running" flag is up. Nothing here knows
+about models or HTTP.
 """
 
 from __future__ import annotations
