@@ -33,6 +33,7 @@ Outcome = tuple
 # Rows a batch may have (the server's max_batch is at most this).
 MAX_ROWS = 256
 
+
 class _Cancelled(Exception):
     pass
 
