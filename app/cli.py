@@ -107,7 +107,7 @@ def _attention(args: argparse.Namespace) -> int:
 
     from app import checks, shaping
     from app.registry import ModelRegistry, RegistryError, UnknownModel
-    from app.runner import configure_torch
+    from app.runner import answer_json, configure_torch
     from app.schemas import AttentionRequest, SaliencyRequest
     from backends.interface import InputError, never_stop
 
@@ -139,7 +139,11 @@ def _attention(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"attnscope: {'; '.join(e['msg'] for e in exc.errors())}", file=sys.stderr)
         return 2
-    print(response.model_dump_json(indent=2) if args.json else _summary(response, shaping.alignment_layer(model.describe())))
+    print(
+        answer_json(response, indent=True).decode()
+        if args.json
+        else _summary(response, shaping.alignment_layer(model.describe()))
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import asdict
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -330,7 +331,7 @@ def _attention_response(
             key_tokens=[t.text for t in axes[key_axis]],
             layers=list(layers),
             heads=list(heads) if per_head else [],
-            weights=[[] for _ in layers] if not per_head else _rounded(weights, call.precision) if lists else None,
+            weights=np.zeros((len(layers), 0)) if not per_head else _rounded(weights, call.precision) if lists else None,
             encoded=packed(weights, call.precision) if per_head and not lists else None,
             method=result.method,
             rows_sum_to_one=result.method != "norms",
@@ -370,9 +371,9 @@ def _contributions(contributions: ModelContributions, method: str, call: Attenti
     )
 
 
-def _rounded(tensor: Tensor, precision: int) -> list:
+def _rounded(tensor: Tensor, precision: int) -> np.ndarray:
     # float64 before rounding, so 0.1234 is written as 0.1234 and not 0.12340000271797180
-    return tensor.double().round(decimals=precision).tolist()
+    return tensor.double().round(decimals=precision).numpy()
 
 
 def explanation(model: TranslationModel, name: str, call: ExplainCall, stop: StopCheck) -> ExplainResponse:

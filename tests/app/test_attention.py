@@ -211,5 +211,5 @@ def test_values_too_large_for_uint32_pack_as_float64_holding_the_same_numbers():
     norms = torch.tensor([[[[0.0, 1.5, 42.94967296], [123456.12345678, 7.0, 0.00000001]]]])  # (1, 1, 2, 3)
     encoded = packed(norms, 8).model_dump()
     assert encoded["dtype"] == "float64"
-    assert unpacked(encoded) == _rounded(norms, 8)
-    assert packed(norms, 2).dtype == "uint32" and unpacked(packed(norms, 2).model_dump()) == _rounded(norms, 2)
+    assert unpacked(encoded) == _rounded(norms, 8).tolist()
+    assert packed(norms, 2).dtype == "uint32" and unpacked(packed(norms, 2).model_dump()) == _rounded(norms, 2).tolist()

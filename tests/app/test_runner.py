@@ -1,16 +1,30 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from functools import partial
 
 import anyio
+import numpy as np
 import pytest
 
-from app.runner import Batchable, DeadlineExceeded, InferenceRunner, RequestCancelled, ResponseCache, ServerBusy, gzip_json
-from app.schemas import ErrorResponse
+from app import checks, shaping
+from app.registry import ModelRegistry
+from app.runner import (
+    Batchable,
+    DeadlineExceeded,
+    InferenceRunner,
+    RequestCancelled,
+    ResponseCache,
+    ServerBusy,
+    answer_json,
+    gzip_json,
+)
+from app.schemas import AttentionRequest, ErrorResponse, ExplainRequest
 from app.settings import Settings
+from backends.interface import never_stop
 
 
 def test_cache_evicts_the_least_recently_used():
@@ -467,3 +481,30 @@ def test_malloc_arenas_are_capped_unless_the_environment_says_otherwise(monkeypa
     assert limit_malloc_arenas(2) is (platform.libc_ver()[0] == "glibc")  # mallopt took it
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas(2) is False  # the operator's setting, which glibc has read, stands
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": "this is an example ."},
+        {"source": "i like tea !", "target": "私 は お 茶 が 好き", "method": "norms", "precision": 8},
+        {"source": "do n't go !", "method": "alti", "alignment": {"head": "contributions"}},
+    ],
+    ids=["weights", "norms", "alti"],
+)
+def test_answer_json_writes_what_pydantic_writes(tiny_model_dir, body):
+    registry = ModelRegistry.load(tiny_model_dir, "cpu")
+    name, model = registry.get(None)
+    answer = shaping.attention(model, name, checks.check_attention(model, AttentionRequest(**body), Settings()), never_stop)
+    held = [m.weights for m in answer.attention.values()] + [m.layer_weights for m in answer.attention.values()]
+    assert any(isinstance(numbers, np.ndarray) and numbers.size for numbers in held)  # the arrays, not Python floats
+    assert answer_json(answer) == answer.model_dump_json().encode()
+    assert json.loads(answer_json(answer, indent=True)) == json.loads(answer.model_dump_json())
+
+
+def test_answer_json_writes_an_explanation_as_pydantic_does(tiny_model_dir):
+    registry = ModelRegistry.load(tiny_model_dir, "cpu")
+    name, model = registry.get(None)
+    request = ExplainRequest(source="this is an example .", kind="cross", layer=0, head=1, query=1)
+    answer = shaping.explanation(model, name, checks.check_explain(model, request, Settings()), never_stop)
+    assert answer_json(answer) == answer.model_dump_json().encode()

@@ -415,5 +415,5 @@ def test_the_page_unpacks_every_dtype_to_the_numbers_of_the_lists(page):
     for values, precision in [(weights, 4), (weights, 8), (norms, 2), (norms, 8)]:
         encoded = packed(values, precision).model_dump()
         seen.add(encoded["dtype"])
-        assert page.evaluate(unpack, encoded) == _rounded(values, precision)
+        assert page.evaluate(unpack, encoded) == _rounded(values, precision).tolist()
     assert seen == {"uint16", "uint32", "float64"}
