@@ -6,6 +6,8 @@ for 5,000 or more.
 
 One built-in check is off: "valid data is accepted". A request that fits the schema can still be refused
 with a documented 422, because the limits (layers, heads, tokens) belong to the loaded model, not the schema.
+"Invalid data is rejected" counts 413 as a rejection too: a generated body over the size limit is refused
+for its size before its fields are read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, seed, settings
+from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
@@ -37,7 +40,13 @@ def fuzzed_app():
 
 
 app = fuzzed_app()
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+# schemathesis's own list, and 413.
+REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    app,
+    config=SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {"expected-statuses": REJECTIONS}}}),
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,6 +73,13 @@ def test_every_generated_request_gets_a_documented_answer(case):
     CASES.append(case.operation.label)
     assert response.status_code < 500, response.text
     assert response.headers["x-content-type-options"] == ["nosniff"]  # schemathesis lists each header's values
+
+
+def test_a_body_refused_for_its_size_counts_as_rejected_in_every_phase():
+    operation = schema["/api/v1/attention"]["POST"]
+    for phase in ("examples", "coverage", "fuzzing", "stateful"):
+        checks = schema.config.checks_config_for(operation=operation, phase=phase)
+        assert "413" in checks.negative_data_rejection.expected_statuses, phase
 
 
 def test_enough_cases_ran_over_every_endpoint():
