@@ -26,8 +26,8 @@ EXAMPLE_SOURCE = "This is an example."
 def float_array(depth: int) -> Any:
     """Numbers nested `depth` lists deep in JSON, held as a float64 numpy array in Python.
 
-    app.runner.answer_json writes the array as JSON without a Python float for each number: a 128-token answer's
-    223,716 weights as lists took 34 ms to build and write through Python floats, against 14 ms from arrays. A
+    app.runner.answer_json writes the array as JSON without a Python float for each number: a 128-token answer
+    (223,716 weights as lists) took 35-40 ms to build, write and gzip through Python floats, 14 ms from arrays. A
     value that is nested lists (a client's answer read back) becomes an array; an empty one (alti's per-head
     weights, one empty list a layer) may be shallower than `depth`.
     """
