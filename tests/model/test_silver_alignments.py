@@ -7,7 +7,7 @@ from tests.model.test_card_figures import PAIRS, write_corpus
 
 def test_writes_one_line_of_links_per_test_pair_inside_each_pair(tmp_path, capsys):
     pytest.importorskip("eflomal", reason="the silver reference needs eflomal (pip install -e '.[align]')")
-    write_corpus(tmp_path, "train", PAIRS * 40)  # enough repeats that the sampler finds cat–猫 every run
+    write_corpus(tmp_path, "train", PAIRS * 40)
     write_corpus(tmp_path, "test", PAIRS[:3])
     out = tmp_path / "alignments" / "silver.talp"
 
@@ -18,6 +18,6 @@ def test_writes_one_line_of_links_per_test_pair_inside_each_pair(tmp_path, capsy
     for (en, ja), line in zip(PAIRS[:3], silver, strict=True):
         assert line.sure == line.possible and line.sure  # links only, all sure, none empty on this easy corpus
         assert all(i < len(en.split()) and j < len(ja.split()) for i, j in line.sure)
-    # 猫 is "the cat"'s only Japanese word: eflomal links it to cat (source 1), and grow-diag-final-and keeps it
-    assert (1, 0) in silver[2].sure
+    # Which word a link joins is not asserted: eflomal takes no seed, and its sampler linked "the cat"'s 猫 to "the"
+    # instead of "cat" in 1 of 6 runs of this test here (and in a fresh clone's CI run).
     assert "3 test pairs" in capsys.readouterr().out
