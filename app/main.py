@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
     # For the other answers (the page, Plotly, the schema): translations and attention maps come
-    # gzipped from the runner. Level 1 for the reason app.runner.gzip_json gives.
+    # gzipped from the runner. Level 1 for the reason app.runner.gzipped gives.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     if settings.cors_origins:
         app.add_middleware(

@@ -27,7 +27,6 @@ import time
 from functools import partial
 from pathlib import Path
 
-import deflate
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -37,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from hf_speed import BUILTIN_SIZE, test_sources  # noqa: E402
 
 from app import checks, shaping  # noqa: E402
-from app.runner import gzip_json  # noqa: E402
+from app.runner import gzip_json, gzipped  # noqa: E402
 from app.schemas import AttentionRequest  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from backends.builtin import BuiltinModel  # noqa: E402
@@ -111,7 +110,7 @@ def main() -> None:
         peer_name = next(iter(runs))
         peer_ms = statistics.median(times[peer_name])
         peer_raw = payloads[peer_name]
-        peer_gzip = len(deflate.gzip_compress(peer_raw, 1))  # the compressor attnscope's gzip_json uses
+        peer_gzip = len(gzipped(peer_raw))  # compressed as attnscope compresses its answers
         for name, payload in payloads.items():
             ms = statistics.median(times[name])
             if name == peer_name:
