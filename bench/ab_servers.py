@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from api_latency import distinct_sentences, load  # noqa: E402
+from interleave import in_turn  # noqa: E402
 from live_server import LeanClient, free_port, start_server  # noqa: E402
 
 from app.settings import Settings  # noqa: E402
@@ -45,7 +46,7 @@ async def one_by_one(ports: dict[str, int], sentences, count: int, encoding: str
     latencies: dict[str, list[float]] = {name: [] for name in ports}
     try:
         for turn in range(count):
-            for name in list(ports) if turn % 2 == 0 else list(ports)[::-1]:
+            for name in in_turn(ports, turn):
                 start = time.perf_counter()
                 body = {"source": next(sentences), "encoding": encoding}
                 status, _, _ = await clients[name].post_json("/api/v1/attention", body)
@@ -113,7 +114,7 @@ def compare(servers: dict, sentences, args: argparse.Namespace) -> None:
     print(f"ratio after / before, p50 at 1 client: {p50['after'] / p50['before']:.3f}")
     rates: dict[str, list[float]] = {name: [] for name in ports}
     for turn in range(args.phases):
-        for name in list(ports) if turn % 2 == 0 else list(ports)[::-1]:
+        for name in in_turn(ports, turn):
             rates[name].append(phase(ports[name], sentences, 256, 32, args.encoding))
     for name, values in rates.items():
         phases = " ".join(f"{v:.1f}" for v in values)

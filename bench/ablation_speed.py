@@ -23,6 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from interleave import in_turn  # noqa: E402
+
 from backends.discovery import load_model  # noqa: E402
 from backends.interface import ATTENTION_KINDS, HeadRef  # noqa: E402
 from model.data import read_parallel  # noqa: E402
@@ -69,7 +71,7 @@ def main() -> None:
     medians: dict[str, list[float]] = {"every head on": [], "heads off": []}
     for round_ in range(args.rounds):
         order = [("every head on", frozenset()), ("heads off", ablate)]
-        for name, heads in order if round_ % 2 == 0 else reversed(order):
+        for name, heads in in_turn(order, round_):
             medians[name].append(statistics.median(seconds(model, pairs, heads)) * 1000)
     on, off = statistics.median(medians["every head on"]), statistics.median(medians["heads off"])
     for name, values in medians.items():

@@ -26,6 +26,8 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from interleave import in_turn  # noqa: E402
+
 from backends.huggingface import HuggingFaceModel  # noqa: E402
 from tests.backends.conftest import CORPUS, write_tiny_hf_model  # noqa: E402
 
@@ -72,7 +74,7 @@ def time_length(ours, model, tokenizer, n_tokens: int, repeats: int, beam: int):
         runs["transformers"](text)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(repeats):
-        for name in list(runs) if repeat % 2 == 0 else reversed(list(runs)):
+        for name in in_turn(runs, repeat):
             start = time.perf_counter()
             for text in sources:
                 runs[name](text)

@@ -29,6 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from interleave import in_turn  # noqa: E402
+
 from backends.discovery import load_model  # noqa: E402
 from backends.interface import AttentionQuery, never_stop  # noqa: E402
 
@@ -90,7 +92,7 @@ def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, fl
     times: dict[str, list[float]] = {name: [] for name in engines}
     with torch.inference_mode():
         for repeat in range(repeats):
-            for name in list(engines) if repeat % 2 == 0 else reversed(list(engines)):
+            for name in in_turn(engines, repeat):
                 times[name].append(_timed(lambda: decode(engines[name])) * 1000 / steps)  # noqa: B023
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -144,7 +146,7 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(max(3, args.repeats // 3)):
-        for name in list(runs) if repeat % 2 == 0 else reversed(list(runs)):
+        for name in in_turn(runs, repeat):
             times[name].append(_timed(runs[name]) * 1000 / len(batch))
     alone, together = (statistics.median(times[name]) for name in runs)
     print(f"\n16 distinct 10-word sentences, ms per sentence: one by one {alone:.1f}, in one batch {together:.1f}"

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hf_speed import BUILTIN_SIZE, test_sources  # noqa: E402
+from interleave import in_turn  # noqa: E402
 
 from app import checks, shaping  # noqa: E402
 from app.runner import gzip_json, gzipped  # noqa: E402
@@ -103,7 +104,7 @@ def main() -> None:
         payloads = {name: run() for name, run in runs.items()}  # warm-up, and the payloads measured
         times: dict[str, list[float]] = {name: [] for name in runs}
         for repeat in range(args.repeats):
-            for name in list(runs) if repeat % 2 == 0 else reversed(list(runs)):
+            for name in in_turn(runs, repeat):
                 start = time.perf_counter()
                 runs[name]()
                 times[name].append((time.perf_counter() - start) * 1000)
