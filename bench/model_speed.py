@@ -7,7 +7,10 @@ one teacher-forced pass that collects every map), as the service calls it, and p
 and p90 of repeated runs, then the physical-limit line of each size: the FLOPs of the call (counted by
 torch.utils.flop_counter over every matrix product it runs), the large-GEMM peak measured here
 (2048 x 2048 float32 products, best of several, with the same thread count), the floor those give
-(FLOPs / peak) and the ratio of the measured median to that floor. Then a decoding step at batch 1 and 16 in
+(FLOPs / peak) and the ratio of the measured median to that floor; and its memory side: the bytes of weights the
+call reads (every parameter each operation reads, counted by a dispatch mode over the same call; activations
+left out, so a lower bound), the read bandwidth measured here (summing a 256 MiB float32 tensor, best of several,
+the same thread count), the floor those give and the ratio to it. Then a decoding step at batch 1 and 16 in
 PyTorch and in ONNX Runtime (model.step_graph: what the service steps with on the CPU), interleaved. Last, what
 batching gives: 16
 distinct dev-like 10-word sentences one attention() call after another against one attention_batch call
@@ -25,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,6 +55,35 @@ def gemm_peak(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
+def read_bandwidth(mib: int = 256, repeats: int = 5) -> float:
+    """Bytes/s of the best of `repeats` sums of a `mib` MiB float32 tensor: the rate weights stream in from memory."""
+    data = torch.ones(mib * 2**20 // 4)
+    data.sum()  # warm-up
+    return data.nbytes / min(_timed(data.sum) for _ in range(repeats))
+
+
+class WeightReads(TorchDispatchMode):
+    """Counts the bytes of `parameters` the operations under it read: a whole tensor for most operations, only
+    the rows looked up for an embedding, nothing for a view (it reads no data)."""
+
+    def __init__(self, parameters):
+        super().__init__()
+        self.storages = {p.untyped_storage().data_ptr() for p in parameters}
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            if func is torch.ops.aten.embedding.default:
+                weight, indices = args[0], args[1]
+                if weight.untyped_storage().data_ptr() in self.storages:
+                    self.bytes += indices.numel() * weight.shape[1] * weight.element_size()
+            else:
+                for arg in (*args, *(kwargs or {}).values()):
+                    if isinstance(arg, torch.Tensor) and arg.untyped_storage().data_ptr() in self.storages:
+                        self.bytes += arg.nbytes
+        return func(*args, **(kwargs or {}))
+
+
 def _timed(work) -> float:
     start = time.perf_counter()
     work()
@@ -72,6 +105,14 @@ def flops(model, text: str, beam: int) -> int:
     with stepping_in_pytorch(model.translator), FlopCounterMode(display=False) as counter:
         model.attention(text, beam_size=beam)
     return counter.get_total_flops()
+
+
+def weight_bytes(model, text: str, beam: int) -> int:
+    # counted, as the FLOPs are, on the call stepped in PyTorch: ONNX Runtime's step reads the same weights (its copy)
+    network = model.translator.model
+    with stepping_in_pytorch(model.translator), WeightReads([*network.parameters(), *network.buffers()]) as reads:
+        model.attention(text, beam_size=beam)
+    return reads.bytes
 
 
 def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, float]:
@@ -132,6 +173,14 @@ def main() -> None:
         work = flops(model, sentence(n), args.beam)
         floor = work / peak * 1000
         print(f"{n:>13} {work / 1e6:>8.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
+
+    bandwidth = read_bandwidth()
+    print(f"\nmemory side: read bandwidth {bandwidth / 1e9:.1f} GB/s ({torch.get_num_threads()} threads, 256 MiB float32 sum)")
+    print(f"{'source tokens':>13} {'MB of weights':>13} {'floor ms':>9} {'median ms':>10} {'x floor':>8}")
+    for n, median in medians.items():
+        read = weight_bytes(model, sentence(n), args.beam)
+        floor = read / bandwidth * 1000
+        print(f"{n:>13} {read / 1e6:>13.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
 
     print("\ndecoding step, ms (13 steps from the start, 10-word sources), interleaved:")
     for rows in (1, 16):
