@@ -20,6 +20,7 @@ distinct dev-like 10-word sentences one attention() call after another against o
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -80,8 +81,14 @@ class WeightReads(TorchDispatchMode):
             else:
                 for arg in (*args, *(kwargs or {}).values()):
                     if isinstance(arg, torch.Tensor) and arg.untyped_storage().data_ptr() in self.storages:
-                        self.bytes += arg.nbytes
+                        self.bytes += _distinct_bytes(arg)
         return func(*args, **(kwargs or {}))
+
+
+def _distinct_bytes(tensor: torch.Tensor) -> int:
+    """The bytes a tensor's elements occupy, a broadcast dimension (stride 0) counted once."""
+    distinct = math.prod(size for size, stride in zip(tensor.shape, tensor.stride(), strict=True) if stride != 0)
+    return distinct * tensor.element_size()
 
 
 def _timed(work) -> float:
