@@ -122,6 +122,17 @@ def weight_bytes(model, text: str, beam: int) -> int:
     return reads.bytes
 
 
+def floor_table(medians: dict[int, float], heading: str, unit: str, work_of, rate: float) -> None:
+    """One side of the physical limit, by source length: the call's work (work_of(n), printed in millions of `unit`),
+    the floor it gives at `rate` a second, the measured median ms and its ratio to that floor."""
+    print(heading)
+    print(f"{'source tokens':>13} {unit:>13} {'floor ms':>9} {'median ms':>10} {'x floor':>8}")
+    for n, median in medians.items():
+        work = work_of(n)
+        floor = work / rate * 1000
+        print(f"{n:>13} {work / 1e6:>13.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
+
+
 def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, float]:
     """Median ms a decoding step, at `batch` rows from the start for `steps` steps, in PyTorch and in ONNX Runtime,
     interleaved."""
@@ -173,21 +184,16 @@ def main() -> None:
         medians[n] = statistics.median(times)
         print(f"{len(result.source_tokens) - 1:>13} {len(result.target_tokens):>13} {medians[n]:>10.1f} {p90:>8.1f}")
 
-    peak = gemm_peak()
-    print(f"\nphysical limit: large-GEMM peak {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads, 2048^3 float32)")
-    print(f"{'source tokens':>13} {'MFLOP':>8} {'floor ms':>9} {'median ms':>10} {'x floor':>8}")
-    for n, median in medians.items():
-        work = flops(model, sentence(n), args.beam)
-        floor = work / peak * 1000
-        print(f"{n:>13} {work / 1e6:>8.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
-
-    bandwidth = read_bandwidth()
-    print(f"\nmemory side: read bandwidth {bandwidth / 1e9:.1f} GB/s ({torch.get_num_threads()} threads, 256 MiB float32 sum)")
-    print(f"{'source tokens':>13} {'MB of weights':>13} {'floor ms':>9} {'median ms':>10} {'x floor':>8}")
-    for n, median in medians.items():
-        read = weight_bytes(model, sentence(n), args.beam)
-        floor = read / bandwidth * 1000
-        print(f"{n:>13} {read / 1e6:>13.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
+    threads = torch.get_num_threads()
+    peak, bandwidth = gemm_peak(), read_bandwidth()
+    floor_table(
+        medians, f"\nphysical limit: large-GEMM peak {peak / 1e9:.1f} GFLOP/s ({threads} threads, 2048^3 float32)",
+        "MFLOP", lambda n: flops(model, sentence(n), args.beam), peak,
+    )  # fmt: skip
+    floor_table(
+        medians, f"\nmemory side: read bandwidth {bandwidth / 1e9:.1f} GB/s ({threads} threads, 256 MiB float32 sum)",
+        "MB of weights", lambda n: weight_bytes(model, sentence(n), args.beam), bandwidth,
+    )  # fmt: skip
 
     print("\ndecoding step, ms (13 steps from the start, 10-word sources), interleaved:")
     for rows in (1, 16):
