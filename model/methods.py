@@ -39,7 +39,7 @@ def methods_of(model: EncoderDecoder) -> tuple[Method, ...]:
 @functools.cache
 def _captum_installed() -> bool:
     # Looked up once a process: every call checks its method against methods_of, and find_spec searches sys.path's
-    # folders each time (0.4 ms of a 30 ms call).
+    # folders each time (about 70 us).
     return importlib.util.find_spec("captum") is not None
 
 
