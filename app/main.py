@@ -19,7 +19,7 @@ from app.routes import attention, docs, explain, health, models, pages, translat
 from app.runner import GIVE_WAY_SECONDS, InferenceRunner, configure_torch, limit_malloc_arenas
 from app.settings import REPO_ROOT, Settings, get_settings
 from app.workers import ModelProcesses
-from model.step_graph import exported_graphs
+from model.onnx_graphs import exported_graphs
 from model.translator import resolve_device
 
 DESCRIPTION = """

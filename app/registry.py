@@ -7,7 +7,7 @@ from pathlib import Path
 
 from backends.discovery import folder_models, load_model
 from backends.interface import ModelLoadError, TranslationModel
-from model.step_graph import reuse_graphs
+from model.onnx_graphs import reuse_graphs
 
 PREFERRED_DEFAULT = "en-ja"
 
@@ -52,13 +52,13 @@ class ModelRegistry:
 
     @classmethod
     def load_sources(
-        cls, sources: dict[str, str | Path], device: str = "auto", step_graphs: dict[str, bytes] | None = None
+        cls, sources: dict[str, str | Path], device: str = "auto", graphs: dict[str, dict[str, bytes]] | None = None
     ) -> ModelRegistry:
         """Exactly these models, each from its path or hub id under its name (a model process's share of a
-        registry: `registry.sources` of the models it runs). `step_graphs`: the decoding steps the server process
-        exported (model.step_graph.exported_graphs()), which these models reuse instead of exporting them again
-        (about a second and 40 MiB a process)."""
-        reuse_graphs(step_graphs or {})
+        registry: `registry.sources` of the models it runs). `graphs`: the ONNX Runtime graphs the server process
+        exported (model.onnx_graphs.exported_graphs()), which these models reuse instead of exporting them again
+        (a second or two and 40 MiB a process)."""
+        reuse_graphs(graphs or {})
         try:
             models = {name: load_model(source, device, name=name)[1] for name, source in sources.items()}
         except ModelLoadError as exc:

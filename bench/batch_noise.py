@@ -10,7 +10,7 @@ it prints:
 - the share of sentences whose closest call (Hypothesis.margin) is under NEAR_TIE, greedy and beam 4: those are
   decoded again alone;
 - that batched attention_batch gave every sentence the tokens, score and map bytes attention() gives it alone;
-- what stepping in ONNX Runtime (model.step_graph, how the translator decodes on the CPU) changes against the
+- what stepping in ONNX Runtime (model.onnx_graphs, how the translator decodes on the CPU) changes against the
   network's own PyTorch step: the largest log-probability difference, and the translations that differ.
 """
 
@@ -73,19 +73,19 @@ def main() -> None:
         ids = [translator._politeness_ids(e, s, "auto")[0] for e, s in zip(encoded, srcs, strict=True)]
         politeness = torch.cat(ids) if ids[0] is not None else None
         calls = list(zip(srcs, ids, encoded, strict=True))
-        alone = [greedy_decode(translator.decoder, s, None, p, e)[0] for s, p, e in calls]
-        beams = [beam_search(translator.decoder, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
+        alone = [greedy_decode(translator.inference, s, None, p, e)[0] for s, p, e in calls]
+        beams = [beam_search(translator.inference, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
         close_greedy += sum(h.margin < NEAR_TIE for h in alone)
         close_beam += sum(h.margin < NEAR_TIE for h in beams)
-        # the same sentences stepped in PyTorch, where decoding steps in ONNX Runtime (model.step_graph)
+        # the same sentences stepped in PyTorch, where decoding steps in ONNX Runtime (model.onnx_graphs)
         in_pytorch = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in calls]
         beams_in_pytorch = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
         engines_differ += sum(a.ids != b.ids for a, b in zip(alone, in_pytorch, strict=True))
         engines_differ += sum(a.ids != b.ids for a, b in zip(beams, beams_in_pytorch, strict=True))
-        together = step_logprobs(translator.decoder, srcs, [h.ids for h in alone], politeness)
+        together = step_logprobs(translator.inference, srcs, [h.ids for h in alone], politeness)
         for row, (s, h) in enumerate(zip(srcs, alone, strict=True)):
             rows = None if politeness is None else politeness[row : row + 1]
-            own = step_logprobs(translator.decoder, [s], [h.ids], rows)[0]
+            own = step_logprobs(translator.inference, [s], [h.ids], rows)[0]
             pytorch = step_logprobs(translator.model, [s], [h.ids], rows)[0]
             finite = torch.isfinite(own)
             worst = max(worst, float((together[row, : len(h.ids)][finite] - own[finite]).abs().max()))

@@ -10,11 +10,11 @@ torch.utils.flop_counter over every matrix product it runs), the large-GEMM peak
 (FLOPs / peak) and the ratio of the measured median to that floor; and its memory side: the bytes of weights the
 call reads (every parameter each operation reads, counted by a dispatch mode over the same call; activations
 left out, so a lower bound), the read bandwidth measured here (summing a 256 MiB float32 tensor, best of several,
-the same thread count), the floor those give and the ratio to it. Then a decoding step at batch 1 and 16 in
-PyTorch and in ONNX Runtime (model.step_graph: what the service steps with on the CPU), interleaved. Last, what
-batching gives: 16
-distinct dev-like 10-word sentences one attention() call after another against one attention_batch call
-(as the server batches concurrent requests), interleaved, in ms per sentence.
+the same thread count), the floor those give and the ratio to it. Then the encoder and forced pass of a 10-word
+sentence, and a decoding step at batch 1 and 16, in PyTorch and in ONNX Runtime (model.onnx_graphs: what the
+service runs them in on the CPU), interleaved. Last, what batching gives: 16 distinct dev-like 10-word sentences
+one attention() call after another against one attention_batch call (as the server batches concurrent requests),
+interleaved, in ms per sentence.
 """
 
 from __future__ import annotations
@@ -98,26 +98,26 @@ def _timed(work) -> float:
 
 
 @contextmanager
-def stepping_in_pytorch(translator):
-    """The translator's decoding steps in PyTorch for a while, instead of ONNX Runtime (model.step_graph)."""
-    decoder, translator.decoder = translator.decoder, translator.model
+def in_pytorch(translator):
+    """The translator's passes in PyTorch for a while, instead of ONNX Runtime (model.onnx_graphs)."""
+    decoder, translator.inference = translator.inference, translator.model
     try:
         yield
     finally:
-        translator.decoder = decoder
+        translator.inference = decoder
 
 
 def flops(model, text: str, beam: int) -> int:
-    # torch's counter sees no product ONNX Runtime runs, so it counts the call stepped in PyTorch: the same products
-    with stepping_in_pytorch(model.translator), FlopCounterMode(display=False) as counter:
+    # torch's counter sees no product ONNX Runtime runs, so it counts the call run in PyTorch: the same products
+    with in_pytorch(model.translator), FlopCounterMode(display=False) as counter:
         model.attention(text, beam_size=beam)
     return counter.get_total_flops()
 
 
 def weight_bytes(model, text: str, beam: int) -> int:
-    # counted, as the FLOPs are, on the call stepped in PyTorch: ONNX Runtime's step reads the same weights (its copy)
+    # counted, as the FLOPs are, on the call run in PyTorch: ONNX Runtime's passes read the same weights (its copy)
     network = model.translator.model
-    with stepping_in_pytorch(model.translator), WeightReads([*network.parameters(), *network.buffers()]) as reads:
+    with in_pytorch(model.translator), WeightReads([*network.parameters(), *network.buffers()]) as reads:
         model.attention(text, beam_size=beam)
     return reads.bytes
 
@@ -131,6 +131,27 @@ def floor_table(medians: dict[int, float], heading: str, unit: str, work_of, rat
         work = work_of(n)
         floor = work / rate * 1000
         print(f"{n:>13} {work / 1e6:>13.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
+
+
+def forced_pass_times(translator, source: int, target: int, repeats: int) -> dict[str, float]:
+    """Median ms of the encoder pass then the teacher-forced pass of one sentence (`source` and `target` positions, as
+    the translator pads them), in PyTorch and in ONNX Runtime, interleaved."""
+    network = translator.model
+    src = torch.tensor([[4 + j % 50 for j in range(source - 1)] + [3]])  # (1, S) ids
+    tgt_in = torch.tensor([[1] + [4 + j % 50 for j in range(target - 1)]])  # (1, T)
+    politeness = torch.zeros(1, dtype=torch.long) if network.cfg.politeness_levels else None
+
+    def passes(model) -> None:
+        memory, _ = model.encode(src)
+        model.decode(tgt_in, memory, src, politeness)
+
+    engines = {"PyTorch": network, "ONNX Runtime": translator.inference}
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    with torch.inference_mode():
+        for repeat in range(repeats):
+            for name in in_turn(engines, repeat):
+                times[name].append(_timed(lambda: passes(engines[name])) * 1000)  # noqa: B023
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, float]:
@@ -147,7 +168,7 @@ def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, fl
         for t in range(steps):
             decoder.decode_step(tokens[:, t], state, politeness)
 
-    engines = {"PyTorch": network, "ONNX Runtime": translator.decoder}
+    engines = {"PyTorch": network, "ONNX Runtime": translator.inference}
     times: dict[str, list[float]] = {name: [] for name in engines}
     with torch.inference_mode():
         for repeat in range(repeats):
@@ -195,6 +216,10 @@ def main() -> None:
         "MB of weights", lambda n: weight_bytes(model, sentence(n), args.beam), bandwidth,
     )  # fmt: skip
 
+    passes = forced_pass_times(model.translator, 16, 16, max(5, args.repeats))
+    print("\nencoder and forced pass of a 10-word source and a 13-token target (16 positions each, as padded), ms, "
+          f"interleaved: PyTorch {passes['PyTorch']:.2f}, ONNX Runtime {passes['ONNX Runtime']:.2f}"
+          f" ({passes['PyTorch'] / passes['ONNX Runtime']:.1f}x)")  # fmt: skip
     print("\ndecoding step, ms (13 steps from the start, 10-word sources), interleaved:")
     for rows in (1, 16):
         step = step_times(model.translator, rows, 13, max(5, args.repeats))

@@ -270,7 +270,7 @@ class DecoderLayer(nn.Module):
         """The rest of step() once the newest position's keys and values are in `own`: y (B, 1, D) and h its
         self_attn_norm, own: the self-attention keys and values of every position so far, each (B, H, t, d_k),
         cross: the source's (B, H, S, d_k) -> the layer's output (B, 1, D). The decoding step exported to ONNX
-        (model.step_graph) runs this same code."""
+        (model.onnx_graphs) runs this same code."""
         y = y + self.self_attn(h, own, None, self_gates).attn_out
         y = y + self.cross_attn(self.cross_attn_norm(y), cross, src_mask, cross_gates).attn_out
         return y + self.ff(self.ff_norm(y))
@@ -321,7 +321,7 @@ class LayerCache:
 
     def hold(self, keys: Tensor, values: Tensor) -> None:
         """Take `keys` and `values` (B, H, t, d_k), those of every position so far computed elsewhere (the exported
-        step, model.step_graph), as the cache's; a later append() grows it as it grows a full buffer."""
+        step, model.onnx_graphs), as the cache's; a later append() grows it as it grows a full buffer."""
         self.keys, self.values, self.length = keys, values, keys.size(2)
 
     def select(self, rows: Tensor) -> LayerCache:
@@ -561,14 +561,17 @@ class Seq2SeqTransformer(nn.Module):
     def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> TransformerState:
         """An empty incremental-decoding cache for each decoder layer; memory: (B, S, D), src: (B, S); decoding
         runs under `gates` (their decoder and cross parts)."""
+        return self.decoding_state([layer.cross_attn.keys_values(memory) for layer in self.decoder_layers], src, gates)
+
+    def decoding_state(
+        self, source: list[tuple[Tensor, Tensor]], src: Tensor, gates: HeadGates | None = None
+    ) -> TransformerState:
+        """start_decoding() from each decoder layer's cross-attention keys and values of the source, (B, H, S, d_k)
+        each, however they were computed."""
         src_mask = self.source_mask(src)
         if bool(src_mask.all()):
             src_mask = None  # no padding: every step skips the masking
-        caches = []
-        for layer in self.decoder_layers:
-            cross_k, cross_v = layer.cross_attn.keys_values(memory)
-            caches.append(LayerCache.empty(cross_k, cross_v, src_mask))
-        return TransformerState(caches, gates)
+        return TransformerState([LayerCache.empty(k, v, src_mask) for k, v in source], gates)
 
     def decode_step(self, last_ids: Tensor, state: TransformerState, politeness: Tensor | None = None) -> Tensor:
         """last_ids: (B,) the newest decoder inputs (<s> first) -> logits (B, V) of the next token;

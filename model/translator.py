@@ -34,8 +34,8 @@ from model.decoding import Encoded, EncoderDecoder, Hypothesis, beam_search, dec
 from model.explanation import explain_head
 from model.gates import HeadGates
 from model.methods import MethodMaps, encode_for, method_maps, methods_of
+from model.onnx_graphs import OnnxTransformer
 from model.politeness import target_politeness
-from model.step_graph import StepGraph
 from model.tokenize import segment_japanese, tokenize_english
 from model.transformer import EncoderTrace, Seq2SeqTransformer
 from model.vocab import BOS, EOS, Vocab
@@ -122,10 +122,14 @@ class Translator:
     def __init__(self, loaded: LoadedModel, device: torch.device | str = "cpu"):
         self.device = resolve_device(str(device))
         self.model = loaded.model.to(self.device).eval()
-        # What decoding runs: on the CPU the transformer's step goes through ONNX Runtime (model.step_graph), with
-        # the threads torch has now (the server sets them first); anything else steps in PyTorch.
+        # What the passes that return only weights and logits run on (encoding, decoding, the forced pass of the
+        # weights): on the CPU the transformer's go through ONNX Runtime (model.onnx_graphs), with the threads torch
+        # has now (the server sets them first); anything else runs in PyTorch. Traces and gradients (the other
+        # methods, gate gradients) come from self.model, the network itself.
         on_cpu_transformer = isinstance(self.model, Seq2SeqTransformer) and self.device.type == "cpu"
-        self.decoder: EncoderDecoder = StepGraph(self.model, torch.get_num_threads()) if on_cpu_transformer else self.model
+        self.inference: EncoderDecoder = (
+            OnnxTransformer(self.model, torch.get_num_threads()) if on_cpu_transformer else self.model
+        )
         self.src_vocab = loaded.src_vocab
         self.tgt_vocab = loaded.tgt_vocab
         self.metadata = loaded.metadata
@@ -194,7 +198,7 @@ class Translator:
     @torch.no_grad()
     def _encode(self, src: torch.Tensor, gates: HeadGates | None = None) -> Encoded:
         """One encoder pass, shared by the politeness prediction, decoding and the forced pass."""
-        return self.model.encode(src, gates)
+        return self.inference.encode(src, gates)
 
     @torch.no_grad()
     def _politeness_ids(
@@ -233,10 +237,10 @@ class Translator:
         """src: (B, S) -> per sentence, its best hypotheses, best first (one for greedy), or, with a stop check per
         sentence, the exception that dropped it."""
         if beam_size <= 1:
-            greedy = greedy_decode(self.decoder, src, max_length, politeness, encoded, stop, gates)
+            greedy = greedy_decode(self.inference, src, max_length, politeness, encoded, stop, gates)
             return [h if isinstance(h, Exception) else [h] for h in greedy]
         return beam_search(
-            self.decoder, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop,
+            self.inference, src, beam_size, max_length, n_best=n_best, politeness=politeness, encoded=encoded, stop=stop,
             gates=gates,
         )  # fmt: skip
 
@@ -391,7 +395,7 @@ class Translator:
                 memory, weights = self._encode(torch.cat([call.src for call in calls]), calls[0].gates)
                 encodings = [((memory[r : r + 1], [w[r : r + 1] for w in weights]), None) for r in range(len(calls))]
             else:
-                encodings = [encode_for(self.model, calls[0].src, calls[0].method, calls[0].gates)]
+                encodings = [encode_for(self._passes(calls[0].method), calls[0].src, calls[0].method, calls[0].gates)]
             for i, call, (encoded, encoder) in zip(live, calls, encodings, strict=True):
                 # one row at a time: the politeness head's product of one row is what it computes alone
                 ids, probs = self._politeness_ids(encoded, call.src, call.politeness_name)
@@ -516,10 +520,15 @@ class Translator:
     def _decoder_inputs(self, pair: TranslationPair) -> list[Token]:
         return self._tokens([BOS], self.tgt_vocab) + pair.target_tokens[:-1]
 
+    def _passes(self, method: Method) -> EncoderDecoder:
+        """What the passes of `method` run on: the maps of SHARED_PASS_METHODS are the weights the passes return
+        (self.inference), the others read traces or gradients of the network itself."""
+        return self.inference if method in SHARED_PASS_METHODS else self.model
+
     def _maps(self, pair: TranslationPair, method: Method, saliency: SaliencyOptions, stop: StopCheck) -> AttentionResult:
         """Every map of `method` in one teacher-forced pass over the pair."""
         computed = method_maps(
-            self.model,
+            self._passes(method),
             pair.src,
             pair.target_ids,
             pair.politeness,
@@ -540,7 +549,7 @@ class Translator:
         encoder_weights = [torch.cat(layer) for layer in zip(*(pair.encoded[1] for pair in pairs), strict=True)]
         politeness = None if first.politeness is None else torch.cat([pair.politeness for pair in pairs])
         passes = forced_attention_batch(
-            self.model,
+            self.inference,
             torch.cat([pair.src for pair in pairs]),
             [pair.target_ids for pair in pairs],
             politeness,

@@ -140,7 +140,8 @@ def test_position_similarity_of_the_models_sinusoidal_table(page):
 
 def test_the_views_recomputation_of_a_real_head_matches_the_model_and_the_map(page):
     """On the tiny model's own q, K, V (POST /api/v1/explain): the steps recomputed in the page equal the model's
-    numbers, the row equals the map of POST /api/v1/attention, and efficient attention's identity holds to 1e-9."""
+    numbers, the row equals the map of POST /api/v1/attention within 1e-5, and efficient attention's identity holds to
+    1e-9."""
     page.goto("/learn")
     body = {"source": "This is an example.", "target": CLASSIC_TARGET}
     maps = page.request.post("/api/v1/attention", data={**body, "precision": 8}).json()["attention"]
@@ -153,7 +154,9 @@ def test_the_views_recomputation_of_a_real_head_matches_the_model_and_the_map(pa
         reference = (keys @ q / math.sqrt(e["d_k"])).masked_fill(~torch.tensor(e["allowed"]), float("-inf")).softmax(-1)
         assert same(steps["weights"], reference)
         assert torch.allclose(tensor(steps["weights"]), tensor(row), atol=1e-5)  # from q and K sent with 6 decimals
-        assert steps["differences"]["map"] <= 5e-7 + 5e-9  # the model's row against the map's, both to 6 or 8 decimals
+        # the model's row (its traced pass, in PyTorch) against the map's (the forced pass in ONNX Runtime,
+        # model.onnx_graphs): the engines agree within 1e-5, and the page's check allows the map's 4 decimals
+        assert steps["differences"]["map"] <= 1e-5
         assert same(steps["headOutput"], reference @ tensor(e["values"]))
         Q, K, V = tensor(e["queries"]), tensor(e["keys"]), tensor(e["values"])
         assert same(efficiency["implied"], reference_efficient(Q, K, V)[4])

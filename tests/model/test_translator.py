@@ -197,7 +197,7 @@ def test_a_batch_answers_every_call_as_it_is_answered_alone(arch, beam_size, mon
 def counting_passes(translator: Translator, monkeypatch) -> tuple[list[int], list[tuple[int, int]]]:
     """The rows of every encoder pass, and (rows, decoder positions) of every forced pass of several calls."""
     encoder_rows, forced_shapes = [], []
-    real_encode, real_forced = translator.model.encode, translator_module.forced_attention_batch
+    real_encode, real_forced = translator.inference.encode, translator_module.forced_attention_batch
 
     def encode(src, gates=None):
         encoder_rows.append(src.size(0))
@@ -207,7 +207,7 @@ def counting_passes(translator: Translator, monkeypatch) -> tuple[list[int], lis
         forced_shapes.append((src.size(0), args[-1]))
         return real_forced(model, src, targets, *args)
 
-    monkeypatch.setattr(translator.model, "encode", encode)
+    monkeypatch.setattr(translator.inference, "encode", encode)
     monkeypatch.setattr(translator_module, "forced_attention_batch", forced)
     return encoder_rows, forced_shapes
 
