@@ -10,8 +10,9 @@ it prints:
 - the share of sentences whose closest call (Hypothesis.margin) is under NEAR_TIE, greedy and beam 4: those are
   decoded again alone;
 - that batched attention_batch gave every sentence the tokens, score and map bytes attention() gives it alone;
-- what stepping in ONNX Runtime (model.onnx_graphs, how the translator decodes on the CPU) changes against the
-  network's own PyTorch step: the largest log-probability difference, and the translations that differ.
+- what ONNX Runtime (model.onnx_graphs: the translator's encoder, start of decoding and steps on the CPU) changes
+  against the network's own passes in PyTorch: the largest log-probability difference, and the translations that
+  differ.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def main() -> None:
         beams = [beam_search(translator.inference, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
         close_greedy += sum(h.margin < NEAR_TIE for h in alone)
         close_beam += sum(h.margin < NEAR_TIE for h in beams)
-        # the same sentences stepped in PyTorch, where decoding steps in ONNX Runtime (model.onnx_graphs)
-        in_pytorch = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in calls]
-        beams_in_pytorch = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in calls]
+        # the same sentences encoded and decoded in PyTorch, where the translator runs ONNX Runtime (model.onnx_graphs)
+        with torch.inference_mode():
+            on_network = [(s, p, translator.model.encode(s)) for s, p, _ in calls]
+        in_pytorch = [greedy_decode(translator.model, s, None, p, e)[0] for s, p, e in on_network]
+        beams_in_pytorch = [beam_search(translator.model, s, 4, None, politeness=p, encoded=e)[0][0] for s, p, e in on_network]
         engines_differ += sum(a.ids != b.ids for a, b in zip(alone, in_pytorch, strict=True))
         engines_differ += sum(a.ids != b.ids for a, b in zip(beams, beams_in_pytorch, strict=True))
         together = step_logprobs(translator.inference, srcs, [h.ids for h in alone], politeness)
@@ -99,7 +102,7 @@ def main() -> None:
     print(f"largest |log p batched - log p alone| over every step and token: {worst:.2e} (NEAR_TIE {NEAR_TIE:g})")
     print(f"closest call under NEAR_TIE (decoded again alone): greedy {close_greedy}, beam 4 {close_beam} of {len(lines)}")
     print(f"attention_batch answers that differ from attention() alone: {differ} (target 0)")
-    print(f"decoding stepped in ONNX Runtime against PyTorch: largest |log p difference| {engines:.2e}, alone;")
+    print(f"encoded and decoded in ONNX Runtime against PyTorch: largest |log p difference| {engines:.2e}, alone;")
     print(f"  translations that differ, greedy and beam 4: {engines_differ} of {2 * len(lines)}")
 
 
