@@ -7,7 +7,7 @@ from pathlib import Path
 
 from backends.discovery import folder_models, load_model
 from backends.interface import ModelLoadError, TranslationModel
-from model.onnx_graphs import reuse_graphs
+from model.onnx_graphs import forget_graphs, reuse_graphs
 
 PREFERRED_DEFAULT = "en-ja"
 
@@ -57,12 +57,18 @@ class ModelRegistry:
         """Exactly these models, each from its path or hub id under its name (a model process's share of a
         registry: `registry.sources` of the models it runs). `graphs`: the ONNX Runtime graphs the server process
         exported (model.onnx_graphs.exported_graphs()), which these models reuse instead of exporting them again
-        (a second or two and 40 MiB a process)."""
+        (a few seconds a process). Their sessions made, the graphs are dropped, and `graphs` is emptied: a model
+        process loads its models once, and the graphs it got in its arguments (60 MB for the shipped model) would
+        stay with it otherwise."""
         reuse_graphs(graphs or {})
         try:
             models = {name: load_model(source, device, name=name)[1] for name, source in sources.items()}
         except ModelLoadError as exc:
             raise RegistryError(str(exc)) from None
+        finally:
+            if graphs:
+                forget_graphs()
+                graphs.clear()
         return cls(models, next(iter(models)), dict(sources))
 
     @property

@@ -60,6 +60,12 @@ def reuse_graphs(graphs: dict[str, dict[str, bytes]]) -> None:
             _EXPORTS.popitem(last=False)
 
 
+def forget_graphs() -> None:
+    """Drop every export this process keeps (its sessions need none of them)."""
+    with _EXPORTS_LOCK:
+        _EXPORTS.clear()
+
+
 class _Encoder(nn.Module):
     """What the export traces of encode(): the gates a plain input."""
 
