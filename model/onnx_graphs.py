@@ -2,9 +2,9 @@
 its decoding, the same network in half the time or less.
 
 Eager PyTorch spends a pass at these sizes dispatching and in MKL's products of a few rows, which run at 30-40
-GFLOP/s on this machine's AMD cores against 90 for a large product (bench/model_speed.py): a decoding step at batch
-1, about 150 small operations on ~4 M multiply-adds, took 2.05 ms in PyTorch and 0.88 ms here; the encoder and the
-forced pass of a 10-word sentence took 10 ms against 3.6.
+GFLOP/s on this machine's AMD cores against 90 for a large product. In bench/model_speed.py a decoding step at
+batch 1, about 150 small operations on ~4 M multiply-adds, took 3.1-3.6 ms in PyTorch and 1.3-1.5 ms here, the
+encoder and forced pass of a 10-word sentence 11-15 ms against 4.7-6.2.
 
 OnnxTransformer exports four parts of Seq2SeqTransformer once, when it is made: encode(), decode() (the forced
 pass, whose attention weights are the maps), the source's keys and values of start_decoding() and the step

@@ -51,7 +51,8 @@ NEAR_TIE = 1e-3
 
 # Where batches are exact (Translator.batches_exactly), a source and a forced pass's decoder inputs are padded to a
 # multiple of this many positions: a sentence runs at the same shapes alone as in any batch of its length class,
-# and every matrix product has at least this many rows (MKL computes a row differently below 4).
+# and every matrix product has at least this many rows (MKL computed a row differently below 4; ONNX Runtime, which
+# runs these passes on the CPU now, is checked at these shapes: tests/model/test_onnx_graphs.py).
 PAD_MULTIPLE = 8
 
 # The methods whose encoder and forced passes a batch shares where batches are exact: their maps are the weights the
@@ -177,9 +178,9 @@ class Translator:
     def batches_exactly(self) -> bool:
         """Whether a batch's encoder and forced passes give each of its sentences the bytes it gets alone, when every
         sentence runs padded to PAD_MULTIPLE: on the CPU with one torch thread (the server's default: one per model
-        call) MKL computes each row of a matrix product of 4 or more rows the same way whatever their number, and
-        the transformer's other operations work row by row or on masked, equal-length rows. The RNN's bidirectional
-        encoder reads padding, and several threads split a product by its shape, so there each sentence runs alone."""
+        call) the passes run in ONNX Runtime with one thread (self.inference), which computes each row of a pass at
+        those shapes the same way whatever the number of rows. The RNN's bidirectional encoder reads padding, and
+        several threads split a product by its shape, so there each sentence runs alone."""
         return isinstance(self.model, Seq2SeqTransformer) and self.device.type == "cpu" and torch.get_num_threads() == 1
 
     def check_politeness(self, politeness: str) -> None:
