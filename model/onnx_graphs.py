@@ -39,8 +39,9 @@ from model.gates import HeadGates
 from model.transformer import Seq2SeqTransformer, TransformerState
 
 # The exports made last, by the digest of their network's configuration and weights (OnnxTransformer._exported):
-# each the graph of every part (PARTS), by name.
-EXPORTS_KEPT = 4
+# each the graph of every part (PARTS), by name. A server keeps one a built-in transformer (60 MB for the shipped
+# one); a test suite builds a dozen tiny networks in one process, each export of them 0.6-2 s.
+EXPORTS_KEPT = 16
 _EXPORTS: OrderedDict[str, dict[str, bytes]] = OrderedDict()
 _EXPORTS_LOCK = threading.Lock()
 

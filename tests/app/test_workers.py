@@ -199,15 +199,16 @@ def test_the_model_processes_load_only_the_models_that_batch(tmp_path):
             assert response.status_code == 200, response.text
 
 
-def decoders(context, items: list, stops: list) -> list:
+def inference_engines(context, items: list, stops: list) -> list:
     name, model = context.get(None)
-    return [{"decoder": type(model.translator.inference).__name__, "exported here": "onnx" in sys.modules} for _ in items]
+    return [{"inference": type(model.translator.inference).__name__, "exported here": "onnx" in sys.modules} for _ in items]
 
 
-def test_the_model_processes_decode_with_the_graphs_the_server_exported(tiny_model_dir):
-    """Their steps run in ONNX Runtime, from the server's export: torch.onnx's exporter (which imports onnx) never ran
+def test_the_model_processes_run_the_graphs_the_server_exported(tiny_model_dir):
+    """Their passes run in ONNX Runtime, from the server's export: torch.onnx's exporter (which imports onnx) never ran
     in them."""
     app = create_app(Settings(model_dir=tiny_model_dir, device="cpu", cache_size=0, default_model="tiny", model_processes=True))
     with live_server(app.state.settings, app):
-        outcomes = app.state.runner.processes.run(decoders, finish, [0], [time.monotonic() + 30], never()[:1], yields=False)
-    assert eval(outcomes[0][1]) == {"decoder": "OnnxTransformer", "exported here": False}  # noqa: S307 (our own repr)
+        deadlines = [time.monotonic() + 30]
+        outcomes = app.state.runner.processes.run(inference_engines, finish, [0], deadlines, never()[:1], yields=False)
+    assert eval(outcomes[0][1]) == {"inference": "OnnxTransformer", "exported here": False}  # noqa: S307 (our own repr)
