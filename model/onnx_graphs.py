@@ -67,12 +67,16 @@ def forget_graphs() -> None:
         _EXPORTS.clear()
 
 
-class _Encoder(nn.Module):
-    """What the export traces of encode(): the gates a plain input."""
+class _Part(nn.Module):
+    """A part of `network` as the export traces it."""
 
     def __init__(self, network: Seq2SeqTransformer):
         super().__init__()
         self.network = network
+
+
+class _Encoder(_Part):
+    """What the export traces of encode(): the gates a plain input."""
 
     def forward(self, src: Tensor, gates: Tensor) -> tuple[Tensor, ...]:
         """src (B, S), gates (B, L, H) -> (memory (B, S, D), then per layer the self-attention weights (B, H, S, S))."""
@@ -80,12 +84,8 @@ class _Encoder(nn.Module):
         return memory, *weights
 
 
-class _Decoder(nn.Module):
+class _Decoder(_Part):
     """What the export traces of decode(), the teacher-forced pass: the gates plain inputs."""
-
-    def __init__(self, network: Seq2SeqTransformer):
-        super().__init__()
-        self.network = network
 
     def forward(
         self, tgt_in: Tensor, memory: Tensor, src: Tensor, self_gates: Tensor, cross_gates: Tensor, *politeness: Tensor
@@ -98,25 +98,17 @@ class _Decoder(nn.Module):
         return logits, *own, *cross
 
 
-class _Start(nn.Module):
+class _Start(_Part):
     """What the export traces of start_decoding(): the cross-attention keys and values of the source."""
-
-    def __init__(self, network: Seq2SeqTransformer):
-        super().__init__()
-        self.network = network
 
     def forward(self, memory: Tensor) -> tuple[Tensor, ...]:
         """memory (B, S, D) -> per decoder layer the source keys, then values (B, H, S, d_k)."""
         return tuple(t for layer in self.network.decoder_layers for t in layer.cross_attn.keys_values(memory))
 
 
-class _Step(nn.Module):
+class _Step(_Part):
     """What the export traces: one decoding step with the state as plain inputs, and the keys and values of every
     position so far as outputs (the caller's cache holds them)."""
-
-    def __init__(self, network: Seq2SeqTransformer):
-        super().__init__()
-        self.network = network
 
     def forward(
         self, last_ids: Tensor, position: Tensor, src_mask: Tensor, self_gates: Tensor, cross_gates: Tensor, *rest: Tensor

@@ -18,6 +18,14 @@ from tests.conftest import make_tiny_model, make_tiny_rnn
 SOURCES = torch.tensor([[4, 5, 6, 7, Vocab.eos_id], [8, 9, Vocab.eos_id, Vocab.pad_id, Vocab.pad_id]])
 
 
+# The networks each part is checked on: plain, with politeness control, with learned positions.
+NETWORKS = pytest.mark.parametrize(
+    "overrides",
+    [{}, {"politeness_levels": ("plain", "polite")}, {"positional_encoding": "learned"}],
+    ids=["plain", "politeness", "learned"],
+)
+
+
 def stepped(network, steps: int, src: torch.Tensor, tokens: torch.Tensor, politeness, gates=None, select=None):
     """The logits (B, steps, V) of decoding `tokens` (B, steps) one step at a time; `select` (B',) picks the state's
     rows after the second step, as beam search does."""
@@ -31,11 +39,7 @@ def stepped(network, steps: int, src: torch.Tensor, tokens: torch.Tensor, polite
     return out
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [{}, {"politeness_levels": ("plain", "polite")}, {"positional_encoding": "learned"}],
-    ids=["plain", "politeness", "learned"],
-)
+@NETWORKS
 def test_each_step_gives_the_logits_of_the_pytorch_step(overrides):
     network = make_tiny_model(**overrides).model.eval()
     graph = OnnxTransformer(network)
@@ -80,11 +84,7 @@ def passes(model, src, tgt_in, politeness, gates=None) -> list[torch.Tensor]:
     return [memory, *encoder, logits, *own, *cross]
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [{}, {"politeness_levels": ("plain", "polite")}, {"positional_encoding": "learned"}],
-    ids=["plain", "politeness", "learned"],
-)
+@NETWORKS
 def test_the_encoder_and_forced_passes_give_the_outputs_of_pytorch(overrides):
     network = make_tiny_model(**overrides).model.eval()
     graph = OnnxTransformer(network)
