@@ -100,11 +100,11 @@ def _timed(work) -> float:
 @contextmanager
 def in_pytorch(translator):
     """The translator's passes in PyTorch for a while, instead of ONNX Runtime (model.onnx_graphs)."""
-    decoder, translator.inference = translator.inference, translator.model
+    inference, translator.inference = translator.inference, translator.model
     try:
         yield
     finally:
-        translator.inference = decoder
+        translator.inference = inference
 
 
 def flops(model, text: str, beam: int) -> int:
@@ -133,6 +133,17 @@ def floor_table(medians: dict[int, float], heading: str, unit: str, work_of, rat
         print(f"{n:>13} {work / 1e6:>13.0f} {floor:>9.2f} {median:>10.1f} {median / floor:>8.1f}")
 
 
+def engine_times(translator, work, repeats: int) -> dict[str, float]:
+    """Median ms of work(model) with the translator's network in PyTorch and with its ONNX Runtime passes, in turns."""
+    engines = {"PyTorch": translator.model, "ONNX Runtime": translator.inference}
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    with torch.inference_mode():
+        for repeat in range(repeats):
+            for name in in_turn(engines, repeat):
+                times[name].append(_timed(lambda: work(engines[name])) * 1000)  # noqa: B023
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def forced_pass_times(translator, source: int, target: int, repeats: int) -> dict[str, float]:
     """Median ms of the encoder pass then the teacher-forced pass of one sentence (`source` and `target` positions, as
     the translator pads them), in PyTorch and in ONNX Runtime, interleaved."""
@@ -145,13 +156,7 @@ def forced_pass_times(translator, source: int, target: int, repeats: int) -> dic
         memory, _ = model.encode(src)
         model.decode(tgt_in, memory, src, politeness)
 
-    engines = {"PyTorch": network, "ONNX Runtime": translator.inference}
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    with torch.inference_mode():
-        for repeat in range(repeats):
-            for name in in_turn(engines, repeat):
-                times[name].append(_timed(lambda: passes(engines[name])) * 1000)  # noqa: B023
-    return {name: statistics.median(values) for name, values in times.items()}
+    return engine_times(translator, passes, repeats)
 
 
 def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, float]:
@@ -168,13 +173,7 @@ def step_times(translator, batch: int, steps: int, repeats: int) -> dict[str, fl
         for t in range(steps):
             decoder.decode_step(tokens[:, t], state, politeness)
 
-    engines = {"PyTorch": network, "ONNX Runtime": translator.inference}
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    with torch.inference_mode():
-        for repeat in range(repeats):
-            for name in in_turn(engines, repeat):
-                times[name].append(_timed(lambda: decode(engines[name])) * 1000 / steps)  # noqa: B023
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: ms / steps for name, ms in engine_times(translator, decode, repeats).items()}
 
 
 def main() -> None:
