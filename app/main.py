@@ -19,7 +19,7 @@ from app.routes import attention, docs, explain, health, models, pages, translat
 from app.runner import GIVE_WAY_SECONDS, InferenceRunner, configure_torch, limit_malloc_arenas
 from app.settings import REPO_ROOT, Settings, get_settings
 from app.workers import ModelProcesses
-from model.onnx_graphs import exported_graphs
+from model.onnx_graphs import exported_graphs, prepare_sessions
 from model.translator import resolve_device
 
 DESCRIPTION = """
@@ -37,6 +37,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_torch(settings)
     limit_malloc_arenas(settings.malloc_arenas)
     registry = ModelRegistry.load(settings.model_dir, settings.device, settings.default_model, settings.models)
+    # Even with model processes, translations, explanations and saliency run in threads here: no first request of
+    # any of them exports or opens a graph.
+    await anyio.to_thread.run_sync(prepare_sessions)
     processes = None
     # The processes load only the models whose batches they run: the rest run in threads here.
     batching = {name: registry.sources[name] for name, model in registry.models.items() if model.describe().batching}

@@ -6,9 +6,10 @@ GFLOP/s on this machine's AMD cores against 90 for a large product. In bench/mod
 batch 1, about 150 small operations on ~4 M multiply-adds, took 3.1-3.6 ms in PyTorch and 1.3-1.5 ms here, the
 encoder and forced pass of a 10-word sentence 11-15 ms against 4.7-6.2.
 
-OnnxTransformer exports four parts of Seq2SeqTransformer once, when it is made: encode(), decode() (the forced
-pass, whose attention weights are the maps), the source's keys and values of start_decoding() and the step
-(step_input, then each DecoderLayer.attend_step: the code decode_step runs). It is an EncoderDecoder
+OnnxTransformer exports four parts of Seq2SeqTransformer, each when it is first run: encode(), decode() (the
+forced pass, whose attention weights are the maps), the source's keys and values of start_decoding() and the step
+(step_input, then each DecoderLayer.attend_step: the code decode_step runs); a part whose graph this process was
+given (reuse_graphs) gets its session when the OnnxTransformer is made. It is an EncoderDecoder
 (model.decoding) whose encode, decode, start_decoding and decode_step run the exports, so no product of a
 translation or of its weights is left to MKL: in a thread where torch has run nothing yet, MKL splits a product by
 the thread count it starts with, and a server's first request scored 6e-6 differently from its repeat;
@@ -28,6 +29,7 @@ import hashlib
 import io
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -38,19 +40,29 @@ from torch import Tensor, nn
 from model.gates import HeadGates
 from model.transformer import Seq2SeqTransformer, TransformerState
 
-# The exports made last, by the digest of their network's configuration and weights (OnnxTransformer._exported):
-# each the graph of every part (PARTS), by name. A server keeps one a built-in transformer (60 MB for the shipped
-# one); a test suite builds a dozen tiny networks in one process, each export of them 0.6-2 s.
+# The exports made last, by the digest of their network's configuration and weights (OnnxTransformer.key): each
+# the graphs of the parts (PARTS) exported so far, by name. A server keeps one a built-in transformer (60 MB for
+# the shipped one); a test suite builds dozens of tiny networks in one process, each part's export 0.05-0.4 s.
 EXPORTS_KEPT = 16
 _EXPORTS: OrderedDict[str, dict[str, bytes]] = OrderedDict()
 _EXPORTS_LOCK = threading.Lock()
+# The OnnxTransformers of this process: what exported_graphs() and prepare_sessions() prepare.
+_LIVE: weakref.WeakSet[OnnxTransformer] = weakref.WeakSet()
 
 
 def exported_graphs() -> dict[str, dict[str, bytes]]:
-    """The graphs this process has exported or been given, by digest: for a process that will load the same networks
-    (app.workers' model processes), so that it need not export them again."""
-    with _EXPORTS_LOCK:
-        return dict(_EXPORTS)
+    """The graphs of every part of every network this process runs in ONNX Runtime (the parts not run yet exported
+    now), by digest: for a process that will load the same networks (app.workers' model processes), so that it need
+    not export them."""
+    return {transformer.key: {part: transformer.graph(part) for part in PARTS} for transformer in list(_LIVE)}
+
+
+def prepare_sessions() -> None:
+    """Export and open every part of every network this process runs in ONNX Runtime: for a server, so that no
+    first request exports one (the shipped model's parts take seconds)."""
+    for transformer in list(_LIVE):
+        for part in PARTS:
+            transformer.session(part)
 
 
 def reuse_graphs(graphs: dict[str, dict[str, bytes]]) -> None:
@@ -145,38 +157,52 @@ class OnnxTransformer:
         self.training = False
         self._shapes = network.attention_shapes  # kind -> (layers, heads)
         self._politeness = bool(network.cfg.politeness_levels)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy threads between passes
-        graphs = self._exported()
-        self._sessions = {
-            part: onnxruntime.InferenceSession(graphs[part], options, providers=["CPUExecutionProvider"]) for part in PARTS
-        }
+        self._options = onnxruntime.SessionOptions()
+        self._options.intra_op_num_threads = threads
+        self._options.inter_op_num_threads = 1
+        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy threads between passes
+        self.key = self._digest()
+        self._sessions: dict[str, onnxruntime.InferenceSession] = {}
+        self._lock = threading.Lock()  # two requests' threads may run a part first at once: one exports it
+        with _EXPORTS_LOCK:
+            given = [part for part in PARTS if part in _EXPORTS.get(self.key, {})]
+        for part in given:  # a model process's parts, made while it loads rather than in its first requests
+            self.session(part)
+        _LIVE.add(self)
 
-    def _exported(self) -> dict[str, bytes]:
-        """The graphs of this network: exported once for each configuration and weights (a digest of them), so a
-        process that builds the same network again (a test suite, a model loaded twice) reuses the export."""
+    def _digest(self) -> str:
+        """Of this network's configuration and weights: a process that builds the same network again (a test suite,
+        a model loaded twice) reuses its exports."""
         digest = hashlib.blake2b(repr(self.network.cfg).encode(), digest_size=16)
         for name, tensor in self.network.state_dict().items():
             digest.update(name.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().view(np.uint8))
-        key = digest.hexdigest()
+        return digest.hexdigest()
+
+    def graph(self, part: str) -> bytes:
+        """The ONNX graph of `part` (one of PARTS), exported the first time any network of these weights needs it."""
         with _EXPORTS_LOCK:
-            if key in _EXPORTS:
-                _EXPORTS.move_to_end(key)
-                return _EXPORTS[key]
-        graphs = {
-            "encoder": self._export_encoder(),
-            "decoder": self._export_decoder(),
-            "start": self._export_start(),
-            "step": self._export_step(),
-        }
+            graphs = _EXPORTS.setdefault(self.key, {})
+            _EXPORTS.move_to_end(self.key)
+            if part in graphs:
+                return graphs[part]
+        graph = getattr(self, f"_export_{part}")()
         with _EXPORTS_LOCK:
-            _EXPORTS[key] = graphs
+            _EXPORTS.setdefault(self.key, {})[part] = graph
             while len(_EXPORTS) > EXPORTS_KEPT:
                 _EXPORTS.popitem(last=False)
-        return graphs
+        return graph
+
+    def session(self, part: str) -> onnxruntime.InferenceSession:
+        """The ONNX Runtime session of `part` (one of PARTS), made, and the part exported, when first asked for."""
+        session = self._sessions.get(part)
+        if session is None:
+            with self._lock:
+                if part not in self._sessions:
+                    graph = self.graph(part)
+                    self._sessions[part] = onnxruntime.InferenceSession(graph, self._options, providers=["CPUExecutionProvider"])
+                session = self._sessions[part]
+        return session
 
     def _export(self, module: nn.Module, example: dict[str, Tensor], outputs: list[str], axes: dict) -> bytes:
         graph = io.BytesIO()
@@ -276,7 +302,7 @@ class OnnxTransformer:
     def encode(self, src: Tensor, gates: HeadGates | None = None) -> tuple[Tensor, list[Tensor]]:
         """Seq2SeqTransformer.encode, in ONNX Runtime: src (B, S) -> (memory (B, S, D), [(B, H, S, S)] a layer)."""
         feed = {"src": src.numpy(), "gates": self._gates(gates, "encoder", src.size(0))}
-        memory, *weights = self._sessions["encoder"].run(None, feed)
+        memory, *weights = self.session("encoder").run(None, feed)
         return torch.from_numpy(memory), [torch.from_numpy(w) for w in weights]
 
     def decode(
@@ -294,14 +320,14 @@ class OnnxTransformer:
         }
         if politeness is not None:
             feed["politeness"] = politeness.numpy()
-        logits, *weights = self._sessions["decoder"].run(None, feed)
+        logits, *weights = self.session("decoder").run(None, feed)
         layers = self._shapes["decoder"][0]
         own, cross = weights[:layers], weights[layers:]
         return torch.from_numpy(logits), [torch.from_numpy(w) for w in own], [torch.from_numpy(w) for w in cross]
 
     def start_decoding(self, memory: Tensor, src: Tensor, gates: HeadGates | None = None) -> TransformerState:
         """Seq2SeqTransformer.start_decoding, the source's keys and values computed in ONNX Runtime."""
-        outputs = self._sessions["start"].run(None, {"memory": np.ascontiguousarray(memory.numpy())})
+        outputs = self.session("start").run(None, {"memory": np.ascontiguousarray(memory.numpy())})
         keys_values = [torch.from_numpy(t) for t in outputs]
         return self.network.decoding_state(list(zip(keys_values[::2], keys_values[1::2], strict=True)), src, gates)
 
@@ -324,7 +350,7 @@ class OnnxTransformer:
             feed |= {f"source_keys_{i}": cache.cross_k.numpy(), f"source_values_{i}": cache.cross_v.numpy()}
         if politeness is not None:
             feed["politeness"] = politeness.numpy()
-        logits, *caches = self._sessions["step"].run(None, feed)
+        logits, *caches = self.session("step").run(None, feed)
         for i, cache in enumerate(state.layers):
             cache.hold(torch.from_numpy(caches[2 * i]), torch.from_numpy(caches[2 * i + 1]))
         return torch.from_numpy(logits)  # (B, V)

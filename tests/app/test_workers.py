@@ -167,7 +167,8 @@ def test_the_app_answers_batches_from_its_model_processes_with_the_bytes_of_thre
 
             return asyncio.run(send())
 
-    common = {"model_dir": tiny_model_dir, "device": "cpu", "cache_size": 0, "default_model": "tiny"}
+    # concurrency 1: two model processes (a slot in each lane), each of which starts in 3-5 s on this machine
+    common = {"model_dir": tiny_model_dir, "device": "cpu", "cache_size": 0, "default_model": "tiny", "concurrency": 1}
     alone = bodies(Settings(**common, model_processes=False), together=False)
     batched = bodies(Settings(**common, model_processes=True, batch_window=0.2), together=True, break_own_model=True)
     assert batched == alone
@@ -189,7 +190,9 @@ def test_the_model_processes_load_only_the_models_that_batch(tmp_path):
 
     write_model_dir(tmp_path, "tiny")
     write_tiny_hf_model(tmp_path / "tiny-marian", "marian")
-    app = create_app(Settings(model_dir=tmp_path, device="cpu", cache_size=0, default_model="tiny", model_processes=True))
+    app = create_app(
+        Settings(model_dir=tmp_path, device="cpu", cache_size=0, default_model="tiny", model_processes=True, concurrency=1)
+    )
     with live_server(app.state.settings, app) as base:
         processes = app.state.runner.processes
         outcomes = processes.run(loaded_names, finish, [0], [time.monotonic() + 30], never()[:1], yields=False)
@@ -207,7 +210,9 @@ def inference_engines(context, items: list, stops: list) -> list:
 def test_the_model_processes_run_the_graphs_the_server_exported(tiny_model_dir):
     """Their passes run in ONNX Runtime, from the server's export: torch.onnx's exporter (which imports onnx) never ran
     in them."""
-    app = create_app(Settings(model_dir=tiny_model_dir, device="cpu", cache_size=0, default_model="tiny", model_processes=True))
+    app = create_app(
+        Settings(model_dir=tiny_model_dir, device="cpu", cache_size=0, default_model="tiny", model_processes=True, concurrency=1)
+    )
     with live_server(app.state.settings, app):
         deadlines = [time.monotonic() + 30]
         outcomes = app.state.runner.processes.run(inference_engines, finish, [0], deadlines, never()[:1], yields=False)

@@ -9,7 +9,7 @@ import torch
 from backends.interface import HeadRef
 from model.decoding import beam_search, greedy_decode
 from model.gates import HeadGates
-from model.onnx_graphs import OnnxTransformer
+from model.onnx_graphs import OnnxTransformer, exported_graphs, forget_graphs, reuse_graphs
 from model.transformer import CACHE_POSITIONS, Seq2SeqTransformer
 from model.translator import PAD_MULTIPLE, Translator
 from model.vocab import Vocab
@@ -184,7 +184,8 @@ def test_a_network_built_again_reuses_its_export_and_other_weights_get_their_own
     with torch.no_grad():
         changed.decoder_layers[0].ff.net[0].weight.mul_(1.5)
     graphs = [OnnxTransformer(network) for network in (first, again, changed)]
-    assert graphs[0]._exported() is graphs[1]._exported()
+    assert graphs[0].key == graphs[1].key != graphs[2].key
+    assert graphs[0].graph("step") is graphs[1].graph("step")
     with torch.inference_mode():
         tokens = torch.randint(4, changed.cfg.tgt_vocab_size, (2, 3))
         expected = stepped(changed, 3, SOURCES, tokens, None)
@@ -192,3 +193,40 @@ def test_a_network_built_again_reuses_its_export_and_other_weights_get_their_own
         before = stepped(graphs[0], 3, SOURCES, tokens, None)
     torch.testing.assert_close(got[-1], expected[-1], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(got[-1], before[-1], atol=1e-3)
+
+
+def test_a_part_is_exported_when_first_run_and_a_process_given_the_graphs_exports_none(monkeypatch):
+    """Each part is exported the first time it runs (a model that only translates never exports its forced pass);
+    exported_graphs() exports the rest, and an OnnxTransformer made after reuse_graphs() of them exports nothing."""
+    network = make_tiny_model().model.eval()
+    with torch.no_grad():
+        network.decoder_layers[0].ff.net[0].weight.mul_(0.5)  # weights of its own: no other test has exported them
+    exported: list[str] = []
+    export = torch.onnx.export
+    monkeypatch.setattr(
+        torch.onnx,
+        "export",
+        lambda module, *args, **kwargs: exported.append(type(module).__name__) or export(module, *args, **kwargs),
+    )
+    graph = OnnxTransformer(network)
+    assert exported == []
+    with torch.inference_mode():
+        memory, _ = graph.encode(SOURCES)
+        graph.encode(SOURCES)
+    assert exported == ["_Encoder"]
+    graphs = exported_graphs()[graph.key]
+    assert sorted(exported) == ["_Decoder", "_Encoder", "_Start", "_Step"] and sorted(graphs) == [
+        "decoder",
+        "encoder",
+        "start",
+        "step",
+    ]
+
+    forget_graphs()
+    reuse_graphs({graph.key: graphs})
+    monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: pytest.fail("exported again"))
+    again = OnnxTransformer(network)
+    tokens = torch.randint(4, network.cfg.tgt_vocab_size, (2, 3))
+    with torch.inference_mode():
+        torch.testing.assert_close(stepped(again, 3, SOURCES, tokens, None)[-1], stepped(graph, 3, SOURCES, tokens, None)[-1])
+        torch.testing.assert_close(again.decode(tokens, memory, SOURCES)[0], graph.decode(tokens, memory, SOURCES)[0])
